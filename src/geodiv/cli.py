@@ -1,0 +1,292 @@
+"""The ``geodiv`` command line: parse arguments, call one stage entry function, print its result.
+
+No logic lives here: every command calls the same public function that the study runner calls.
+Imports are lazy so that ``geodiv where`` does not pay for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from geodiv.errors import GeodivError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+# ----------------------------------------------------------------------------------------------- geo
+def _cmd_where(a: argparse.Namespace) -> int:
+    from geodiv import geo
+
+    if a.csv:
+        if not a.out:
+            raise GeodivError("geodiv where --csv IN.csv needs --out OUT.csv")
+        n = geo.annotate_csv(a.csv, a.out, biome_layer=a.biome_layer)
+        print(f"annotated {n} rows -> {a.out}")
+        return 0
+    if a.lat is None or a.lon is None:
+        raise GeodivError("geodiv where needs LAT LON, or --csv IN.csv --out OUT.csv")
+    info = geo.where(a.lat, a.lon, biome_layer=a.biome_layer)
+    if a.json:
+        _print_json(info)
+    else:
+        for key in ("continent", "landcover", "climate", "biome"):
+            print(f"{key:10s} {info[key] if info[key] is not None else '-'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ simearth
+def _cmd_simearth_check(a: argparse.Namespace) -> int:
+    from geodiv import simearth
+
+    report = simearth.realism_check(seed=a.seed)
+    if a.json:
+        _print_json(report)
+    else:
+        print(simearth.format_realism_check(report))
+    return 0
+
+
+def _cmd_simearth_sample(a: argparse.Namespace) -> int:
+    from geodiv import simearth
+
+    out = Path(a.out)
+    if a.lat is not None or a.lon is not None:
+        if a.lat is None or a.lon is None:
+            raise GeodivError("give both --lat and --lon (or --region and --n for a preview grid)")
+        simearth.write_patch_npz(a.lat, a.lon, seed=a.seed, out=out, size=a.size)
+    else:
+        simearth.write_preview(region=a.region or "global", n=a.n, seed=a.seed, out=out, size=a.size)
+    print(f"wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _cmd_build(a: argparse.Namespace) -> int:
+    from geodiv import data
+
+    manifest = data.build_dataset(a.config, a.out)
+    print(f"built {manifest['n_samples']} samples in {len(manifest['shards'])} shards -> {a.out}")
+    return 0
+
+
+def _cmd_inspect(a: argparse.Namespace) -> int:
+    from geodiv import data
+
+    summary = data.inspect_dataset(a.dir, out=a.out)
+    if a.json:
+        _print_json(summary)
+    else:
+        print(data.format_inspection(summary))
+    return 0
+
+
+def _cmd_stac_build(a: argparse.Namespace) -> int:
+    from geodiv.data.sources import stac
+
+    manifest = stac.stac_build(a.config, out=a.out)
+    print(f"built {manifest['n_samples']} samples from STAC -> {manifest['root']}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- diversity
+def _cmd_landscape(a: argparse.Namespace) -> int:
+    from geodiv import diversity
+
+    summary = diversity.landscape_summary(a.region, n=a.n, seed=a.seed, window=a.window)
+    if a.json:
+        _print_json(summary)
+    else:
+        print(f"{summary['region']}: landscape entropy {summary['landscape_entropy']:.3f} bits (n={summary['n']})")
+    return 0
+
+
+def _cmd_diversity(a: argparse.Namespace) -> int:
+    from geodiv import diversity
+
+    result = diversity.dataset_diversity(a.dir)
+    if a.json:
+        _print_json(result)
+    else:
+        for k, v in result.items():
+            print(f"{k:22s} {v}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- models
+def _cmd_features(a: argparse.Namespace) -> int:
+    from geodiv import models
+
+    shape = models.features_from_file(
+        a.checkpoint, a.input, a.out, pool=a.pool, batch_size=a.batch_size, device=a.device
+    )
+    print(f"wrote features {tuple(shape)} -> {a.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- train
+def _cmd_pretrain(a: argparse.Namespace) -> int:
+    from geodiv import train
+    from geodiv.config import parse_override
+
+    overrides = dict(parse_override(s) for s in a.set or [])
+    ckpt = train.pretrain_from_file(a.config, resume=a.resume, overrides=overrides)
+    if ckpt is not None:
+        print(f"final checkpoint: {ckpt}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from geodiv import evaluate
+
+    records = evaluate.evaluate(
+        checkpoint=a.checkpoint,
+        task=a.task,
+        protocol=a.protocol,
+        by=a.by,
+        out=a.out,
+        config=a.config,
+        seed=a.seed,
+    )
+    print(f"wrote {len(records)} records -> {a.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- study/report
+def _cmd_study(a: argparse.Namespace) -> int:
+    from geodiv import study
+
+    if (a.config is None) == (a.profile is None):
+        raise GeodivError("geodiv study needs exactly one of STUDY.yaml or --profile quick|paper")
+    result = study.run_study(config=a.config, profile=a.profile, out=a.out, dry_run=a.dry_run)
+    if a.dry_run:
+        print(result)
+    else:
+        print(f"report: {Path(a.out) / 'report' / 'index.html'}")
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from geodiv import report
+
+    path = report.write_report(a.dir)
+    print(f"report: {path}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="geodiv", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("where", help="continent, land cover, climate and biome of a location")
+    s.add_argument("lat", nargs="?", type=float)
+    s.add_argument("lon", nargs="?", type=float)
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--csv", help="annotate a table with lat/lon columns")
+    s.add_argument("--out", help="output CSV for --csv")
+    s.add_argument("--biome-layer", help="user biome layer (vector file with a biome column, or a raster)")
+    s.set_defaults(func=_cmd_where)
+
+    s = sub.add_parser("simearth", help="the embedded simulated world")
+    ssub = s.add_subparsers(dest="simearth_command", required=True)
+    c = ssub.add_parser("check", help="SimEarth statistics next to real Sentinel-2 statistics")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_cmd_simearth_check)
+    c = ssub.add_parser("sample", help="render a preview grid (PNG) or write one patch (NPZ)")
+    c.add_argument("--region", help="continent name, 'global', bbox:minlon,minlat,maxlon,maxlat, or polygon file")
+    c.add_argument("--n", type=int, default=16)
+    c.add_argument("--lat", type=float)
+    c.add_argument("--lon", type=float)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--size", type=int, default=96)
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=_cmd_simearth_sample)
+
+    s = sub.add_parser("build", help="build a pretraining dataset (WebDataset shards + manifest)")
+    s.add_argument("config", help="DATASET.yaml")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_cmd_build)
+
+    s = sub.add_parser("inspect", help="counts, map and example grid of a dataset")
+    s.add_argument("dir")
+    s.add_argument("--out", help="folder for the PNGs (default: DIR/inspect)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_inspect)
+
+    s = sub.add_parser("data", help="data utilities")
+    dsub = s.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("stac-build", help="build shards from a STAC API or static catalog")
+    c.add_argument("config")
+    c.add_argument("--out", help="output folder (overrides the config's)")
+    c.set_defaults(func=_cmd_stac_build)
+
+    s = sub.add_parser("landscape", help="landscape entropy of locations sampled in a region")
+    s.add_argument("--region", required=True)
+    s.add_argument("--n", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--window", type=int, default=7, help="window size in 0.05-degree cells (odd)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_landscape)
+
+    s = sub.add_parser("diversity", help="diversity measures of a built dataset")
+    s.add_argument("dir")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_diversity)
+
+    s = sub.add_parser("features", help="pooled encoder features of normalised inputs")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--input", required=True, help="N x C x H x W float32 .npy")
+    s.add_argument("--out", required=True)
+    s.add_argument("--pool", choices=["global", "cls"], default="global")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.set_defaults(func=_cmd_features)
+
+    s = sub.add_parser("pretrain", help="pretrain SatMAE (run under torchrun for several processes)")
+    s.add_argument("config")
+    s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output folder")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    s.set_defaults(func=_cmd_pretrain)
+
+    s = sub.add_parser("evaluate", help="evaluate a checkpoint on a downstream task")
+    s.add_argument("--checkpoint", help="checkpoint path, or 'random' for zero pretraining")
+    s.add_argument("--task", required=True, help="SimEarth task name or a task folder/manifest")
+    s.add_argument("--protocol", choices=["knn", "linear", "finetune"], required=True)
+    s.add_argument("--by", choices=["continent"], default=None)
+    s.add_argument("--out", required=True)
+    s.add_argument("--config", help="evaluation config YAML")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("study", help="run the whole study and write the report")
+    s.add_argument("config", nargs="?")
+    s.add_argument("--profile", choices=["quick", "paper"])
+    s.add_argument("--out", required=True)
+    s.add_argument("--dry-run", action="store_true", help="print the plan with estimated cost")
+    s.set_defaults(func=_cmd_study)
+
+    s = sub.add_parser("report", help="(re)write the report of a study folder")
+    s.add_argument("dir")
+    s.set_defaults(func=_cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GeodivError as err:
+        print(f"geodiv {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
