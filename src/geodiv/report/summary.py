@@ -1,0 +1,68 @@
+"""A short generated summary of what a study's numbers say, with their uncertainty.
+
+The text states only what the tables support: the ordering with its seed spread, whether the leader's margin
+exceeds that spread, and the strongest diversity correlation with its interval. It never claims more than
+the number of datasets allows (a rank correlation over 7 points is weak evidence, and it says so).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def summarise(facts: dict, meta: dict) -> str:
+    paras: list[str] = []
+    data_note = meta.get("data_note") or (
+        "Data: SimEarth, geodiv's simulated Sentinel-2 world built from real maps and spectra. "
+        "Findings are about SimEarth unless real data were configured."
+    )
+    table: pd.DataFrame | None = facts.get("main_table")
+    protocol = facts.get("main_protocol", "linear")
+    task_metrics: dict[str, str] = facts.get("task_metrics", {})
+    if table is not None and not table.empty:
+        order = list(table.index)
+        best, worst = order[0], order[-1]
+        paras.append(
+            f"Under {protocol} evaluation over {len(task_metrics)} task(s), '{best}' has the best mean rank "
+            f"({table.loc[best, 'mean_rank']:.2f}) and '{worst}' the worst ({table.loc[worst, 'mean_rank']:.2f}). "
+            f"Full order: {', '.join(order)}."
+        )
+        margins = []
+        for task in task_metrics:
+            if task not in table or len(table) < 2:
+                continue
+            col = table[task].dropna().sort_values(ascending=False)
+            if len(col) < 2:
+                continue
+            first, second = col.index[0], col.index[1]
+            gap = col.iloc[0] - col.iloc[1]
+            spread = max(table.loc[first].get(f"{task}_std", math.nan), table.loc[second].get(f"{task}_std", math.nan))
+            if math.isnan(spread) or table.loc[first].get(f"{task}_n", 1) < 2:
+                verdict = "with a single seed, so no seed spread is available"
+            elif gap > 2 * spread:
+                verdict = f"more than twice the seed std ({spread:.3f})"
+            else:
+                verdict = f"within twice the seed std ({spread:.3f}): not a reliable difference"
+            margins.append(f"{task}: '{first}' leads '{second}' by {gap:.3f} {task_metrics[task]}, {verdict}")
+        if margins:
+            paras.append("Margins. " + "; ".join(margins) + ".")
+    corr: dict = facts.get("correlations") or {}
+    if corr:
+        ranked = sorted(corr.items(), key=lambda kv: -abs(kv[1].get("spearman_rho", 0.0)))
+        parts = []
+        for measure, s in ranked:
+            ci = ""
+            if "spearman_ci_low" in s:
+                ci = f", 95% bootstrap CI [{s['spearman_ci_low']:.2f}, {s['spearman_ci_high']:.2f}]"
+            parts.append(f"{measure} ρ = {s['spearman_rho']:.2f} (p = {s['spearman_p']:.2g}{ci})")
+        n = next(iter(corr.values())).get("n", 0)
+        paras.append(
+            f"Diversity vs. mean performance across {n} pretraining datasets (Spearman): " + "; ".join(parts)
+            + f". With n = {n}, only |ρ| near 1 is distinguishable from chance; intervals are wide."
+        )
+    if facts.get("paper_comparison"):
+        paras.append("The per-dataset ordering is compared with the published one in the last section.")
+    paras.append(data_note)
+    return "\n\n".join(paras)
