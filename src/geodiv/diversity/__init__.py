@@ -1,1 +1,39 @@
-"""TODO"""
+"""Diversity of pretraining data: categorical, spectral, landscape and embedding measures, and their correlation
+with downstream performance. Definitions, defaults and their reasons: docs/diversity.md."""
+
+from geodiv.diversity.categorical import categorical_diversity, shannon_entropy
+from geodiv.diversity.correlate import correlate, correlate_with_performance, mean_performance
+from geodiv.diversity.dataset import MEASURES, dataset_diversity, format_diversity
+from geodiv.diversity.embedding import vendi_score
+from geodiv.diversity.landscape import (
+    landscape_by_continent,
+    landscape_entropy,
+    landscape_entropy_from_fractions,
+    landscape_summary,
+)
+from geodiv.diversity.scorers import register_scorers
+from geodiv.diversity.spectral import band_histograms, joint_entropy, quantize, spectral_entropy, summarize
+
+# The data stage's ``diversity`` strategy looks its scorers up by name and imports this package to get them.
+register_scorers()
+
+__all__ = [
+    "MEASURES",
+    "band_histograms",
+    "categorical_diversity",
+    "correlate",
+    "correlate_with_performance",
+    "dataset_diversity",
+    "format_diversity",
+    "joint_entropy",
+    "landscape_by_continent",
+    "landscape_entropy",
+    "landscape_entropy_from_fractions",
+    "landscape_summary",
+    "mean_performance",
+    "quantize",
+    "shannon_entropy",
+    "spectral_entropy",
+    "summarize",
+    "vendi_score",
+]

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import scipy.stats
+
+from geodiv.diversity.correlate import _kendall_rows, correlate, correlate_with_performance, mean_performance
+from geodiv.errors import InputError
+
+X = [0.12, 0.55, 0.31, 0.93, 0.74, 0.2, 0.81, 0.4]
+Y = [1.0, 2.9, 2.2, 6.1, 3.8, 1.5, 5.2, 2.0]
+
+
+def test_values_match_scipy():
+    r = correlate(X, Y, n_boot=200)
+    for method, fn in (
+        ("spearman", scipy.stats.spearmanr),
+        ("pearson", scipy.stats.pearsonr),
+        ("kendall", scipy.stats.kendalltau),
+    ):
+        ref = fn(X, Y)
+        assert r[method]["r"] == pytest.approx(ref.statistic)
+        assert r[method]["p"] == pytest.approx(ref.pvalue)
+        assert r[method]["ci_low"] <= r[method]["r"] <= r[method]["ci_high"]
+    assert r["n"] == 8
+
+
+def test_bootstrap_is_seeded_and_widens_with_noise():
+    a = correlate(X, Y, n_boot=300, seed=4)
+    assert a == correlate(X, Y, n_boot=300, seed=4)
+    assert a != correlate(X, Y, n_boot=300, seed=5)
+    rng = np.random.default_rng(0)
+    noisy = correlate(X, rng.normal(size=8), n_boot=300)
+    width = lambda res: res["spearman"]["ci_high"] - res["spearman"]["ci_low"]  # noqa: E731
+    assert width(noisy) > width(a)
+
+
+def test_vectorised_kendall_matches_scipy_with_ties():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 4, size=(40, 9)).astype(float)
+    b = rng.integers(0, 4, size=(40, 9)).astype(float)
+    ref = np.array([scipy.stats.kendalltau(a[i], b[i]).statistic for i in range(40)])
+    np.testing.assert_allclose(_kendall_rows(a, b), ref, atol=1e-12)
+
+
+def test_degenerate_and_bad_inputs():
+    const = correlate([1, 1, 1, 1], [1, 2, 3, 4])
+    assert const["spearman"]["r"] is None and const["spearman"]["ci_low"] is None
+    with pytest.raises(InputError, match="paired"):
+        correlate([1, 2, 3], [1, 2])
+    with pytest.raises(InputError, match="NaN"):
+        correlate([1, 2, np.nan], [1, 2, 3])
+
+
+def test_correlate_with_performance_mean_and_per_task():
+    names = [f"d{i}" for i in range(6)]
+    diversity = {
+        n: {"spectral_entropy": float(i), "continent_entropy": float(-i), "n_samples": 10}
+        for i, n in enumerate(names)
+    }
+    performance = {n: {"a": 0.1 * i, "b": 1.0 - 0.05 * i} for i, n in enumerate(names)}
+    assert mean_performance(performance)["d2"] == pytest.approx((0.2 + 0.9) / 2)
+    res = correlate_with_performance(diversity, performance, n_boot=100)
+    assert set(res["measures"]) == {"spectral_entropy", "continent_entropy"}
+    assert res["tasks"] == ["a", "b"]
+    spectral = res["measures"]["spectral_entropy"]
+    assert spectral["mean"]["spearman"]["r"] == pytest.approx(1.0)  # mean = 0.5 + 0.025 i rises with i
+    assert spectral["per_task"]["b"]["spearman"]["r"] == pytest.approx(-1.0)
+    assert res["measures"]["continent_entropy"]["mean"]["spearman"]["r"] == pytest.approx(-1.0)
+
+
+def test_correlate_with_performance_needs_common_tasks():
+    div = {n: {"spectral_entropy": float(i)} for i, n in enumerate("abc")}
+    with pytest.raises(InputError, match="different tasks"):
+        correlate_with_performance(div, {"a": {"t": 1.0}, "b": {"t": 2.0}, "c": {"u": 3.0}})
+    with pytest.raises(InputError, match="at least 3"):
+        correlate_with_performance(div, {"a": {"t": 1.0}})
