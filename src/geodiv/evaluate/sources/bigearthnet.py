@@ -1,0 +1,169 @@
+"""BigEarthNet-S2 (v1.0) patch folders: multi-label land cover, 12 Sentinel-2 bands per patch.
+
+Layout: ``ROOT/<patch>/<patch>_B01.tif ... _B09.tif, _B8A.tif, _B11.tif, _B12.tif`` (10 m bands 120 x 120,
+20 m bands 60 x 60, 60 m bands 20 x 20; resampled bilinearly onto the 120 x 120 grid) and
+``<patch>_labels_metadata.json`` (``labels``: CORINE level-3 names of the 43-class nomenclature,
+``coordinates``, ``projection``, ``acquisition_date``). Labels: ``nomenclature=19`` (default; the
+BigEarthNet-19 classes of Sumbul et al. 2021, patches with no 19-class label keep an all-zero vector) or
+``43``. Location: the centre of the B02 georeference. Splits: ``train.csv``, ``val.csv``, ``test.csv``
+(one patch name per line, as distributed with BigEarthNet) in ROOT or ``splits_dir``; otherwise random.
+Class names and the 43 -> 19 mapping are facts of the BigEarthNet nomenclature (the bigearthnet-common
+package, CDLA-Permissive-1.0, lists the same).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodiv.bands import S2_BANDS
+from geodiv.errors import DataError, InputError
+from geodiv.evaluate.sources._raster import read_geotiff, stack_bands
+from geodiv.evaluate.tasks import SPLITS, SourceTask, TaskOptions, TaskSample, split_options
+
+#: 43-class (CORINE level 3) label -> BigEarthNet-19 label (None: not in the 19-class nomenclature).
+LABELS_43_TO_19: dict[str, str | None] = {
+    "Continuous urban fabric": "Urban fabric",
+    "Discontinuous urban fabric": "Urban fabric",
+    "Industrial or commercial units": "Industrial or commercial units",
+    "Road and rail networks and associated land": None,
+    "Port areas": None,
+    "Airports": None,
+    "Mineral extraction sites": None,
+    "Dump sites": None,
+    "Construction sites": None,
+    "Green urban areas": None,
+    "Sport and leisure facilities": None,
+    "Non-irrigated arable land": "Arable land",
+    "Permanently irrigated land": "Arable land",
+    "Rice fields": "Arable land",
+    "Vineyards": "Permanent crops",
+    "Fruit trees and berry plantations": "Permanent crops",
+    "Olive groves": "Permanent crops",
+    "Pastures": "Pastures",
+    "Annual crops associated with permanent crops": "Permanent crops",
+    "Complex cultivation patterns": "Complex cultivation patterns",
+    "Land principally occupied by agriculture, with significant areas of natural vegetation":
+        "Land principally occupied by agriculture, with significant areas of natural vegetation",
+    "Agro-forestry areas": "Agro-forestry areas",
+    "Broad-leaved forest": "Broad-leaved forest",
+    "Coniferous forest": "Coniferous forest",
+    "Mixed forest": "Mixed forest",
+    "Natural grassland": "Natural grassland and sparsely vegetated areas",
+    "Moors and heathland": "Moors, heathland and sclerophyllous vegetation",
+    "Sclerophyllous vegetation": "Moors, heathland and sclerophyllous vegetation",
+    "Transitional woodland/shrub": "Transitional woodland, shrub",
+    "Beaches, dunes, sands": "Beaches, dunes, sands",
+    "Bare rock": None,
+    "Sparsely vegetated areas": "Natural grassland and sparsely vegetated areas",
+    "Burnt areas": None,
+    "Inland marshes": "Inland wetlands",
+    "Peatbogs": "Inland wetlands",
+    "Salt marshes": "Coastal wetlands",
+    "Salines": "Coastal wetlands",
+    "Intertidal flats": None,
+    "Water courses": "Inland waters",
+    "Water bodies": "Inland waters",
+    "Coastal lagoons": "Marine waters",
+    "Estuaries": "Marine waters",
+    "Sea and ocean": "Marine waters",
+}
+#: Class order: the original nomenclature order (as in BigEarthNet's label_indices.json).
+CLASSES_43: tuple[str, ...] = tuple(LABELS_43_TO_19)
+CLASSES_19: tuple[str, ...] = tuple(dict.fromkeys(v for v in LABELS_43_TO_19.values() if v is not None))
+#: File suffix of each band (S2_BANDS order without B10, which BigEarthNet L2A lacks).
+BEN_BANDS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
+_SUFFIX = {b: (f"B{int(b[1:]):02d}" if not b.endswith("A") else b) for b in BEN_BANDS}
+_METADATA = "_labels_metadata.json"
+
+
+def _is_patch(folder: Path) -> bool:
+    return (folder / f"{folder.name}{_METADATA}").is_file()
+
+
+def detect(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    for i, child in enumerate(sorted(path.iterdir())):
+        if child.is_dir() and _is_patch(child):
+            return True
+        if i > 50:
+            break
+    return False
+
+
+class BigEarthNetTask(SourceTask):
+    source = "bigearthnet"
+    type = "multilabel"
+
+    def __init__(self, path: Path, options: TaskOptions, *, nomenclature: int = 19, splits_dir: str | None = None,
+                 name: str | None = None) -> None:
+        if nomenclature not in (19, 43):
+            raise InputError(f"BigEarthNet nomenclature must be 19 or 43, got {nomenclature}")
+        self.path = Path(path)
+        self.name = name or f"bigearthnet-{nomenclature}"
+        self.nomenclature = nomenclature
+        self.classes = list(CLASSES_19 if nomenclature == 19 else CLASSES_43)
+        self._index = {c: i for i, c in enumerate(self.classes)}
+        self.source_bands = list(BEN_BANDS)
+        self.info = {"nomenclature": nomenclature}
+        self._splits_dir = Path(splits_dir) if splits_dir else self.path
+        super().__init__(options, source_has_location=True)
+
+    def _list_keys(self) -> dict[str, list[str]]:
+        patches = sorted(p.name for p in self.path.iterdir() if p.is_dir() and _is_patch(p))
+        if not patches:
+            raise DataError(f"{self.path}: no BigEarthNet patch folders (<patch>/<patch>{_METADATA})")
+        files = {s: self._splits_dir / f"{s}.csv" for s in SPLITS}
+        if not any(f.is_file() for f in files.values()):
+            return {"all": patches}
+        present = set(patches)
+        out: dict[str, list[str]] = {}
+        for split, file in files.items():
+            if not file.is_file():
+                continue
+            names = [ln.strip().split(",")[0] for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            missing = [n for n in names if n not in present]
+            if missing:
+                raise DataError(f"{file}: lists {len(missing)} patch(es) not found under {self.path}, e.g. {missing[0]!r}")
+            out[split] = names
+        return out
+
+    def _where(self, key: str) -> str:
+        return str(self.path / key)
+
+    def _read(self, key: str) -> TaskSample:
+        folder = self.path / key
+        where = str(folder)
+        meta_file = folder / f"{key}{_METADATA}"
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise DataError(f"{meta_file}: cannot read the labels metadata ({err})") from None
+        label = np.zeros(len(self.classes), dtype=np.float32)
+        for name in meta.get("labels", []):
+            if name not in LABELS_43_TO_19:
+                raise DataError(f"{meta_file}: label {name!r} is not a BigEarthNet 43-class name")
+            target = name if self.nomenclature == 43 else LABELS_43_TO_19[name]
+            if target is not None:
+                label[self._index[target]] = 1.0
+        bands = []
+        lat = lon = None
+        for band in BEN_BANDS:
+            data, b_lat, b_lon = read_geotiff(folder / f"{key}_{_SUFFIX[band]}.tif", where=where)
+            bands.append(data[0])
+            if band == "B2":
+                lat, lon = b_lat, b_lon
+        return TaskSample(key=key, image=stack_bands(bands, where=where), label=label, lat=lat, lon=lon)
+
+
+def load(spec: str | os.PathLike[str], **options: Any) -> BigEarthNetTask:
+    common, extra = split_options(options)
+    known = {"nomenclature", "splits_dir", "name"}
+    if set(extra) - known:
+        raise InputError(f"unknown option(s) for BigEarthNet: {', '.join(sorted(set(extra) - known))} (known: {', '.join(sorted(known))})")
+    return BigEarthNetTask(Path(spec), common, **extra)

@@ -1,0 +1,137 @@
+"""fMoW-Sentinel (SatMAE's release): CSV per split + one 13-band Sentinel-2 GeoTIFF per image.
+
+CSV columns: ``category, location_id, image_id, timestamp, image_path, polygon`` (``polygon`` is the
+site outline as WKT lon/lat; its centroid gives the sample location, so per-continent subsets work).
+Split files are ``train.csv``, ``val.csv`` and ``test.csv``/``test_gt.csv``; give the folder or any one of
+them (its siblings are picked up). Images resolve against ``image_root`` (default: the CSV folder), dropping
+leading path parts that do not exist there. 62 classes, in the order of ``FMOW_CLASSES`` (alphabetical,
+SatMAE's label indices).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodiv.bands import S2_BANDS
+from geodiv.errors import DataError, InputError
+from geodiv.evaluate.sources.geotiff_manifest import ManifestTask, read_table
+from geodiv.evaluate.tasks import SPLIT_ALIASES, split_options
+
+FMOW_CLASSES: tuple[str, ...] = (
+    "airport", "airport_hangar", "airport_terminal", "amusement_park", "aquaculture", "archaeological_site",
+    "barn", "border_checkpoint", "burial_site", "car_dealership", "construction_site", "crop_field", "dam",
+    "debris_or_rubble", "educational_institution", "electric_substation", "factory_or_powerplant",
+    "fire_station", "flooded_road", "fountain", "gas_station", "golf_course", "ground_transportation_station",
+    "helipad", "hospital", "impoverished_settlement", "interchange", "lake_or_pond", "lighthouse",
+    "military_facility", "multi-unit_residential", "nuclear_powerplant", "office_building",
+    "oil_or_gas_facility", "park", "parking_lot_or_garage", "place_of_worship", "police_station", "port",
+    "prison", "race_track", "railway_bridge", "recreational_facility", "road_bridge", "runway", "shipyard",
+    "shopping_mall", "single-unit_residential", "smokestack", "solar_farm", "space_facility", "stadium",
+    "storage_tank", "surface_mine", "swimming_pool", "toll_booth", "tower", "tunnel_opening",
+    "waste_disposal", "water_treatment_facility", "wind_farm", "zoo",
+)
+REQUIRED = ("category", "image_path")
+
+
+def _is_fmow_csv(path: Path) -> bool:
+    if not (path.is_file() and path.suffix.lower() == ".csv"):
+        return False
+    try:
+        with open(path, encoding="utf-8") as fh:
+            header = [c.strip().lower() for c in fh.readline().split(",")]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return all(c in header for c in REQUIRED)
+
+
+def _split_files(folder: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for csv in sorted(folder.glob("*.csv")):
+        split = SPLIT_ALIASES.get(csv.stem.lower())
+        if split is not None and _is_fmow_csv(csv):
+            out.setdefault(split, csv)
+    return out
+
+
+def detect(path: Path) -> bool:
+    if path.is_dir():
+        return bool(_split_files(path))
+    return _is_fmow_csv(path)
+
+
+def polygon_centroids(polygons, *, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) of WKT polygon centroids; a bad row is named in the error."""
+    import shapely
+
+    wkt = np.asarray([str(p) for p in polygons], dtype=object)
+    try:
+        geoms = shapely.from_wkt(wkt, on_invalid="raise")
+    except Exception:  # shapely raises GEOSException for unparsable WKT
+        for i, text in enumerate(wkt):
+            try:
+                shapely.from_wkt(text, on_invalid="raise")
+            except Exception:
+                raise DataError(f"{where}: row {i + 2}: polygon {text[:60]!r} is not valid WKT") from None
+        raise
+    cent = shapely.centroid(geoms)
+    lon, lat = shapely.get_x(cent), shapely.get_y(cent)
+    bad = ~(np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where}: row {i + 2}: polygon centroid ({lat[i]}, {lon[i]}) is not a lon/lat location")
+    return lat, lon
+
+
+def load(spec: str | os.PathLike[str], **options: Any):
+    import pandas as pd
+
+    common, extra = split_options(options)
+    known = {"image_root", "name"}
+    if set(extra) - known:
+        raise InputError(f"unknown option(s) for fMoW-Sentinel: {', '.join(sorted(set(extra) - known))} (known: image_root, name)")
+    path = Path(spec)
+    folder = path if path.is_dir() else path.parent
+    files = _split_files(folder)
+    if path.is_file() and path not in files.values():
+        files = {"all": path}
+    if not files:
+        raise InputError(f"{path}: no fMoW-Sentinel CSV (train.csv / val.csv / test_gt.csv with category, image_path)")
+    parts = []
+    for split, csv in files.items():
+        table = read_table(csv)
+        table.columns = [str(c).strip().lower() for c in table.columns]
+        missing = [c for c in REQUIRED if c not in table.columns]
+        if missing:
+            raise DataError(f"{csv}: fMoW-Sentinel CSV lacks column(s) {', '.join(missing)}")
+        unknown = sorted(set(table["category"]) - set(FMOW_CLASSES))
+        if unknown:
+            raise DataError(f"{csv}: unknown fMoW categories {', '.join(map(str, unknown[:5]))}; expected the 62 fMoW classes")
+        out = pd.DataFrame({
+            "path": table["image_path"].astype(str),
+            "label": table["category"].astype(str),
+            "id": [Path(p).stem for p in table["image_path"].astype(str)],
+        })
+        if "polygon" in table.columns:
+            out["lat"], out["lon"] = polygon_centroids(table["polygon"], where=str(csv))
+        if split != "all":
+            out["split"] = split
+        parts.append(out)
+    table = pd.concat(parts, ignore_index=True)
+    return _FmowTask(
+        path,
+        table,
+        common,
+        name=extra.get("name", "fmow-sentinel"),
+        task_type="classification",
+        classes=list(FMOW_CLASSES),
+        image_root=extra.get("image_root", folder),
+        file_bands=list(S2_BANDS),
+    )
+
+
+class _FmowTask(ManifestTask):
+    source = "fmow"

@@ -1,0 +1,158 @@
+"""GEO-Bench v1 task folders (fixtures written in the real format by tests/fixtures/geobench/make_fixture.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import h5py
+import numpy as np
+import pytest
+
+from geodiv.errors import DataError, InputError, UnsafeCheckpointError
+from geodiv.evaluate.tasks import detect_format, load_task
+
+
+def _raw_bands(path, names):
+    with h5py.File(path, "r") as fp:
+        return [np.asarray(fp[n]) for n in names]
+
+
+def test_classification_task_maps_bands_labels_and_partitions(geobench_tasks):
+    folder = geobench_tasks["classification"]
+    assert detect_format(folder) == "geobench"
+    task = load_task(folder)
+    assert (task.name, task.type, task.source) == ("m-eurosat", "classification", "geobench")
+    assert task.classes[:2] == ["Annual Crop", "Forest"] and len(task.classes) == 10
+    assert task.bands == ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
+    assert task.splits() == ["train", "val", "test"]
+    partition = json.loads((folder / "default_partition.json").read_text())
+    assert [task.n(s) for s in task.splits()] == [len(partition[s]) for s in ("train", "valid", "test")]
+    samples = list(task.iter_split("val"))
+    assert [s.key for s in samples] == partition["valid"]
+    first = samples[0]
+    raw = _raw_bands(folder / f"{first.key}.hdf5", ["02 - Blue", "08A - Vegetation Red Edge", "01 - Coastal aerosol"])
+    assert first.image.shape == (13, 8, 8) and first.image.dtype == np.int16
+    np.testing.assert_array_equal(first.image[1], raw[0])  # "02 - Blue" -> B2
+    np.testing.assert_array_equal(first.image[8], raw[1])  # "08A - ..." -> B8A
+    # the 60 m band is stored at 4 x 4 and brought onto the 8 x 8 grid
+    assert raw[2].shape == (4, 4)
+    assert abs(float(first.image[0].mean()) - float(raw[2].mean())) < 0.05 * float(raw[2].mean()) + 1
+    # labels come from the pickled metadata: the fixture writes label = index % 10
+    assert [s.label for s in samples] == [6, 7]
+    assert first.lat is None and first.continent is None and not task.has_location
+    stats = task.info["band_stats"]
+    assert set(stats) == set(task.bands) and stats["B2"]["mean"] > 0
+
+
+def test_few_shot_uses_geobench_partition_file(geobench_tasks):
+    folder = geobench_tasks["classification"]
+    few = json.loads((folder / "0.50x_train_partition.json").read_text())
+    task = load_task(folder, train_fraction=0.5)
+    assert task.info["partition"] == "0.50x_train"
+    assert [s.key for s in task.iter_split("train")] == few["train"]
+    # a fraction without its own partition file: a seeded subset of the default train split
+    other = load_task(folder, train_fraction=0.34, seed=3)
+    keys = [s.key for s in other.iter_split("train")]
+    assert len(keys) == 2 and set(keys) <= set(json.loads((folder / "default_partition.json").read_text())["train"])
+    assert keys == [s.key for s in load_task(folder, train_fraction=0.34, seed=3).iter_split("train")]
+
+
+def test_multilabel_and_segmentation(geobench_tasks):
+    ml = load_task(geobench_tasks["multilabel"])
+    assert ml.type == "multilabel" and len(ml.classes) == 43 and "B10" not in ml.bands and len(ml.bands) == 12
+    sample = next(ml.iter_split("train"))
+    assert sample.label.shape == (43,) and sample.label.dtype == np.float32
+    assert set(np.unique(sample.label)) <= {0.0, 1.0}
+
+    seg = load_task(geobench_tasks["segmentation"])
+    assert seg.type == "segmentation" and seg.classes[1] == "well-managed plantation"
+    assert seg.info["dropped_bands"] == ["01 - VH.Real"]  # Sentinel-1 band is not a Sentinel-2 band
+    s = next(seg.iter_split("test"))
+    with h5py.File(geobench_tasks["segmentation"] / f"{s.key}.hdf5", "r") as fp:
+        np.testing.assert_array_equal(s.label, np.asarray(fp["label"]))
+    assert s.label.dtype == np.uint8 and s.image.shape == (13, 8, 8)
+
+
+def test_band_selection_and_mean_fill(geobench_tasks):
+    task = load_task(geobench_tasks["multilabel"], bands=["B2", "B3", "B4", "B10"], fill_missing_bands="mean")
+    assert task.bands == ["B2", "B3", "B4", "B10"] and task.filled_bands == ["B10"]
+    s = next(task.iter_split("train"))
+    from geodiv.bands import S2_BANDS, SATMAE_MEAN
+
+    assert np.all(s.image[3] == round(SATMAE_MEAN[S2_BANDS.index("B10")]))
+    with pytest.raises(InputError, match=r"lacks band\(s\) B10.*fill_missing_bands='mean'"):
+        load_task(geobench_tasks["multilabel"], bands=["B2", "B10"])
+
+
+def test_location_table_enables_continents(geobench_tasks, tmp_path):
+    folder = geobench_tasks["classification"]
+    table = tmp_path / "locations.csv"
+    keys = json.loads((folder / "default_partition.json").read_text())["test"]
+    table.write_text("id,lat,lon\n" + f"{keys[0]},48.85,2.35\n{keys[1]},-23.55,-46.63\n")
+    task = load_task(folder)
+    with pytest.raises(InputError, match="no sample locations.*locations="):
+        task.require_location()
+    located = load_task(folder, locations=str(table))
+    assert located.has_location
+    located.require_location()
+    got = [(s.key, s.lat, s.continent) for s in located.iter_split("test")]
+    assert got == [(keys[0], 48.85, "Europe"), (keys[1], -23.55, "South America")]
+
+
+def test_malicious_pickle_in_hdf5_attribute_is_refused(geobench_tasks, tmp_path):
+    folder = geobench_tasks["classification"]
+    victim = json.loads((folder / "default_partition.json").read_text())["test"][0]
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with h5py.File(folder / f"{victim}.hdf5", "a") as fp:
+        fp.attrs["pickle"] = str(pickle.dumps({"label": Exploit(), "bands_order": []}))
+    task = load_task(folder)
+    with pytest.raises(UnsafeCheckpointError, match=rf"{victim}\.hdf5.*system"):
+        list(task.iter_split("test"))
+    assert not marker.exists()
+
+
+def test_malicious_task_specs_is_refused(geobench_tasks):
+    folder = geobench_tasks["segmentation"]
+    (folder / "task_specs.pkl").write_bytes(b"cos\nsystem\n(S'echo hi'\ntR.")
+    with pytest.raises(UnsafeCheckpointError, match=r"task_specs\.pkl.*os\.system"):
+        load_task(folder)
+
+
+def test_missing_partition_file(geobench_tasks):
+    folder = geobench_tasks["multilabel"]
+    (folder / "default_partition.json").unlink()
+    (folder / "original_partition.json").unlink()
+    with pytest.raises(DataError, match=r"default_partition\.json is missing.*resplit=True"):
+        load_task(folder)
+    task = load_task(folder, resplit=True, split_fractions=(0.5, 0.25, 0.25))
+    assert sum(task.n(s) for s in task.splits()) == 4 and task.n("train") == 2
+
+
+def test_partition_listing_a_missing_sample(geobench_tasks):
+    folder = geobench_tasks["segmentation"]
+    name = json.loads((folder / "default_partition.json").read_text())["train"][0]
+    (folder / f"{name}.hdf5").unlink()
+    with pytest.raises(DataError, match=rf"partition\.json: split 'train' lists 1 sample.*{name}\.hdf5"):
+        load_task(folder).n("train")
+
+
+def test_label_count_mismatch_names_file_and_sample(geobench_tasks):
+    folder = geobench_tasks["multilabel"]
+    name = json.loads((folder / "default_partition.json").read_text())["train"][0]
+    path = folder / f"{name}.hdf5"
+    with h5py.File(path, "a") as fp:
+        from geodiv.evaluate.sources._unpickle import pickle_bytes_from_attr, safe_loads
+
+        attrs = safe_loads(pickle_bytes_from_attr(fp.attrs["pickle"], what="t"), what="t")
+        # keep the records out of the rewritten pickle: only what the reader needs
+        attrs = {"label": np.zeros(19, dtype=np.int64), "bands_order": list(attrs["bands_order"])}
+        fp.attrs["pickle"] = str(pickle.dumps(attrs))
+    with pytest.raises(DataError, match=rf"{name}\.hdf5.*19 entries but the task has 43 classes"):
+        list(load_task(folder).iter_split("train"))

@@ -1,0 +1,54 @@
+"""geodiv task folders: write_task -> task.json + shard folders, read back through load_task."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from geodiv.errors import DataError
+from geodiv.evaluate.sources.shards import write_task
+from geodiv.evaluate.tasks import TaskSample, detect_format, load_task
+
+PLACES = [(48.85, 2.35), (-23.55, -46.63), (35.68, 139.69), (40.71, -74.0)]
+
+
+def _samples(n, kind, seed):
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        lat, lon = PLACES[i % 4]
+        img = rng.integers(0, 5000, (3, 6, 6)).astype(np.uint16)
+        label = rng.integers(0, 2, (6, 6)).astype(np.uint8) if kind == "segmentation" else int(i % 3)
+        yield TaskSample(key=f"k{seed}_{i}", image=img, label=label, lat=lat, lon=lon)
+
+
+@pytest.mark.parametrize("kind,classes", [("classification", ["a", "b", "c"]), ("segmentation", ["x", "y"])])
+def test_round_trip(tmp_path, kind, classes):
+    written = {s: list(_samples(n, kind, seed)) for s, n, seed in (("train", 5, 0), ("val", 2, 1), ("test", 3, 2))}
+    out = write_task(tmp_path / "task", name="toy", type=kind, classes=classes, bands=["B2", "B3", "B4"],
+                     splits={k: iter(v) for k, v in written.items()}, shard_size=2)
+    assert detect_format(out) == "geodiv"
+    task = load_task(out)
+    assert (task.name, task.type, task.classes, task.bands) == ("toy", kind, classes, ["B2", "B3", "B4"])
+    assert [task.n(s) for s in task.splits()] == [5, 2, 3]
+    for split, expected in written.items():
+        got = list(task.iter_split(split))
+        assert [g.key for g in got] == [e.key for e in expected]
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g.image, e.image)
+            np.testing.assert_array_equal(g.label, e.label)
+            assert (g.lat, g.lon) == (e.lat, e.lon)
+    assert [s.continent for s in task.iter_split("train")][:4] == ["Europe", "South America", "Asia", "North America"]
+    few = load_task(out, train_fraction=0.4, seed=0)
+    assert few.n("train") == 2 and len(list(few.iter_split("train"))) == 2
+
+
+def test_bad_task_json(tmp_path):
+    out = write_task(tmp_path / "t", name="toy", type="classification", classes=["a", "b", "c"], bands=["B2", "B3", "B4"],
+                     splits={"train": _samples(2, "classification", 0)})
+    spec = json.loads((out / "task.json").read_text())
+    spec["splits"]["test"] = "missing"
+    (out / "task.json").write_text(json.dumps(spec))
+    with pytest.raises(DataError, match=r"task\.json: split 'test' points at .*missing, which does not exist"):
+        load_task(out)
