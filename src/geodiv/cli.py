@@ -23,15 +23,18 @@ def _print_json(obj) -> None:
 def _cmd_where(a: argparse.Namespace) -> int:
     from geodiv import geo
 
+    if a.biome_column and not a.biome_layer:
+        raise GeodivError("--biome-column names a column of --biome-layer; give the layer too")
+    layer = {"path": a.biome_layer, "column": a.biome_column} if a.biome_layer else None
     if a.csv:
         if not a.out:
             raise GeodivError("geodiv where --csv IN.csv needs --out OUT.csv")
-        n = geo.annotate_csv(a.csv, a.out, biome_layer=a.biome_layer)
+        n = geo.annotate_csv(a.csv, a.out, biome_layer=layer)
         print(f"annotated {n} rows -> {a.out}")
         return 0
     if a.lat is None or a.lon is None:
         raise GeodivError("geodiv where needs LAT LON, or --csv IN.csv --out OUT.csv")
-    info = geo.where(a.lat, a.lon, biome_layer=a.biome_layer)
+    info = geo.where(a.lat, a.lon, biome_layer=layer)
     if a.json:
         _print_json(info)
     else:
@@ -69,8 +72,12 @@ def _cmd_simearth_sample(a: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- data
 def _cmd_build(a: argparse.Namespace) -> int:
     from geodiv import data
+    from geodiv.config import parse_override
 
-    manifest = data.build_dataset(a.config, a.out)
+    overrides = dict(parse_override(s) for s in a.set or [])
+    manifest = data.build_dataset(a.config, a.out, only=a.only, overrides=overrides)
+    for name, m in manifest.get("datasets", {}).items():
+        print(f"  {name}: {m['n_samples']} samples in {len(m['shards'])} shards")
     print(f"built {manifest['n_samples']} samples in {len(manifest['shards'])} shards -> {a.out}")
     return 0
 
@@ -102,7 +109,11 @@ def _cmd_landscape(a: argparse.Namespace) -> int:
     if a.json:
         _print_json(summary)
     else:
-        print(f"{summary['region']}: landscape entropy {summary['landscape_entropy']:.3f} bits (n={summary['n']})")
+        q = summary["quantiles"]
+        print(
+            f"{summary['region']}: landscape entropy {summary['landscape_entropy']:.3f} +- {summary['std']:.3f} bits"
+            f" (median {q['q50']:.3f}; n={summary['n']}, window {summary['window']} cells = {summary['window_km']} km)"
+        )
     return 0
 
 
@@ -113,8 +124,7 @@ def _cmd_diversity(a: argparse.Namespace) -> int:
     if a.json:
         _print_json(result)
     else:
-        for k, v in result.items():
-            print(f"{k:22s} {v}")
+        print(diversity.format_diversity(result))
     return 0
 
 
@@ -136,7 +146,7 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
 
     overrides = dict(parse_override(s) for s in a.set or [])
     ckpt = train.pretrain_from_file(a.config, resume=a.resume, overrides=overrides)
-    if ckpt is not None:
+    if ckpt is not None and train.is_main_process():  # under torchrun, one line rather than one per process
         print(f"final checkpoint: {ckpt}")
     return 0
 
@@ -154,21 +164,24 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         config=a.config,
         seed=a.seed,
     )
-    print(f"wrote {len(records)} records -> {a.out}")
+    print(evaluate.format_summary(records))
+    print(f"wrote {len(records)} records -> {a.out} (and {Path(a.out).with_suffix('.csv')})")
     return 0
 
 
 # --------------------------------------------------------------------------------------- study/report
 def _cmd_study(a: argparse.Namespace) -> int:
-    from geodiv import study
+    from geodiv import report, study
 
     if (a.config is None) == (a.profile is None):
         raise GeodivError("geodiv study needs exactly one of STUDY.yaml or --profile quick|paper")
     result = study.run_study(config=a.config, profile=a.profile, out=a.out, dry_run=a.dry_run)
     if a.dry_run:
         print(result)
-    else:
-        print(f"report: {Path(a.out) / 'report' / 'index.html'}")
+        return 0
+    index = report.write_report(a.out)
+    print(report.format_summary(a.out))
+    print(f"report: {index}")
     return 0
 
 
@@ -192,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", help="annotate a table with lat/lon columns")
     s.add_argument("--out", help="output CSV for --csv")
     s.add_argument("--biome-layer", help="user biome layer (vector file with a biome column, or a raster)")
+    s.add_argument("--biome-column", help="biome column of a vector --biome-layer (default: BIOME_NAME or biome)")
     s.set_defaults(func=_cmd_where)
 
     s = sub.add_parser("simearth", help="the embedded simulated world")
@@ -211,8 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_simearth_sample)
 
     s = sub.add_parser("build", help="build a pretraining dataset (WebDataset shards + manifest)")
-    s.add_argument("config", help="DATASET.yaml")
-    s.add_argument("--out", required=True)
+    s.add_argument("config", help="DATASET.yaml (one dataset, or a suite with datasets: {name: ...})")
+    s.add_argument("--out", required=True, help="output folder (a suite builds into OUT/NAME)")
+    s.add_argument("--only", help="build only this dataset of a suite")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field of every dataset (n=1000)")
     s.set_defaults(func=_cmd_build)
 
     s = sub.add_parser("inspect", help="counts, map and example grid of a dataset")
