@@ -88,7 +88,15 @@ def correlation_stats(diversity: pd.DataFrame, perf: pd.Series, measures, seed: 
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() < 3:
             continue
-        stats[m] = dict(correlate(x[ok], y[ok], seed=seed), n=int(ok.sum()))
+        res = correlate(x[ok], y[ok], seed=seed)
+        flat: dict[str, float] = {"n": int(res["n"])}
+        for method, short in (("spearman", "rho"), ("pearson", "r"), ("kendall", "tau")):
+            # Undefined statistics (a constant measure, say) come back as None: shown as NaN, never as 0.
+            for key, name in (("r", f"{method}_{short}"), ("p", f"{method}_p"), ("ci_low", f"{method}_ci_low"),
+                              ("ci_high", f"{method}_ci_high")):
+                value = res[method].get(key)
+                flat[name] = float("nan") if value is None else float(value)
+        stats[m] = flat
     return stats
 
 
@@ -277,3 +285,15 @@ def write_report(study_dir: str | Path) -> Path:
 
 def _paragraphs(text: str) -> str:
     return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip())
+
+
+def format_summary(study_dir: str | Path) -> str:
+    """The main table (markdown) and the generated summary, for the terminal after a study."""
+    meta, results, _ = load_study(Path(study_dir))
+    task_metrics = {t: spec["metric"] for t, spec in meta["tasks"].items()}
+    protocol = meta.get("main_protocol", "linear")
+    table = tables.main_table(results, task_metrics, protocol=protocol)
+    facts = {"main_protocol": protocol, "task_metrics": task_metrics, "main_table": table}
+    return f"{protocol} results (global test sets):\n\n{tables.table_markdown(table, task_metrics)}\n\n" + summarise(
+        facts, meta
+    )

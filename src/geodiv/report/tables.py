@@ -17,8 +17,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-#: Metrics where lower is better; every other metric is "higher is better".
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "loss"})
+from geodiv.evaluate.metrics import LOWER_IS_BETTER
 
 
 def dense_rank(values: Sequence[float | None], *, higher_is_better: bool = True, decimals: int | None = 2) -> list[float]:

@@ -1,0 +1,176 @@
+"""The plan of a study: an ordered list of steps, each keyed by a hash of its inputs, with a cost estimate.
+
+Keys are computed from the configuration alone (a step's key includes the keys of the steps it consumes), so
+the whole plan, with what is cached and what is left, is known before anything runs (``--dry-run``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geodiv.bands import S2_BANDS
+from geodiv.study.cache import StepCache, step_key
+from geodiv.study.config import StudyConfig, TaskSection
+
+ZERO = "zero-pretraining"
+
+#: Rough single-process CPU costs measured on the reference 2-core machine (BENCHMARKS.md), at 96 px.
+#: Used only for --dry-run estimates and ETAs; the runner rescales them by the times it observes.
+SIM_PATCHES_PER_S = 150.0
+TRAIN_SAMPLES_PER_S_TINY = 45.0
+FORWARD_SAMPLES_PER_S_TINY = 250.0
+#: Cost of a preset relative to tiny (FLOPs per sample, satmae.md: tiny 3.02, base 132 GFLOP per step).
+PRESET_COST = {"tiny": 1.0, "small": 3.6, "base": 44.0, "large": 150.0}
+
+
+@dataclass
+class Step:
+    kind: str  # dataset | diversity | pretrain | task | evaluate
+    name: str
+    key: str
+    estimate_s: float
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    run: Callable[[], dict] | None = None
+
+
+def _pixels(size: int) -> float:
+    return (size / 96.0) ** 2
+
+
+def dataset_config(cfg: StudyConfig, name: str) -> dict[str, Any]:
+    """The geodiv.data DatasetConfig mapping of a study dataset (equal sizes across datasets)."""
+    ds = next(d for d in cfg.datasets if d.name == name)
+    out = {
+        "name": name,
+        "n": cfg.data.n_samples,
+        "size": cfg.data.size,
+        "bands": list(S2_BANDS),
+        "seed": cfg.data.seed,
+        "shard_size": cfg.data.shard_size,
+        "strategy": ds.strategy,
+        "source": {"kind": "simearth", "world_seed": cfg.data.seed},
+    }
+    out.update(cfg.data.options)
+    return out
+
+
+def pretrain_config(cfg: StudyConfig, dataset_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
+    """The geodiv.train PretrainConfig mapping of one (dataset, seed) pretraining."""
+    conf = {k: v for k, v in cfg.pretrain.items()}
+    data = dict(conf.get("data", {}))
+    data["dirs"] = [str(dataset_dir)]
+    data.setdefault("img_size", cfg.data.size)
+    conf["data"] = data
+    conf["out_dir"] = str(out_dir)
+    conf["seed"] = seed
+    return conf
+
+
+def encoder_overrides(cfg: StudyConfig) -> tuple[str, dict[str, Any], list[str] | None]:
+    """Preset, build_encoder overrides and bands of the pretrained models, for the zero-pretraining baseline."""
+    from geodiv.train import PretrainConfig
+
+    probe = PretrainConfig.model_validate(pretrain_config(cfg, Path("."), Path("."), 0))
+    overrides = {
+        "img_size": probe.data.img_size,
+        "patch_size": probe.model.patch_size,
+        "in_chans": len(probe.data.bands),
+        "channel_groups": probe.resolved_groups(),
+        **{k: v for k, v in probe.model.overrides.items() if not k.startswith("decoder")},
+    }
+    return probe.model.preset, overrides, list(probe.data.bands)
+
+
+def evaluation_config(cfg: StudyConfig) -> dict[str, Any]:
+    conf = {k: v for k, v in cfg.evaluation.options.items()}
+    preset, overrides, bands = encoder_overrides(cfg)
+    conf.setdefault("random_init", {"preset": preset, "overrides": overrides, "bands": bands})
+    return conf
+
+
+def _task_size(cfg: StudyConfig, task: TaskSection) -> int:
+    return task.size or cfg.data.size
+
+
+def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
+    """All steps of the study in execution order (the runner attaches the callables)."""
+    steps: list[Step] = []
+    preset = str(cfg.pretrain.get("model", {}).get("preset", "base"))
+    cost = PRESET_COST.get(preset, 1.0)
+    dataset_keys: dict[str, str] = {}
+    for ds in cfg.datasets:
+        if ds.path is not None:
+            inputs = {"path": str(Path(ds.path).resolve())}
+            est = 0.0
+        else:
+            inputs = dataset_config(cfg, ds.name)
+            est = cfg.data.n_samples * _pixels(cfg.data.size) / SIM_PATCHES_PER_S
+        key = step_key("dataset", inputs)
+        dataset_keys[ds.name] = key
+        directory = Path(ds.path) if ds.path is not None else out / "datasets" / f"{ds.name}-{key[:8]}"
+        steps.append(Step("dataset", ds.name, key, est, inputs, {"dir": str(directory)}))
+    for ds in cfg.datasets:
+        inputs = {"dataset": dataset_keys[ds.name]}
+        steps.append(Step("diversity", ds.name, step_key("diversity", inputs), cfg.data.n_samples / 1500.0,
+                          inputs, {"json": str(out / "diversity" / f"{ds.name}.json")}))
+    model_keys: dict[tuple[str, int], str] = {}
+    epochs = int(cfg.pretrain.get("optim", {}).get("epochs", 50))
+    for ds in cfg.datasets:
+        for seed in cfg.seeds:
+            inputs = {"dataset": dataset_keys[ds.name], "pretrain": pretrain_config(cfg, Path("D"), Path("O"), seed),
+                      "launcher": cfg.launcher.model_dump()}
+            key = step_key("pretrain", inputs)
+            model_keys[(ds.name, seed)] = key
+            est = epochs * cfg.data.n_samples * cost * _pixels(cfg.data.size) / TRAIN_SAMPLES_PER_S_TINY
+            steps.append(Step("pretrain", f"{ds.name} seed {seed}", key, est, inputs,
+                              {"dir": str(out / "models" / f"{ds.name}-s{seed}-{key[:8]}"), "dataset": ds.name,
+                               "seed": seed}))
+    task_keys: dict[str, str] = {}
+    exclude = sorted(dataset_keys.values())
+    for task in cfg.tasks:
+        inputs = {"task": task.model_dump(), "size": _task_size(cfg, task), "world_seed": cfg.data.seed,
+                  "exclude": exclude}
+        key = step_key("task", inputs)
+        task_keys[task.name] = key
+        n = task.n_train + task.n_val + task.n_test
+        steps.append(Step("task", task.name, key, n * _pixels(_task_size(cfg, task)) / SIM_PATCHES_PER_S, inputs,
+                          {"dir": str(out / "tasks" / f"{task.name}-{key[:8]}")}))
+    eval_conf = evaluation_config(cfg)
+    models = [(ds.name, seed, model_keys[(ds.name, seed)]) for ds in cfg.datasets for seed in cfg.seeds]
+    if cfg.evaluation.zero_pretraining:
+        models += [(ZERO, seed, step_key("zero", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
+    for task in cfg.tasks:
+        protocols = [p for p in cfg.evaluation.protocols if task.protocols is None or p in task.protocols]
+        n = task.n_train + task.n_val + task.n_test
+        ft_epochs = int(cfg.evaluation.options.get("finetune", {}).get("epochs", 30))
+        for dataset, seed, mkey in models:
+            for protocol in protocols:
+                inputs = {"model": mkey, "task": task_keys[task.name], "protocol": protocol, "seed": seed,
+                          "by": "continent" if cfg.evaluation.by_region else None, "config": eval_conf}
+                if protocol == "finetune":
+                    est = ft_epochs * task.n_train * cost * _pixels(_task_size(cfg, task)) / (2 * TRAIN_SAMPLES_PER_S_TINY)
+                else:
+                    est = n * cost * _pixels(_task_size(cfg, task)) / FORWARD_SAMPLES_PER_S_TINY / 2
+                key = step_key("evaluate", inputs)
+                steps.append(Step("evaluate", f"{dataset} s{seed} / {task.name} / {protocol}", key, est, inputs,
+                                  {"json": str(out / "evaluations" / f"{dataset}-s{seed}__{task.name}__{protocol}-{key[:8]}.json"),
+                                   "dataset": dataset, "seed": seed, "task": task.name, "protocol": protocol}))
+    return steps
+
+
+def format_plan(steps: list[Step], cache: StepCache) -> str:
+    """The plan as a table: step kind, name, cached or not, estimated seconds; totals at the end."""
+    lines = [f"{'#':>4}  {'step':9s}  {'name':48s}  {'status':7s}  {'est. s':>8s}"]
+    todo = 0.0
+    for i, s in enumerate(steps, 1):
+        done = cache.get(s.kind, s.key) is not None
+        todo += 0.0 if done else s.estimate_s
+        lines.append(f"{i:4d}  {s.kind:9s}  {s.name[:48]:48s}  {'cached' if done else 'to do':7s}  {s.estimate_s:8.1f}")
+    n_done = sum(cache.get(s.kind, s.key) is not None for s in steps)
+    lines.append(f"{len(steps)} steps, {n_done} cached; estimated {todo / 60:.1f} min of work left "
+                 "(single-process CPU estimate; GPUs are far faster for pretraining)")
+    return "\n".join(lines)

@@ -1,0 +1,287 @@
+"""``run_study``: execute the plan step by step, skipping cached steps, then aggregate the results.
+
+Each step calls the same public entry function as the corresponding CLI command (``build_dataset``,
+``dataset_diversity``, ``pretrain``, ``simearth_task``/``load_task``, ``evaluate``), so the study is the CLI's
+commands chained. Aggregates written at the end: ``results.csv``, ``diversity.csv`` and ``study.json``, which
+``geodiv.report.write_report`` turns into the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from geodiv.atomic import atomic_open, write_json, write_text
+from geodiv.errors import DataError
+from geodiv.progress import log
+from geodiv.study.cache import StepCache
+from geodiv.study.config import StudyConfig, load_study_config
+from geodiv.study.plan import (
+    ZERO,
+    Step,
+    dataset_config,
+    evaluation_config,
+    format_plan,
+    plan_study,
+    pretrain_config,
+)
+
+DIVERSITY_COLUMNS = (
+    "continent_entropy", "biome_entropy", "landcover_entropy", "climate_entropy", "landscape_entropy",
+    "spectral_entropy", "n_samples",
+)
+
+
+def run_study(
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    out: str | os.PathLike[str] = "study-out",
+    dry_run: bool = False,
+    study: StudyConfig | None = None,
+) -> str | Path:
+    """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing."""
+    cfg = study if study is not None else load_study_config(config, profile)
+    out = Path(out)
+    cache = StepCache(out / "cache")
+    steps = plan_study(cfg, out)
+    if dry_run:
+        return format_plan(steps, cache)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "study-config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    by_key = {s.key: s for s in steps}
+    start = time.perf_counter()
+    # Observed seconds per estimated second, per step kind: the ETA rescales the estimates of each kind by it.
+    observed: dict[str, list[float]] = {}
+    for i, step in enumerate(steps, 1):
+        record = cache.get(step.kind, step.key)
+        if record is not None:
+            step.outputs.update(record.get("outputs", {}))
+            continue
+        log(f"[{i}/{len(steps)}] {step.kind} {step.name} (elapsed {_fmt(time.perf_counter() - start)}, "
+            f"ETA {_fmt(_eta(steps[i - 1:], cache, observed))})")
+        t0 = time.perf_counter()
+        outputs = _RUNNERS[step.kind](cfg, step, by_key, steps)
+        took = time.perf_counter() - t0
+        step.outputs.update(outputs)
+        cache.put(step.kind, step.key, {"kind": step.kind, "name": step.name, "seconds": took,
+                                        "outputs": step.outputs})
+        real_est = observed.setdefault(step.kind, [0.0, 0.0])
+        real_est[0] += took
+        real_est[1] += step.estimate_s
+    aggregate(cfg, steps, out, time.perf_counter() - start)
+    log(f"study finished in {_fmt(time.perf_counter() - start)} -> {out}")
+    return out
+
+
+def _eta(todo: list[Step], cache: StepCache, observed: dict[str, list[float]]) -> float:
+    total = 0.0
+    for s in todo:
+        if cache.get(s.kind, s.key) is None:
+            real, est = observed.get(s.kind, (0.0, 0.0))
+            total += s.estimate_s * (real / est if est > 0 else 1.0)
+    return total
+
+
+def _fmt(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+# ------------------------------------------------------------------------------------------- step kinds
+def _run_dataset(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
+    from geodiv import data
+
+    directory = Path(step.outputs["dir"])
+    if "path" in step.inputs:
+        data.read_manifest(directory)  # an existing dataset: check it is one
+    else:
+        data.build_dataset(dataset_config(cfg, step.name), directory)
+    return {"dir": str(directory)}
+
+
+def _dataset_dir(steps: list[Step], name: str) -> Path:
+    return Path(next(s for s in steps if s.kind == "dataset" and s.name == name).outputs["dir"])
+
+
+def _run_diversity(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
+    from geodiv import diversity
+
+    result = diversity.dataset_diversity(_dataset_dir(steps, step.name))
+    write_json(step.outputs["json"], result)
+    return {"json": step.outputs["json"]}
+
+
+def _run_pretrain(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
+    from geodiv import train
+
+    out_dir = Path(step.outputs["dir"])
+    conf = pretrain_config(cfg, _dataset_dir(steps, step.outputs["dataset"]), out_dir, step.outputs["seed"])
+    world = cfg.launcher.nproc_per_node * cfg.launcher.nnodes
+    if world == 1:
+        final = train.pretrain(train.PretrainConfig.model_validate(conf), resume=True)
+    else:
+        final = _torchrun_pretrain(cfg, conf, out_dir)
+    return {"dir": str(out_dir), "checkpoint": str(final), "reconstruction": _newest_png(out_dir)}
+
+
+def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path) -> Path:
+    """Launch ``torchrun ... -m geodiv pretrain`` for several processes (GPUs or nodes) and wait for it."""
+    from geodiv import train
+
+    train.PretrainConfig.model_validate(conf)  # fail here, not in N processes
+    config_path = out_dir / "pretrain.yaml"
+    write_text(config_path, yaml.safe_dump(conf, sort_keys=False))
+    launcher = cfg.launcher
+    torchrun = shutil.which("torchrun") or "torchrun"
+    cmd = [torchrun, f"--nnodes={launcher.nnodes}", f"--nproc_per_node={launcher.nproc_per_node}",
+           f"--node_rank={launcher.node_rank}", f"--master_addr={launcher.master_addr}",
+           f"--master_port={launcher.master_port}", "-m", "geodiv", "pretrain", str(config_path), "--resume"]
+    log("launching: " + " ".join(cmd))
+    proc = subprocess.run(cmd, check=False)
+    if proc.returncode != 0:
+        raise DataError(f"torchrun pretraining for {out_dir} failed with exit status {proc.returncode}; "
+                        "rerun the study to resume from its last checkpoint")
+    final = train.newest_checkpoint(out_dir)
+    if final is None:
+        raise DataError(f"torchrun pretraining wrote no checkpoint into {out_dir}")
+    return final
+
+
+def _newest_png(out_dir: Path) -> str | None:
+    pngs = sorted(out_dir.rglob("*.png"), key=lambda p: p.stat().st_mtime)
+    return str(pngs[-1]) if pngs else None
+
+
+def _pretraining_locations(steps: list[Step]) -> tuple[np.ndarray, np.ndarray]:
+    lats, lons = [], []
+    for s in steps:
+        if s.kind == "dataset":
+            lat, lon, _ = dataset_locations(Path(s.outputs["dir"]))
+            lats.append(lat)
+            lons.append(lon)
+    return np.concatenate(lats), np.concatenate(lons)
+
+
+def dataset_locations(directory: Path) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Latitude, longitude and continent of every sample of a built dataset (its catalog, else its shards)."""
+    from geodiv import data
+
+    catalog = directory / "catalog.parquet"
+    if catalog.is_file():
+        frame = data.read_catalog(catalog, annotate=False)
+        cont = frame["continent"].tolist() if "continent" in frame else [None] * len(frame)
+        return frame["lat"].to_numpy(float), frame["lon"].to_numpy(float), cont
+    lat, lon, cont = [], [], []
+    for _key, _image, meta in data.iter_samples(directory):
+        lat.append(meta.get("lat", np.nan))
+        lon.append(meta.get("lon", np.nan))
+        cont.append(meta.get("continent"))
+    return np.asarray(lat, float), np.asarray(lon, float), cont
+
+
+def _run_task(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
+    from geodiv import simearth
+    from geodiv.evaluate.simearth_tasks import simearth_task
+
+    task = next(t for t in cfg.tasks if t.name == step.name)
+    if task.name in simearth.TASKS:
+        simearth_task(task.name, task.n_train, task.n_val, task.n_test, seed=cfg.data.seed + 1,
+                      size=step.inputs["size"], exclude=_pretraining_locations(steps), out_dir=step.outputs["dir"])
+        return {"dir": step.outputs["dir"], "spec": step.outputs["dir"]}
+    return {"dir": None, "spec": task.name}  # a path to a real task: loaded by evaluate
+
+
+def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
+    from geodiv import evaluate
+
+    model_key = step.inputs["model"]
+    checkpoint = "random" if step.outputs["dataset"] == ZERO else by_key[model_key].outputs["checkpoint"]
+    task_spec = by_key[step.inputs["task"]].outputs["spec"]
+    records = evaluate.evaluate(
+        checkpoint=checkpoint, task=task_spec, protocol=step.outputs["protocol"], by=step.inputs["by"],
+        out=step.outputs["json"], config=evaluation_config(cfg), seed=step.outputs["seed"],
+    )
+    return {"json": step.outputs["json"], "n_records": len(records)}
+
+
+_RUNNERS = {
+    "dataset": _run_dataset,
+    "diversity": _run_diversity,
+    "pretrain": _run_pretrain,
+    "task": _run_task,
+    "evaluate": _run_evaluate,
+}
+
+
+# --------------------------------------------------------------------------------------------- aggregate
+def aggregate(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> None:
+    """Write results.csv, diversity.csv and study.json (what the report reads)."""
+    rows = []
+    for s in steps:
+        if s.kind != "evaluate":
+            continue
+        for rec in json.loads(Path(s.outputs["json"]).read_text(encoding="utf-8")):
+            rows.append({"dataset": s.outputs["dataset"], "seed": s.outputs["seed"], **rec,
+                         "task": s.outputs["task"]})
+    results = pd.DataFrame(rows)
+    with atomic_open(out / "results.csv", "w", encoding="utf-8", newline="") as fh:
+        results.to_csv(fh, index=False)
+    div_rows = []
+    for s in steps:
+        if s.kind == "diversity":
+            d = json.loads(Path(s.outputs["json"]).read_text(encoding="utf-8"))
+            div_rows.append({"dataset": s.name, **{c: d.get(c) for c in DIVERSITY_COLUMNS}})
+    with atomic_open(out / "diversity.csv", "w", encoding="utf-8", newline="") as fh:
+        pd.DataFrame(div_rows).to_csv(fh, index=False)
+    write_json(out / "study.json", study_meta(cfg, steps, out, wall))
+
+
+def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> dict:
+    from geodiv.evaluate.metrics import METRICS_BY_TYPE
+    from geodiv.evaluate.tasks import load_task
+
+    tasks = {}
+    for s in steps:
+        if s.kind == "task":
+            t = load_task(s.outputs["spec"])
+            tasks[s.name] = {"type": t.type, "metric": METRICS_BY_TYPE[t.type][0], "classes": t.classes}
+    points = {}
+    for s in steps:
+        if s.kind == "dataset":
+            lat, lon, cont = dataset_locations(Path(s.outputs["dir"]))
+            points[s.name] = {"lat": np.round(lat, 4).tolist(), "lon": np.round(lon, 4).tolist(),
+                              "continent": [c if isinstance(c, str) else None for c in cont]}
+    recon = {}
+    for s in steps:
+        if s.kind == "pretrain" and s.outputs.get("reconstruction") and s.outputs["seed"] == cfg.seeds[0]:
+            recon[s.outputs["dataset"]] = os.path.relpath(s.outputs["reconstruction"], out)
+    # Wall time by step kind over all runs of this study (each step's time is kept in its cache marker).
+    cache = StepCache(out / "cache")
+    timings = {}
+    for s in steps:
+        rec = cache.get(s.kind, s.key) or {}
+        timings[s.kind] = timings.get(s.kind, 0.0) + float(rec.get("seconds", 0.0))
+    timings["total (this run)"] = wall
+    return {
+        "name": cfg.name,
+        "tasks": tasks,
+        "protocols": list(cfg.evaluation.protocols),
+        "main_protocol": cfg.evaluation.main_protocol,
+        "seeds": list(cfg.seeds),
+        "datasets": {d.name: {"region": d.region, "dir": os.path.relpath(_dataset_dir(steps, d.name), out)}
+                     for d in cfg.datasets},
+        "sample_points": points,
+        "reconstructions": recon,
+        "timings": timings,
+        "python": sys.version.split()[0],
+    }
