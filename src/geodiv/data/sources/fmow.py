@@ -1,0 +1,105 @@
+"""fMoW-Sentinel as SatMAE reads it: a CSV (``category, location_id, image_id, timestamp, image_path`` and
+optionally ``polygon``) and one 13-band Sentinel-2 GeoTIFF per row (standard band order, no band descriptions).
+
+``label`` is the index of ``category`` in :data:`FMOW_CATEGORIES` (the 62 classes, alphabetical, as SatMAE).
+Locations come from each GeoTIFF's georeference; a row whose file has none falls back to the centroid of its
+``polygon`` (WKT, lon/lat) when present.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from geodiv.bands import S2_BANDS
+from geodiv.config import StrictModel
+from geodiv.errors import DataError, InputError
+
+FMOW_CATEGORIES: tuple[str, ...] = (
+    "airport", "airport_hangar", "airport_terminal", "amusement_park", "aquaculture", "archaeological_site", "barn",
+    "border_checkpoint", "burial_site", "car_dealership", "construction_site", "crop_field", "dam",
+    "debris_or_rubble", "educational_institution", "electric_substation", "factory_or_powerplant", "fire_station",
+    "flooded_road", "fountain", "gas_station", "golf_course", "ground_transportation_station", "helipad",
+    "hospital", "impoverished_settlement", "interchange", "lake_or_pond", "lighthouse", "military_facility",
+    "multi-unit_residential", "nuclear_powerplant", "office_building", "oil_or_gas_facility", "park",
+    "parking_lot_or_garage", "place_of_worship", "police_station", "port", "prison", "race_track",
+    "railway_bridge", "recreational_facility", "road_bridge", "runway", "shipyard", "shopping_mall",
+    "single-unit_residential", "smokestack", "solar_farm", "space_facility", "stadium", "storage_tank",
+    "surface_mine", "swimming_pool", "toll_booth", "tower", "tunnel_opening", "waste_disposal",
+    "water_treatment_facility", "wind_farm", "zoo",
+)
+FMOW_COLUMNS: tuple[str, ...] = ("category", "location_id", "image_id", "timestamp", "image_path")
+
+
+class FmowSourceConfig(StrictModel):
+    kind: Literal["fmow"] = "fmow"
+    csv: str
+    #: folder that image_path is relative to (default: the CSV's folder)
+    root: str | None = None
+
+
+def fmow_table(cfg: FmowSourceConfig):
+    """The CSV with absolute ``path``, integer ``label`` and a sanitised ``fmow_id`` column."""
+    import pandas as pd
+
+    csv = Path(cfg.csv)
+    if not csv.is_file():
+        raise InputError(f"fMoW-Sentinel CSV {csv} does not exist")
+    table = pd.read_csv(csv)
+    missing = [c for c in FMOW_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"fMoW-Sentinel CSV {csv} lacks column(s) {', '.join(missing)}; SatMAE's CSVs have {', '.join(FMOW_COLUMNS)}")
+    base = Path(cfg.root) if cfg.root else csv.parent
+    index = {c: i for i, c in enumerate(FMOW_CATEGORIES)}
+    labels = []
+    for row, cat in enumerate(table["category"]):
+        if cat not in index:
+            raise DataError(f"fMoW-Sentinel CSV {csv}, row {row}: unknown category {cat!r}")
+        labels.append(index[cat])
+    table["label"] = np.asarray(labels, dtype=np.int64)
+    table["path"] = [str(p if Path(p).is_absolute() else base / p) for p in table["image_path"].astype(str)]
+    table["date"] = table["timestamp"].astype(str)
+    table["fmow_id"] = [
+        re.sub(r"[^A-Za-z0-9_-]", "-", f"fmow_{c}_{loc}_{img}")
+        for c, loc, img in zip(table["category"], table["location_id"], table["image_id"])
+    ]
+    return table
+
+
+def fmow_catalog(cfg: FmowSourceConfig, annotate: bool = True):
+    import rasterio
+    import shapely
+
+    from geodiv.data.catalog import make_catalog
+    from geodiv.data.sources.geotiff import georef_center
+
+    table = fmow_table(cfg)
+    lat = np.empty(len(table))
+    lon = np.empty(len(table))
+    has_poly = "polygon" in table.columns
+    for i, path in enumerate(table["path"]):
+        where = f"fMoW-Sentinel image {path} (CSV row {i})"
+        try:
+            with rasterio.open(path) as src:
+                center = georef_center(src, where)
+        except rasterio.errors.RasterioIOError as err:
+            raise DataError(f"{where}: cannot open ({err})") from None
+        if center is None and has_poly and isinstance(table["polygon"].iloc[i], str):
+            try:
+                c = shapely.from_wkt(table["polygon"].iloc[i]).centroid
+                center = (c.y, c.x)
+            except shapely.errors.GEOSException as err:
+                raise DataError(f"{where}: polygon is not valid WKT ({err})") from None
+        if center is None:
+            raise DataError(f"{where}: no georeference and no polygon; cannot place it")
+        lat[i], lon[i] = center
+    columns = {k: table[k].to_numpy() for k in ("label", "category", "location_id", "image_id")}
+    return make_catalog(lat, lon, table["path"].to_numpy(), ids=table["fmow_id"].to_numpy(),
+                        date=table["date"].to_numpy(), columns=columns, annotate=annotate)
+
+
+#: fMoW-Sentinel files hold the 13 bands in the standard order, without descriptions.
+FMOW_BANDS: tuple[str, ...] = S2_BANDS

@@ -1,0 +1,212 @@
+"""GeoTIFF sources: a folder of GeoTIFFs, or a CSV/Parquet manifest listing them.
+
+Band names come from the file's band descriptions (``B02``, ``B8A``, ``08A - Vegetation Red Edge`` ... mapped
+with ``geodiv.bands.canonical_band``), else from ``band_names`` in the config, else a 13-band file is taken to be
+in the standard Sentinel-2 order. Bands are picked by name into the dataset's order. Locations come from the
+manifest's ``lat``/``lon`` columns, else from the georeference (the raster centre transformed to WGS84); a file with
+neither is an error. Images larger than the dataset size are centre-cropped with a windowed read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from geodiv.bands import S2_BANDS, band_indices, canonical_band
+from geodiv.config import StrictModel
+from geodiv.data.shards import Sample, to_uint16
+from geodiv.errors import DataError, InputError
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+class GeoTiffSourceConfig(StrictModel):
+    kind: Literal["geotiff"] = "geotiff"
+    #: folder scanned recursively for *.tif / *.tiff
+    root: str | None = None
+    #: CSV or Parquet with a path column (relative to the manifest's folder) and optional label, lat, lon, date
+    manifest: str | None = None
+    path_column: str = "path"
+    #: names of the file's bands, in file order, for files without band descriptions
+    band_names: list[str] | None = None
+    #: multiply pixel values by this before storing as uint16 (e.g. 10000 for reflectance stored as 0..1 floats)
+    scale: float = 1.0
+
+
+def file_band_names(src: Any, configured: Sequence[str] | None, where: str) -> list[str]:
+    """Canonical band names of an open rasterio dataset, in file order."""
+    if configured is not None:
+        if len(configured) != src.count:
+            raise DataError(f"{where}: has {src.count} bands, band_names lists {len(configured)}")
+        return [canonical_band(b) for b in configured]
+    desc = list(src.descriptions or ())
+    if desc and all(desc):
+        try:
+            return [canonical_band(d) for d in desc]
+        except InputError as err:
+            raise DataError(f"{where}: band description not understood ({err}); give band_names") from None
+    if src.count == len(S2_BANDS):
+        return list(S2_BANDS)
+    raise DataError(
+        f"{where}: {src.count} bands without names; give band_names (file order) in the source config"
+    )
+
+
+def georef_center(src: Any, where: str) -> tuple[float, float] | None:
+    """(lat, lon) of the raster centre from its georeference, or None when it has none."""
+    from rasterio.warp import transform
+
+    if src.crs is None or src.transform.is_identity:
+        return None
+    x, y = src.xy(src.height / 2.0, src.width / 2.0, offset="ul")
+    lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
+    if not (np.isfinite(lat[0]) and np.isfinite(lon[0])):
+        raise DataError(f"{where}: georeference does not map to a valid location")
+    return float(lat[0]), float(lon[0])
+
+
+def read_geotiff(
+    path: str | os.PathLike[str],
+    bands: Sequence[str],
+    size: int | None,
+    band_names: Sequence[str] | None = None,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """uint16 (len(bands), size, size) image (centre window) and info (lat/lon from the georeference if any)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    where = f"GeoTIFF {path}"
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise DataError(f"{where}: cannot open ({err})") from None
+    with src:
+        names = file_band_names(src, band_names, where)
+        try:
+            idx = band_indices(names, bands, where=where)
+        except InputError as err:
+            raise DataError(str(err)) from None
+        h, w = src.height, src.width
+        size = size or h
+        if h < size or w < size:
+            raise DataError(f"{where}: is {h} x {w} px, smaller than the dataset's {size} px")
+        window = Window((w - size) // 2, (h - size) // 2, size, size)
+        try:
+            data = src.read([i + 1 for i in idx], window=window, masked=src.nodata is not None)
+        except rasterio.errors.RasterioIOError as err:
+            raise DataError(f"{where}: cannot read pixels ({err}); the file is truncated or corrupt") from None
+        if np.ma.isMaskedArray(data):
+            if data.mask.any():
+                raise DataError(f"{where}: {int(data.mask.sum())} nodata pixel(s) in the window; drop or fill the file")
+            data = data.data
+        if scale != 1.0:
+            data = data.astype(np.float64) * scale
+        image = to_uint16(data, len(bands), size, where)
+        center = georef_center(src, where)
+    info: dict[str, Any] = {"path": str(path)}
+    if center is not None:
+        info["lat"], info["lon"] = center
+    return image, info
+
+
+def list_geotiffs(cfg: GeoTiffSourceConfig) -> Any:
+    """A pandas table with ``path`` (absolute) and whatever the manifest gives (label, lat, lon, date, ...)."""
+    import pandas as pd
+
+    if (cfg.root is None) == (cfg.manifest is None):
+        raise InputError("a geotiff source needs exactly one of root (a folder) or manifest (CSV/Parquet)")
+    if cfg.root is not None:
+        root = Path(cfg.root)
+        if not root.is_dir():
+            raise InputError(f"geotiff root {root} is not a folder")
+        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in TIFF_SUFFIXES)
+        if not paths:
+            raise InputError(f"no .tif/.tiff files under {root}")
+        return pd.DataFrame({"path": [str(p) for p in paths]})
+    man = Path(cfg.manifest)
+    if not man.is_file():
+        raise InputError(f"geotiff manifest {man} does not exist")
+    table = pd.read_parquet(man) if man.suffix.lower() in (".parquet", ".geoparquet") else pd.read_csv(man)
+    if cfg.path_column not in table.columns:
+        raise InputError(f"geotiff manifest {man} has no {cfg.path_column!r} column (columns: {', '.join(table.columns)})")
+    table = table.rename(columns={cfg.path_column: "path"})
+    table["path"] = [str(p if Path(p).is_absolute() else man.parent / p) for p in table["path"]]
+    return table
+
+
+def catalog_from_files(table: Any, id_prefix: str, annotate: bool = True,
+                       extra: dict[str, Any] | None = None):
+    """Catalog rows for files listed in ``table``; lat/lon from its columns, else from each file's georeference."""
+    import rasterio
+
+    from geodiv.data.catalog import make_catalog
+
+    lat = np.full(len(table), np.nan)
+    lon = np.full(len(table), np.nan)
+    cols = {c.lower(): c for c in table.columns}
+    lat_c = next((cols[c] for c in ("lat", "latitude") if c in cols), None)
+    lon_c = next((cols[c] for c in ("lon", "lng", "longitude") if c in cols), None)
+    if lat_c and lon_c:
+        lat[:] = table[lat_c].to_numpy(dtype=np.float64)
+        lon[:] = table[lon_c].to_numpy(dtype=np.float64)
+    for i, path in enumerate(table["path"]):
+        if np.isfinite(lat[i]) and np.isfinite(lon[i]):
+            continue
+        where = f"GeoTIFF {path}"
+        try:
+            with rasterio.open(path) as src:
+                center = georef_center(src, where)
+        except rasterio.errors.RasterioIOError as err:
+            raise DataError(f"{where}: cannot open ({err})") from None
+        if center is None:
+            raise DataError(f"{where}: no georeference and no lat/lon given; add lat/lon columns to the manifest")
+        lat[i], lon[i] = center
+    ids = [f"{id_prefix}{i:07d}" for i in range(len(table))]
+    columns = {c: table[c].to_numpy() for c in table.columns if c not in ("path", "date", lat_c, lon_c)}
+    columns.update(extra or {})
+    date = table["date"].astype(str).to_numpy() if "date" in table.columns else None
+    return make_catalog(lat, lon, table["path"].to_numpy(), ids=ids, date=date, columns=columns, annotate=annotate)
+
+
+def geotiff_catalog(cfg: GeoTiffSourceConfig, annotate: bool = True):
+    return catalog_from_files(list_geotiffs(cfg), "tif", annotate)
+
+
+class FileSamples(Sequence):
+    """Samples read on demand from the files of catalog rows (a Sequence, so a resumed build can index past
+    finished shards); a bad file raises ``DataError`` naming it."""
+
+    def __init__(self, catalog: Any, bands: Sequence[str], size: int, band_names: Sequence[str] | None,
+                 scale: float = 1.0, meta_columns: Sequence[str] = ()) -> None:
+        self.catalog = catalog.reset_index(drop=True)
+        self.bands, self.size, self.band_names, self.scale = list(bands), size, band_names, scale
+        self.meta_columns = list(meta_columns)
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
+        row = self.catalog.iloc[i]
+        image, _ = read_geotiff(row["source"], self.bands, self.size, self.band_names, self.scale)
+        return Sample(str(row["id"]), image, row_meta(row, self.meta_columns))
+
+
+def row_meta(row: Any, extra_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """JSON metadata of a catalog row: location, source, date, annotations and the listed extra columns."""
+    from geodiv.data.catalog import ANNOTATIONS, BASE_COLUMNS
+
+    meta: dict[str, Any] = {}
+    for k in (*BASE_COLUMNS, *ANNOTATIONS, *extra_columns):
+        if k in row.index:
+            v = row[k]
+            if isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, float) and not np.isfinite(v):
+                v = None
+            meta[k] = v
+    return meta

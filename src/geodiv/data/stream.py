@@ -1,0 +1,268 @@
+"""``ShardStream``: a streaming ``IterableDataset`` over geodiv shards, for pretraining and evaluation.
+
+Memory stays flat as the dataset grows: shards are read sequentially, and only the shuffle buffer (raw, still
+encoded samples) is held. Work is split by *global worker* = (DDP rank, DataLoader worker): with at least as many
+shards as global workers each takes every k-th shard of the epoch's shard order; otherwise every worker reads all
+shards and keeps every k-th sample. All randomness (shard order, buffer shuffle, crops, flips) comes from
+``numpy.random.Generator(SeedSequence([seed, epoch, global_worker]))``: the stream is a pure function of
+(seed, epoch, world size, number of workers), which is what makes exact resumption possible.
+
+Resuming: ``load_state_dict({'epoch': e, 'batches_done': k, 'batch_size': b})`` (or ``start_sample=k`` with
+``batch_size=1``) makes the next iteration continue epoch ``e`` after the first ``k`` batches of each rank.
+Skipped samples are read but not decoded, and their random draws are replayed, so the continuation is identical
+to the uninterrupted stream. With DataLoader workers the rule matches PyTorch's in-order round robin (batch j comes
+from worker j mod num_workers), exact while every worker still delivers full batches (always, with
+``equal_split``, except in an epoch's last partial batch).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from geodiv.bands import band_indices
+from geodiv.data.normalize import Normalizer, NormKind, dataset_stats
+from geodiv.data.shards import (
+    OnError,
+    SkipReport,
+    decode_group,
+    iter_tar_groups,
+    read_manifest,
+    verify_shard,
+)
+from geodiv.data.transforms import Augment, AugmentMode, CropParams
+from geodiv.errors import ConfigError, DataError
+
+
+def dist_rank_world() -> tuple[int, int]:
+    """(rank, world size) from torch.distributed when initialised, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class ShardStream(IterableDataset):
+    """Float32 (C, size, size) tensors from one or more geodiv datasets.
+
+    Yields ``x``, or ``(x, label)`` when ``label`` names a metadata field / extra array (e.g. ``'label'``), with
+    the sample's metadata dict appended when ``with_meta``. Use :meth:`collate` as the DataLoader ``collate_fn``
+    when metadata is yielded. Segmentation masks (2-D labels) get the same crop/flip, resampled nearest.
+    """
+
+    def __init__(
+        self,
+        roots: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        bands: Sequence[str] | None = None,
+        normalize: NormKind = "satmae",
+        augment: AugmentMode = "train",
+        size: int | None = None,
+        crop_scale: tuple[float, float] = (0.2, 1.0),
+        hflip: bool = True,
+        shuffle: bool = True,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        epochs: int | None = 1,
+        label: str | None = None,
+        with_meta: bool = False,
+        verify: bool = True,
+        equal_split: bool | None = None,
+        start_sample: int = 0,
+        stats: tuple[Sequence[float], Sequence[float]] | None = None,
+        on_error: OnError = "raise",
+    ) -> None:
+        super().__init__()
+        roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+        if not roots:
+            raise ConfigError("ShardStream needs at least one dataset folder")
+        self.manifests = [read_manifest(r) for r in roots]
+        first = self.manifests[0]
+        for m in self.manifests[1:]:
+            if m["bands"] != first["bands"] or m["size"] != first["size"]:
+                raise DataError(
+                    f"datasets {first['root']} and {m['root']} differ in bands or size; stream them separately"
+                )
+        self.stored_bands = list(first["bands"])
+        self.bands = list(bands) if bands is not None else self.stored_bands
+        self.band_idx = band_indices(self.stored_bands, self.bands, where=f"dataset {first['root']}")
+        self.stored_size = first["size"]
+        self.size = int(size or self.stored_size)
+        if normalize == "zscore" and stats is None:
+            stats = dataset_stats(first, self.bands)
+        mean, std = stats if stats is not None else (None, None)
+        self.normalizer = Normalizer(normalize, [self.stored_bands[i] for i in self.band_idx], mean, std)
+        self.augment = Augment(augment, self.size, scale=crop_scale, hflip=hflip)
+        self.shuffle, self.shuffle_buffer = shuffle, max(int(shuffle_buffer), 0) if shuffle else 0
+        self.seed, self.epochs = int(seed), epochs
+        self.label, self.with_meta, self.verify, self.on_error = label, with_meta, verify, on_error
+        self.equal_split = equal_split
+        self.shards = [(Path(m["root"]), s) for m in self.manifests for s in m["shards"]]
+        self.n_samples = sum(m["n_samples"] for m in self.manifests)
+        self.epoch = 0
+        self.batches_done = int(start_sample)
+        self.batch_size = 1
+        self._verified: set[str] = set()
+
+    # ---------------------------------------------------------------------------------------- position
+    def set_epoch(self, epoch: int) -> None:
+        """Start the next iteration at ``epoch`` (seeds the shard order, buffer and crops) from its beginning."""
+        self.epoch, self.batches_done = int(epoch), 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches_done": self.batches_done, "batch_size": self.batch_size,
+                "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue epoch ``state['epoch']`` after ``batches_done`` batches of ``batch_size`` on each rank."""
+        if "seed" in state and int(state["seed"]) != self.seed:
+            raise ConfigError(f"resume state was recorded with seed {state['seed']}, this stream has {self.seed}")
+        self.epoch = int(state["epoch"])
+        self.batches_done = int(state.get("batches_done", 0))
+        self.batch_size = int(state.get("batch_size", 1))
+
+    # ---------------------------------------------------------------------------------------- splitting
+    def _global_worker(self) -> tuple[int, int, int, int]:
+        rank, world = dist_rank_world()
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        return rank * nw + wid, world * nw, wid, nw
+
+    def _plan(self, epoch: int, gid: int, gworld: int) -> tuple[list[int], int, int | None]:
+        """(shard indices to read, sample stride filter, quota) for one global worker in one epoch."""
+        order = np.arange(len(self.shards))
+        if self.shuffle:
+            np.random.default_rng([self.seed, epoch, 2**31]).shuffle(order)  # same order on every worker
+        counts = np.array([s["n"] for _, s in self.shards])
+        equal = self.equal_split if self.equal_split is not None else dist_rank_world()[1] > 1
+        if len(order) >= gworld:
+            mine = order[gid::gworld].tolist()
+            quota = min(int(counts[order[w::gworld]].sum()) for w in range(gworld)) if equal else None
+            return mine, 1, quota
+        quota = int(counts.sum()) // gworld if equal else None
+        return order.tolist(), gworld, quota
+
+    def samples_per_epoch(self) -> int:
+        """Samples this process yields per epoch (over all its DataLoader workers if called inside one)."""
+        gid, gworld, _, nw = self._global_worker()
+        rank = gid // nw
+        total = 0
+        for w in range(rank * nw, (rank + 1) * nw):
+            shards, stride, quota = self._plan(self.epoch, w, gworld)
+            n = sum(self.shards[i][1]["n"] for i in shards)
+            n = len(range(w % stride, n, stride)) if stride > 1 else n
+            total += min(n, quota) if quota is not None else n
+        return total
+
+    # ---------------------------------------------------------------------------------------- iteration
+    def __iter__(self) -> Iterator[Any]:
+        gid, gworld, wid, nw = self._global_worker()
+        # The DataLoader takes batch j from worker j % nw, starting again at worker 0 after a restart; so on
+        # resuming after k batches, worker w plays the role of the original worker (w + k) % nw, and skips the
+        # batches that role had delivered.
+        role = (wid + self.batches_done) % nw
+        gid = gid - wid + role
+        skip = len(range(role, self.batches_done, nw)) * self.batch_size
+        epoch = self.epoch
+        while self.epochs is None or epoch < self.epoch + self.epochs:
+            yield from self._epoch(epoch, gid, gworld, skip)
+            skip = 0
+            epoch += 1
+
+    def _raw_samples(self, shards: list[int], stride: int, gid: int, skips: SkipReport) -> Iterator[tuple]:
+        ordinal = 0
+        for i in shards:
+            root, shard = self.shards[i]
+            path = root / shard["path"]
+            try:
+                if self.verify and str(path) not in self._verified:
+                    verify_shard(root, shard)
+                    self._verified.add(str(path))
+                with open(path, "rb", buffering=1 << 20) as fh:
+                    for key, group in iter_tar_groups(fh, f"shard {path}"):
+                        if stride == 1 or ordinal % stride == gid:
+                            yield key, group, path
+                        ordinal += 1
+            except DataError as err:
+                if self.on_error == "raise":
+                    raise
+                skips.add(str(err))
+
+    def _epoch(self, epoch: int, gid: int, gworld: int, skip: int) -> Iterator[Any]:
+        shards, stride, quota = self._plan(epoch, gid, gworld)
+        rng = np.random.default_rng([self.seed, epoch, gid])
+        skips = SkipReport()
+        emitted = 0
+        buffer: list[tuple] = []
+        for item in self._raw_samples(shards, stride, gid, skips):
+            if self.shuffle_buffer <= 1:
+                out = item
+            elif len(buffer) < self.shuffle_buffer:
+                buffer.append(item)
+                continue
+            else:
+                j = int(rng.integers(len(buffer)))
+                out, buffer[j] = buffer[j], item
+            if quota is not None and emitted >= quota:
+                break
+            produced = self._produce(out, rng, emitted < skip, skips)
+            emitted += 1
+            if produced is not None:
+                yield produced
+        else:
+            while buffer and (quota is None or emitted < quota):
+                out = buffer.pop(int(rng.integers(len(buffer))))
+                produced = self._produce(out, rng, emitted < skip, skips)
+                emitted += 1
+                if produced is not None:
+                    yield produced
+        skips.report(f"ShardStream epoch {epoch}")
+
+    def _produce(self, item: tuple, rng: np.random.Generator, skipping: bool, skips: SkipReport) -> Any:
+        key, group, path = item
+        s = self.stored_size
+        params = self.augment.params(s, s, rng)  # drawn even when skipping, to replay the random stream
+        if skipping:
+            return None
+        try:
+            image, meta = decode_group(key, group, len(self.stored_bands), s, f"shard {path}", copy=False)
+        except DataError as err:
+            if self.on_error == "raise":
+                raise
+            skips.add(str(err))
+            return None
+        window = (params.top, params.left, params.height, params.width)
+        x = self.augment.apply(torch.from_numpy(self.normalizer(image, self.band_idx, window)), params)
+        out: list[Any] = [x]
+        if self.label is not None:
+            if self.label not in meta:
+                raise DataError(f"shard {path}, sample {key}: no label field {self.label!r} in its metadata")
+            out.append(self._label_tensor(meta[self.label], params))
+        if self.with_meta:
+            meta = {k: v for k, v in meta.items() if not isinstance(v, np.ndarray)}
+            meta["key"] = key
+            out.append(meta)
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def _label_tensor(self, value: Any, params: CropParams) -> torch.Tensor:
+        if isinstance(value, np.ndarray) and value.ndim == 2:
+            mask = value[params.top : params.top + params.height, params.left : params.left + params.width]
+            return self.augment.apply_mask(torch.from_numpy(np.array(mask)), params)
+        return torch.as_tensor(np.array(value) if isinstance(value, np.ndarray) else value)
+
+    @staticmethod
+    def collate(batch: list[Any]) -> Any:
+        """Stack tensors, keep metadata dicts as a list (default_collate cannot batch None values)."""
+        from torch.utils.data import default_collate
+
+        if isinstance(batch[0], tuple) and isinstance(batch[0][-1], dict):
+            head = [b[:-1] for b in batch]
+            stacked = default_collate([h[0] if len(h) == 1 else h for h in head])
+            metas = [b[-1] for b in batch]
+            return (*stacked, metas) if isinstance(stacked, (list, tuple)) else (stacked, metas)
+        return default_collate(batch)

@@ -1,0 +1,173 @@
+"""Augmentation as SatMAE trains and evaluates, without torchvision.
+
+Train: random resized crop (area scale 0.2..1, aspect ratio 3/4..4/3, torchvision's sampling rule: 10 tries, then a
+centre crop clamped to the ratio range), resized to ``size`` with bicubic interpolation, then a horizontal flip with
+probability 0.5. Eval: resize the shorter side to ``int(size / 0.875)`` (109 for 96, SatMAE's crop_pct 224/256), then
+a centre crop of ``size``.
+
+Antialiasing is pinned on (``antialias=True``): torchvision changed its default between versions, and with it the
+bicubic kernel torch uses (a = -0.5, as PIL, instead of -0.75), so leaving it implicit would make results depend on
+library versions. Bicubic can overshoot the input range; like SatMAE we do not clamp.
+
+Crop parameters are drawn before normalisation so that only the cropped pixels are normalised: normalisation is
+per pixel, so slicing first gives exactly the same result for less work.
+
+Resampling is separable and linear, so ``F.interpolate(x, (H, W), bicubic, antialias)`` equals
+``Wy @ x @ Wx.T`` with (H, h) and (W, w) weight matrices. We obtain those matrices from ``F.interpolate`` itself
+(applied to an identity, in float64, cached per size pair), so the kernel is exactly torch's; two small matmuls are
+3-4x faster than ``F.interpolate`` on 96 px images, and flips and centre crops fold into the matrices for free.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from geodiv.errors import ConfigError
+
+AugmentMode = Literal["train", "eval", "none"]
+#: SatMAE's evaluation crop fraction (input_size / resize) = 224 / 256.
+EVAL_CROP_PCT = 224 / 256
+ANTIALIAS = True
+
+
+@dataclass(frozen=True)
+class CropParams:
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+
+
+def random_resized_crop_box(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> tuple[int, int, int, int]:
+    """(top, left, h, w) of a random crop covering ``scale`` of the area with aspect ratio in ``ratio``."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return top, left, h, w
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        h, w = height, int(round(height * ratio[1]))
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+@functools.lru_cache(maxsize=1024)
+def resize_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float32 matrix of torch's antialiased bicubic resampling along one axis."""
+    if n_in == n_out:
+        return torch.eye(n_in)
+    # The identity's columns as channels; width 4 because antialias mis-handles a width-1 axis.
+    eye = torch.eye(n_in, dtype=torch.float64).reshape(1, n_in, n_in, 1).expand(1, n_in, n_in, 4)
+    out = F.interpolate(eye, size=(n_out, 4), mode="bicubic", align_corners=False, antialias=ANTIALIAS)
+    return out[0, :, :, 0].T.contiguous().float()
+
+
+def center_offset(n: int, size: int) -> int:
+    if n < size:
+        raise ConfigError(f"centre crop of {size} px from {n} px")
+    return int(round((n - size) / 2.0))
+
+
+def resample(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``rows @ x @ cols.T`` over the last two axes, in the cheaper order."""
+    if x.shape[-2] <= x.shape[-1]:
+        return rows @ (x @ cols.T)
+    return (rows @ x) @ cols.T
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bicubic resize of (..., h, w) float tensors, antialiasing pinned on (same values as ``F.interpolate``)."""
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    return resample(x, resize_weights(h, size[0]), resize_weights(w, size[1]))
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = center_offset(h, size), center_offset(w, size)
+    return x[..., top : top + size, left : left + size]
+
+
+class Augment:
+    """Crop/resize/flip to ``size`` px: ``params`` draws (before normalisation), ``apply`` resamples (after)."""
+
+    def __init__(
+        self,
+        mode: AugmentMode,
+        size: int,
+        scale: tuple[float, float] = (0.2, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        hflip: bool = True,
+    ) -> None:
+        if mode not in ("train", "eval", "none"):
+            raise ConfigError(f"unknown augmentation mode {mode!r}; choose train, eval or none")
+        if not (0 < scale[0] <= scale[1] <= 1):
+            raise ConfigError(f"crop scale must satisfy 0 < low <= high <= 1, got {scale}")
+        self.mode, self.size, self.scale, self.ratio, self.hflip = mode, int(size), scale, ratio, hflip
+        self.eval_resize = int(self.size / EVAL_CROP_PCT)
+
+    def params(self, height: int, width: int, rng: np.random.Generator) -> CropParams:
+        if self.mode != "train":
+            return CropParams(0, 0, height, width, False)
+        top, left, h, w = random_resized_crop_box(rng, height, width, self.scale, self.ratio)
+        flip = bool(rng.random() < 0.5) and self.hflip
+        return CropParams(top, left, h, w, flip)
+
+    def _eval_shape(self, h: int, w: int) -> tuple[int, int]:
+        short = self.eval_resize
+        return (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
+
+    def matrices(self, h: int, w: int, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row and column resampling matrices taking an (h, w) crop to the output, flip and centre crop folded in."""
+        if self.mode == "train":
+            rows, cols = resize_weights(h, self.size), resize_weights(w, self.size)
+        else:
+            eh, ew = self._eval_shape(h, w)
+            top, left = center_offset(eh, self.size), center_offset(ew, self.size)
+            rows = resize_weights(h, eh)[top : top + self.size]
+            cols = resize_weights(w, ew)[left : left + self.size]
+        return rows, (cols.flip(0) if flip else cols)
+
+    def apply(self, x: torch.Tensor, p: CropParams) -> torch.Tensor:
+        """``x`` is the already cropped (C, h, w) float tensor."""
+        if self.mode == "none":
+            return x
+        h, w = x.shape[-2:]
+        if self.mode == "train" and (h, w) == (self.size, self.size):
+            return torch.flip(x, dims=(-1,)) if p.flip else x
+        return resample(x, *self.matrices(h, w, p.flip))
+
+    def apply_mask(self, mask: torch.Tensor, p: CropParams) -> torch.Tensor:
+        """The same geometry for an already cropped (h, w) label mask, resampled nearest (labels never blend)."""
+        if self.mode == "none":
+            return mask
+        shape = (self.size, self.size) if self.mode == "train" else self._eval_shape(*mask.shape[-2:])
+        out = F.interpolate(mask[None, None].float(), size=shape, mode="nearest-exact")[0, 0].to(mask.dtype)
+        if self.mode == "train":
+            return torch.flip(out, dims=(-1,)) if p.flip else out
+        return center_crop(out, self.size).contiguous()

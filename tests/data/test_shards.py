@@ -1,0 +1,128 @@
+import json
+import tarfile
+
+import numpy as np
+import pytest
+from datakit import synthetic_samples
+
+from geodiv.bands import SATMAE_BANDS
+from geodiv.data.shards import Sample, iter_samples, read_manifest, verify_dataset, write_shards
+from geodiv.errors import DataError
+
+
+def test_roundtrip_images_meta_and_extra_arrays(tmp_path):
+    originals = list(synthetic_samples(7, label=True))
+    manifest = write_shards(originals, tmp_path / "ds", shard_size=3, bands=SATMAE_BANDS)
+    assert manifest["n_samples"] == 7
+    assert [s["n"] for s in manifest["shards"]] == [3, 3, 1]
+    assert manifest["bands"] == list(SATMAE_BANDS) and manifest["size"] == 16
+    assert manifest["counts"]["continent"] == {"Africa": 2, "Asia": 2, "Europe": 3}
+    got = list(iter_samples(tmp_path / "ds"))
+    assert [k for k, _, _ in got] == [s.key for s in originals]
+    for (_key, image, meta), s in zip(got, originals):
+        assert image.dtype == np.uint16 and np.array_equal(image, s.image)
+        assert meta["idx"] == s.meta["idx"] and meta["lat"] == s.meta["lat"]
+        assert np.array_equal(meta["label"], s.arrays["label"])
+
+
+def test_manifest_statistics_match_numpy(tmp_path):
+    originals = list(synthetic_samples(9))
+    m = write_shards(originals, tmp_path / "ds", shard_size=4, bands=SATMAE_BANDS)
+    stack = np.stack([s.image for s in originals]).astype(np.float64)
+    for b, name in enumerate(SATMAE_BANDS):
+        st = m["stats"][name]
+        assert st["mean"] == pytest.approx(stack[:, b].mean(), rel=1e-12)
+        assert st["std"] == pytest.approx(stack[:, b].std(), rel=1e-9)
+        assert st["min"] == stack[:, b].min() and st["max"] == stack[:, b].max()
+
+
+def test_shards_are_byte_deterministic(tmp_path):
+    a = write_shards(synthetic_samples(5), tmp_path / "a", shard_size=2, bands=SATMAE_BANDS)
+    b = write_shards(synthetic_samples(5), tmp_path / "b", shard_size=2, bands=SATMAE_BANDS)
+    assert [s["sha256"] for s in a["shards"]] == [s["sha256"] for s in b["shards"]]
+    # readable by any tar tool, WebDataset naming
+    with tarfile.open(tmp_path / "a" / a["shards"][0]["path"]) as tar:
+        assert tar.getnames() == ["k00000.json", "k00000.npy", "k00001.json", "k00001.npy"]
+
+
+def test_checksum_mismatch_names_the_shard(small_dataset):
+    m = read_manifest(small_dataset)
+    path = small_dataset / m["shards"][1]["path"]
+    data = bytearray(path.read_bytes())
+    data[2000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"shard-000001\.tar: checksum mismatch"):
+        list(iter_samples(small_dataset))
+    with pytest.raises(DataError, match="checksum"):
+        verify_dataset(small_dataset, deep=False)
+
+
+def test_truncated_shard_is_an_error_even_unverified(small_dataset):
+    m = read_manifest(small_dataset)
+    path = small_dataset / m["shards"][0]["path"]
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataError, match=r"shard-000000\.tar"):
+        list(iter_samples(small_dataset, verify=False))
+
+
+def test_missing_metadata_member_names_sample(tmp_path, small_dataset):
+    m = read_manifest(small_dataset)
+    path = small_dataset / m["shards"][0]["path"]
+    with tarfile.open(path) as tar:
+        members = [(t, tar.extractfile(t).read()) for t in tar.getmembers() if t.name != "k00001.json"]
+    with tarfile.open(path, "w") as tar:
+        for t, data in members:
+            import io
+
+            tar.addfile(t, io.BytesIO(data))
+    with pytest.raises(DataError, match=r"sample k00001: no k00001\.json"):
+        list(iter_samples(small_dataset, verify=False))
+
+
+@pytest.mark.parametrize(
+    ("image", "meta", "message"),
+    [
+        (np.zeros((3, 16, 16), np.uint16), {"lat": 0.0, "lon": 0.0}, "has 3 bands; the dataset has 10"),
+        (np.full((10, 16, 16), np.nan, np.float32), {"lat": 0.0, "lon": 0.0}, "NaN/inf"),
+        (np.full((10, 16, 16), -5.0), {"lat": 0.0, "lon": 0.0}, "outside uint16"),
+        (np.zeros((10, 16, 16), np.uint16), {"lat": 0.0}, "lacks lon"),
+        (np.zeros((10, 16, 16), np.uint16), {"lat": float("inf"), "lon": 0.0}, "not a finite number"),
+    ],
+)
+def test_bad_samples_raise_naming_the_sample(tmp_path, image, meta, message):
+    samples = [*synthetic_samples(2), Sample("badone", image, meta)]
+    with pytest.raises(DataError, match=f"sample badone: .*{message}"):
+        write_shards(samples, tmp_path / "ds", shard_size=2, bands=SATMAE_BANDS)
+    assert not (tmp_path / "ds" / "manifest.json").exists()
+
+
+def test_on_error_skip_counts_and_records(tmp_path):
+    samples = list(synthetic_samples(4))
+    samples.insert(2, Sample("nanone", np.full((10, 16, 16), np.nan), {"lat": 0.0, "lon": 0.0}))
+    m = write_shards(samples, tmp_path / "ds", shard_size=2, bands=SATMAE_BANDS, on_error="skip")
+    assert m["n_samples"] == 4
+    assert m["skipped"]["count"] == 1 and "nanone" in m["skipped"]["first_reasons"][0]
+    assert [k for k, _, _ in iter_samples(tmp_path / "ds")] == [s.key for s in samples if s.key != "nanone"]
+
+
+def test_resume_after_interruption_gives_identical_manifest(tmp_path):
+    full = write_shards(synthetic_samples(11), tmp_path / "full", shard_size=3, bands=SATMAE_BANDS, resume=True)
+
+    def interrupted():
+        for i, s in enumerate(synthetic_samples(11)):
+            if i == 7:
+                raise KeyboardInterrupt
+            yield s
+
+    with pytest.raises(KeyboardInterrupt):
+        write_shards(interrupted(), tmp_path / "part", shard_size=3, bands=SATMAE_BANDS, resume=True)
+    finished = sorted(p.name for p in (tmp_path / "part").glob("*.tar"))
+    assert finished == ["shard-000000.tar", "shard-000001.tar"]  # the partial third shard was not left behind
+    assert not (tmp_path / "part" / "manifest.json").exists()
+    resumed = write_shards(synthetic_samples(11), tmp_path / "part", shard_size=3, bands=SATMAE_BANDS, resume=True)
+    assert json.dumps(resumed, sort_keys=True) == json.dumps(full, sort_keys=True)
+
+
+def test_read_manifest_of_unfinished_build_explains(tmp_path):
+    with pytest.raises(DataError, match="not a finished geodiv dataset"):
+        read_manifest(tmp_path)

@@ -1,0 +1,126 @@
+"""GeoTIFF, fMoW-Sentinel, foreign WebDataset and STAC adapters, on small fixtures in the real formats."""
+
+import numpy as np
+import pytest
+from datakit import fixture_module
+
+from geodiv.data.build import build_dataset
+from geodiv.data.shards import iter_samples
+from geodiv.data.sources.fmow import FMOW_CATEGORIES, FmowSourceConfig, fmow_catalog
+from geodiv.data.sources.geotiff import GeoTiffSourceConfig, geotiff_catalog, read_geotiff
+from geodiv.data.sources.stac import stac_build
+from geodiv.data.sources.webdataset import ForeignShards, WebDatasetSourceConfig
+from geodiv.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def tifs(tmp_path_factory):
+    return fixture_module("geotiff").make(tmp_path_factory.mktemp("geotiff"))
+
+
+def test_geotiff_bands_by_name_and_location_from_georeference(tifs):
+    gt = fixture_module("geotiff")
+    image, info = read_geotiff(tifs["tifs"] / "a.tif", ["B8", "B2"], size=32)
+    assert image.shape == (2, 32, 32) and image.dtype == np.uint16
+    assert image[0, 5, 5] == gt.pixel_value(0, 3) and image[1, 5, 5] == gt.pixel_value(0, 0)
+    assert info["lat"] == pytest.approx(44.99, abs=0.02) and info["lon"] == pytest.approx(15.0, abs=0.02)
+    cat = geotiff_catalog(GeoTiffSourceConfig(root=str(tifs["tifs"])))
+    assert len(cat) == 3 and set(cat["continent"]) == {"Europe"}
+
+
+def test_geotiff_errors_name_the_file(tifs):
+    with pytest.raises(DataError, match=r"nan\.tif: image has 1 NaN"):
+        read_geotiff(tifs["bad"] / "nan.tif", ["B2", "B3", "B4"], size=40)
+    with pytest.raises(DataError, match=r"a\.tif.* lacks band\(s\) B11"):
+        read_geotiff(tifs["tifs"] / "a.tif", ["B11"], size=40)
+    with pytest.raises(DataError, match=r"smaller than the dataset's 64 px"):
+        read_geotiff(tifs["tifs"] / "a.tif", ["B2"], size=64)
+    with pytest.raises(DataError, match=r"plain\.tif: no georeference and no lat/lon"):
+        geotiff_catalog(GeoTiffSourceConfig(root=str(tifs["nogeo"])))
+
+
+def test_geotiff_manifest_build_with_labels(tifs, tmp_path):
+    cfg = {"n": 1, "size": 32, "bands": ["B2", "B3", "B4", "B8"], "shard_size": 2,
+           "source": {"kind": "geotiff", "manifest": str(tifs["nogeo"] / "manifest.csv"), "band_names": ["B2", "B3", "B4", "B8"]},
+           "strategy": {"kind": "one_hot", "continent": "Europe"}}
+    build_dataset(cfg, tmp_path / "ds")
+    (_, image, meta), = list(iter_samples(tmp_path / "ds"))
+    assert meta["label"] == 3 and meta["lat"] == 48.85 and meta["continent"] == "Europe"
+    assert image[:, 0, 0].tolist() == [500, 501, 502, 503]
+
+
+def test_fmow_sentinel_csv_and_13_band_tiffs(tmp_path):
+    csv = fixture_module("fmow").make(tmp_path / "fmow")
+    assert len(FMOW_CATEGORIES) == 62
+    cat = fmow_catalog(FmowSourceConfig(csv=str(csv)))
+    assert list(cat["label"]) == [FMOW_CATEGORIES.index(c) for c in ("airport", "crop_field", "zoo")]
+    assert list(cat["continent"]) == ["Europe", "Africa", "Asia"]
+    assert cat["lat"].iloc[2] == pytest.approx(35.68, abs=1e-3)
+    m = build_dataset({"n": 3, "size": 16, "bands": ["B2", "B8A", "B12"], "source": {"kind": "fmow", "csv": str(csv)},
+                       "strategy": {"kind": "global"}}, tmp_path / "ds")
+    assert m["counts"]["continent"] == {"Africa": 1, "Asia": 1, "Europe": 1}
+    by_cat = {meta["category"]: (img, meta) for _, img, meta in iter_samples(tmp_path / "ds")}
+    img, meta = by_cat["zoo"]
+    assert img[:, 0, 0].tolist() == [301, 308, 312]  # row 2: 100 * 3 + band index (B2=1, B8A=8, B12=12)
+    assert meta["date"] == "2019-03-21T03:05:40Z" and meta["label"] == FMOW_CATEGORIES.index("zoo")
+    (tmp_path / "bad.csv").write_text("category,image_path\nzoo,x.tif\n")
+    with pytest.raises(DataError, match="lacks column"):
+        fmow_catalog(FmowSourceConfig(csv=str(tmp_path / "bad.csv")))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return fixture_module("wds").make(tmp_path_factory.mktemp("wds"))
+
+
+@pytest.mark.parametrize(("name", "extra", "bands"), [
+    ("npy", {"label_key": "cls"}, 13),
+    ("npz", {"scale": 10000.0, "layout": "auto"}, 10),
+    ("pth", {}, 10),
+    ("tif", {}, 13),
+])
+def test_foreign_shards_decoders_and_detection(shards, name, extra, bands):
+    cfg = WebDatasetSourceConfig(urls=str(shards[name]), **extra)
+    got = list(ForeignShards(cfg, bands=["B2", "B4"], size=16))
+    assert len(got) == 3
+    for i, s in enumerate(got):
+        # B2 and B4 sit at positions 1 and 3 of the 13-band order, 0 and 2 of SatMAE's 10
+        pos = (1, 3) if bands == 13 else (0, 2)
+        assert s.image.dtype == np.uint16 and s.image[:, 0, 0].tolist() == [100 * (i + 1) + p for p in pos]
+        assert s.meta["lat"] == fixture_module("wds").LOCS[i][0]
+    if name == "npy":
+        assert [s.meta["label"] for s in got] == [0, 1, 0]
+
+
+def test_foreign_shards_clear_errors(shards):
+    with pytest.raises(DataError, match=r"nothing.tar, sample n0: no image member recognised among json, txt.*Set image_key"):
+        list(ForeignShards(WebDatasetSourceConfig(urls=str(shards["nothing"]))))
+    with pytest.raises(DataError, match="look normalised"):
+        list(ForeignShards(WebDatasetSourceConfig(urls=str(shards["npz"])), bands=["B2"]))
+    with pytest.raises(DataError, match="no entry 'pixels'"):
+        list(ForeignShards(WebDatasetSourceConfig(urls=str(shards["npz"]), array_key="pixels", scale=10000.0), bands=["B2"]))
+
+
+def test_foreign_shards_build(shards, tmp_path):
+    m = build_dataset({"n": 2, "size": 16, "bands": ["B2", "B3"], "source": {"kind": "webdataset", "urls": str(shards["tif"])},
+                       "strategy": {"kind": "global"}}, tmp_path / "ds")
+    assert m["n_samples"] == 2 and sum(m["counts"]["continent"].values()) == 2
+
+
+def test_stac_build_from_a_static_catalog(tmp_path):
+    stac_fx = fixture_module("stac")
+    fx = stac_fx.make(tmp_path / "stac")
+    locs = tmp_path / "locs.csv"
+    rows = [fx["inside"], fx["noasset"], fx["outside"]]
+    locs.write_text("id,lat,lon\n" + "".join(f"L{i},{la},{lo}\n" for i, (la, lo) in enumerate(rows)))
+    cfg = {"api": str(fx["catalog"]), "collection": None, "locations": str(locs), "bands": ["B2", "B3", "B4", "B5"],
+           "size": 32, "max_cloud": 20, "on_error": "skip"}
+    m = stac_build(cfg, out=tmp_path / "out")
+    assert m["n_samples"] == 1 and m["skipped"]["count"] == 2
+    reasons = " | ".join(m["skipped"]["first_reasons"])
+    assert "item noasset: no asset for band B5" in reasons and "location L2" in reasons and "no STAC item" in reasons
+    (key, image, meta), = list(iter_samples(tmp_path / "out"))
+    assert key == "L0" and meta["stac_item"] == "clear" and meta["cloud_cover"] == 5.0
+    assert image[:, 16, 16].tolist() == [stac_fx.expected(b) for b in range(4)]  # harmonised, least cloudy item
+    with pytest.raises(DataError, match="no asset for band B5"):
+        stac_build({**cfg, "on_error": "raise"}, out=tmp_path / "out2")
