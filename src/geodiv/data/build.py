@@ -238,8 +238,11 @@ def _selected_catalog(cfg: DatasetConfig, out: Path):
     if cat_path.exists() and stamp.exists() and json.loads(stamp.read_text(encoding="utf-8")) == config:
         return read_catalog(cat_path, annotate=False)
     candidates = candidate_catalog(cfg)
+    # Scorers that need images (spectral entropy) simulate/read them at the dataset's own size and bands.
+    candidates.attrs["dataset_config"] = cfg
     rows = select(cfg.strategy, candidates, cfg.n, cfg.seed)
     chosen = candidates.iloc[rows].reset_index(drop=True)
+    chosen.attrs.pop("dataset_config", None)  # pandas copies attrs; the catalog file must not carry it
     if isinstance(cfg.source, WebDatasetSourceConfig):  # foreign shards are read sequentially
         order = {k: i for i, k in enumerate(candidates["id"])}
         chosen = chosen.iloc[np.argsort([order[k] for k in chosen["id"]], kind="stable")].reset_index(drop=True)

@@ -1,1 +1,47 @@
-"""TODO"""
+"""SatMAE group-channel models: the MAE that pretrains, the encoder that evaluations use, and their checkpoints.
+
+``build_mae`` / ``build_encoder`` take a preset (tiny, small, base, large) and overrides in SatMAE's constructor
+names; ``load_pretrained`` rebuilds either from a SatMAE or geodiv checkpoint. See docs/models.md.
+"""
+
+from geodiv.models.checkpoint import (
+    export_safetensors,
+    infer_config,
+    load_checkpoint,
+    load_pretrained,
+    save_checkpoint,
+    unwrap,
+)
+from geodiv.models.features import extract_features, features_from_file
+from geodiv.models.presets import PRESETS, ModelConfig, resolve_config, validate_groups
+from geodiv.models.satmae import (
+    SatMAE,
+    SatMAEEncoder,
+    build_encoder,
+    build_mae,
+    param_groups,
+    patchify,
+    unpatchify,
+)
+
+__all__ = [
+    "PRESETS",
+    "ModelConfig",
+    "SatMAE",
+    "SatMAEEncoder",
+    "build_encoder",
+    "build_mae",
+    "export_safetensors",
+    "extract_features",
+    "features_from_file",
+    "infer_config",
+    "load_checkpoint",
+    "load_pretrained",
+    "param_groups",
+    "patchify",
+    "resolve_config",
+    "save_checkpoint",
+    "unpatchify",
+    "unwrap",
+    "validate_groups",
+]

@@ -99,6 +99,7 @@ def correlation_figure(
         ax.set_title(f"{measure}\nSpearman ρ = {rho:.2f}, p = {p:.3g}", fontsize=9)
         ax.set_xlabel(measure)
         ax.set_ylabel(ylabel)
+        ax.ticklabel_format(useOffset=False, axis="both")
         ax.grid(alpha=0.3)
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")

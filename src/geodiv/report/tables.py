@@ -39,11 +39,14 @@ def main_table(
 ) -> pd.DataFrame:
     """Aggregate per-seed results into the paper's table.
 
-    ``results`` has columns dataset, seed, task, protocol, metric, value, region (one row per seed and metric).
+    ``results`` has columns dataset, seed, task, protocol, metric, value, region and optionally train_region
+    (one row per seed and metric); only heads trained on the global training set enter the table.
     Returns a frame indexed by dataset with, per task, ``<task>`` (mean), ``<task>_std`` and ``<task>_n`` (seeds),
     plus ``mean_rank``; rows sorted by mean rank then name.
     """
     sel = results[(results["protocol"] == protocol) & (results["region"] == region)]
+    if "train_region" in sel:  # heads trained on one continent (the region matrix) are not the main result
+        sel = sel[sel["train_region"].fillna("global") == "global"]
     rows: dict[str, dict[str, float]] = {}
     for task, metric in task_metrics.items():
         part = sel[(sel["task"] == task) & (sel["metric"] == metric)]

@@ -1,0 +1,114 @@
+"""Pooled encoder features of already-normalised inputs, in batches, on CPU or GPU (``geodiv features``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from geodiv.atomic import atomic_path
+from geodiv.errors import InputError
+from geodiv.progress import progress
+
+
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _images_of(batch: Any) -> torch.Tensor:
+    # Loaders yield tensors, arrays, (images, labels, ...) tuples or {"image": ...} dicts.
+    if isinstance(batch, dict):
+        batch = batch.get("image", batch.get("images"))
+    elif isinstance(batch, (tuple, list)):
+        batch = batch[0]
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(np.ascontiguousarray(batch))
+    if not isinstance(batch, torch.Tensor):
+        raise InputError(f"a feature batch must hold an image tensor/array, got {type(batch).__name__}")
+    return batch
+
+
+@torch.inference_mode()
+def extract_features(
+    encoder: torch.nn.Module,
+    batches: Iterable[Any],
+    pool: Literal["global", "cls"] = "global",
+    device: str | torch.device | None = None,
+    total: int | None = None,
+) -> np.ndarray:
+    """(N, D) float32 features of every image in ``batches`` (tensors, arrays, or tuples/dicts holding them).
+
+    The encoder is put in eval mode on ``device``; on CUDA the forward pass runs under bf16 autocast and the
+    features come back as float32.
+    """
+    dev = default_device(device)
+    was_training = encoder.training
+    encoder.eval().to(dev)
+    out: list[np.ndarray] = []
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    try:
+        with progress(total=total, desc="features", unit="img") as bar:
+            for batch in batches:
+                x = _images_of(batch).to(dev, dtype=torch.float32, non_blocking=True)
+                with autocast:
+                    feats = encoder.forward_features(x, pool=pool)
+                out.append(feats.float().cpu().numpy())
+                bar.update(x.shape[0])
+    finally:
+        encoder.train(was_training)
+    if not out:
+        return np.zeros((0, getattr(encoder, "embed_dim", 0)), dtype=np.float32)
+    return np.concatenate(out, axis=0)
+
+
+def features_from_file(
+    checkpoint: str | os.PathLike[str],
+    input_npy: str | os.PathLike[str],
+    out_npy: str | os.PathLike[str],
+    pool: Literal["global", "cls"] = "global",
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+) -> tuple[int, int]:
+    """Features of an (N, C, H, W) float32 ``.npy`` with an MAE or encoder checkpoint, written to ``out_npy``.
+
+    ``global`` is SatMAE fine-tuning's global pooling from an MAE checkpoint: mean of the patch tokens after
+    the last block (cls excluded), then a freshly initialised LayerNorm (the MAE's final norm is not used).
+    ``cls`` is the final norm, then the cls token. Returns the shape written.
+    """
+    from geodiv.models.checkpoint import load_pretrained
+
+    input_npy = Path(input_npy)
+    if not input_npy.is_file():
+        raise InputError(f"input {input_npy} does not exist")
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    try:
+        images = np.load(input_npy, mmap_mode="r")
+    except ValueError as err:
+        raise InputError(f"{input_npy} is not a .npy array ({err})") from None
+    if images.ndim != 4:
+        raise InputError(f"{input_npy} holds shape {images.shape}; expected N x C x H x W normalised float32 images")
+    if images.dtype.kind != "f":
+        raise InputError(
+            f"{input_npy} holds {images.dtype} values; expected already-normalised float32 images "
+            "(normalise raw reflectances first, e.g. with geodiv.data.normalize.satmae_normalize)"
+        )
+    encoder = load_pretrained(checkpoint, kind="encoder")
+    if images.shape[1] != encoder.config.in_chans:
+        raise InputError(
+            f"{input_npy} has {images.shape[1]} bands per image but checkpoint {checkpoint} takes "
+            f"{encoder.config.in_chans}; select the checkpoint's bands (in its band order) before extracting"
+        )
+    n = images.shape[0]
+    batches = (np.asarray(images[i : i + batch_size], dtype=np.float32) for i in range(0, n, batch_size))
+    feats = extract_features(encoder, batches, pool=pool, device=device, total=n)
+    out_npy = Path(out_npy)
+    with atomic_path(out_npy, suffix=".npy") as tmp:
+        np.save(tmp, feats)
+    return feats.shape

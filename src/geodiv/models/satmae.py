@@ -1,0 +1,456 @@
+"""SatMAE's group-channel masked autoencoder and the downstream encoder, with SatMAE's parameter names.
+
+Tokens: each channel group has its own patch embedding, giving G x L tokens in group-major order
+(token ``g * L + l``). Each token gets ``cat(pos[l], group[g])`` added (fixed sin-cos tables, position part
+``D - C`` wide, group part ``C`` wide). Conventions of the returned tensors follow SatMAE: ``pred`` is
+(N, C, L, p*p) and ``mask`` is (N, G, L) with 1 where a token was removed.
+
+Differences from SatMAE, all deliberate: channel groups must cover every input band exactly once (SatMAE
+silently ignores the rest); the loss compares each predicted band with its own target band (SatMAE's band
+permutation defect is kept behind ``reference_loss_order=True``); attention runs through
+``F.scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from geodiv.errors import InputError
+from geodiv.models.blocks import Block, DropPath, PatchEmbed, layer_norm
+from geodiv.models.pos_embed import interpolate_grid_table, sincos_1d, sincos_2d
+from geodiv.models.presets import ModelConfig, resolve_config
+
+#: Parameters that weight decay skips besides 1-D tensors and biases (MAE's ``no_weight_decay`` names).
+NO_WEIGHT_DECAY = ("cls_token", "pos_embed", "channel_embed", "channel_cls_embed", "mask_token",
+                   "decoder_pos_embed", "decoder_channel_embed")
+
+
+def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, L, p*p): per band, row-major patches, row-major pixels within a patch."""
+    n, c, h, w = imgs.shape
+    p = patch_size
+    x = imgs.reshape(n, c, h // p, p, w // p, p).permute(0, 1, 2, 4, 3, 5)
+    return x.reshape(n, c, (h // p) * (w // p), p * p)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, grid: tuple[int, int]) -> torch.Tensor:
+    """Inverse of ``patchify``: (N, C, L, p*p) -> (N, C, H, W)."""
+    n, c, _, _ = patches.shape
+    gh, gw = grid
+    p = patch_size
+    x = patches.reshape(n, c, gh, gw, p, p).permute(0, 1, 2, 4, 3, 5)
+    return x.reshape(n, c, gh * p, gw * p)
+
+
+class _GroupTokenizer(nn.Module):
+    """What the MAE encoder and the downstream encoder share: per-group patch embedding and token encodings."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.channel_groups = cfg.channel_groups
+        d, c = cfg.embed_dim, cfg.channel_embed
+        self.patch_embed = nn.ModuleList(PatchEmbed(len(g), d, cfg.patch_size) for g in cfg.channel_groups)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.grid**2 + 1, d - c), requires_grad=False)
+        self.channel_embed = nn.Parameter(torch.zeros(1, cfg.num_groups, c), requires_grad=False)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.channel_groups)
+
+    def _buffer_values(self) -> dict[str, torch.Tensor]:
+        """Derived constants kept as non-persistent buffers (they follow .to(device); SatMAE saves none)."""
+        return {f"_group_index_{gi}": torch.tensor(g, dtype=torch.long) for gi, g in enumerate(self.channel_groups)}
+
+    def _set_buffers(self) -> None:
+        for name, value in self._buffer_values().items():
+            if name in self._buffers:
+                self._buffers[name] = value
+            else:
+                self.register_buffer(name, value, persistent=False)
+
+    def _finish_init(self) -> None:
+        """Buffers and seeded weights; skipped while the module is built on the meta device (see ``_build``)."""
+        self._set_buffers()
+        if not self.cls_token.is_meta:
+            self.reset_parameters()
+
+    def grid_of(self, imgs: torch.Tensor) -> tuple[int, int]:
+        if imgs.ndim != 4:
+            raise InputError(f"expected images shaped (N, C, H, W), got {tuple(imgs.shape)}")
+        n, ch, h, w = imgs.shape
+        p = self.config.patch_size
+        if ch != self.config.in_chans:
+            raise InputError(
+                f"the model takes {self.config.in_chans} bands (groups {[list(g) for g in self.channel_groups]}), "
+                f"the input has {ch}; select the model's bands or build it with matching in_chans/channel_groups"
+            )
+        if h % p or w % p:
+            raise InputError(f"input size {h}x{w} is not a multiple of the patch size {p}")
+        return h // p, w // p
+
+    @staticmethod
+    def _resampled(table: torch.Tensor, native: int, grid: tuple[int, int]) -> torch.Tensor:
+        """Patch rows (1, L, D') of a stored (1, 1 + native**2, D') table, interpolated for another grid."""
+        if grid == (native, native):
+            return table[:, 1:]
+        return interpolate_grid_table(table, (native, native), grid)[:, 1:]
+
+    def token_encoding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """(1, G*L, D): ``cat(pos[l], group[g])`` for token ``g*L + l``."""
+        pos = self._resampled(self.pos_embed, self.config.grid, grid)  # (1, L, D-C)
+        n_tok = pos.shape[1]
+        g = self.num_groups
+        pos = pos.unsqueeze(1).expand(1, g, n_tok, pos.shape[-1])
+        grp = self.channel_embed.unsqueeze(2).expand(1, g, n_tok, self.channel_embed.shape[-1])
+        return torch.cat([pos, grp], dim=-1).reshape(1, g * n_tok, -1)
+
+    def embed_tokens(self, imgs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(N, C, H, W) -> encoded patch tokens (N, G*L, D), group-major, and the patch grid."""
+        grid = self.grid_of(imgs)
+        per_group = [
+            embed(imgs.index_select(1, getattr(self, f"_group_index_{gi}")))
+            for gi, embed in enumerate(self.patch_embed)
+        ]
+        tokens = torch.cat(per_group, dim=1)
+        return tokens + self.token_encoding(grid).to(tokens.dtype), grid
+
+    # ------------------------------------------------------------------ init and optimiser helpers
+    def _init_tokenizer(self, gen: torch.Generator) -> None:
+        cfg = self.config
+        d_pos = cfg.embed_dim - cfg.channel_embed
+        self.pos_embed.data.copy_(sincos_2d(d_pos, cfg.grid, cfg.grid).unsqueeze(0))
+        self.channel_embed.data.copy_(sincos_1d(cfg.channel_embed, torch.arange(cfg.num_groups)).unsqueeze(0))
+        for embed in self.patch_embed:
+            w = embed.proj.weight
+            nn.init.xavier_uniform_(w.data.view(w.shape[0], -1), generator=gen)
+            # PyTorch's default Conv2d bias init (uniform +-1/sqrt(fan_in)), drawn from our generator.
+            bound = 1.0 / math.sqrt(w[0].numel())
+            nn.init.uniform_(embed.proj.bias, -bound, bound, generator=gen)
+        nn.init.normal_(self.cls_token, std=0.02, generator=gen)
+
+    @staticmethod
+    def _init_linear_and_norm(module: nn.Module, gen: torch.Generator) -> None:
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight, generator=gen)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names that weight decay must skip (besides biases and norms)."""
+        names = {n for n, _ in self.named_parameters()}
+        return {n for n in NO_WEIGHT_DECAY if n in names}
+
+    @property
+    def num_layers(self) -> int:
+        """Layer count for layer-wise lr decay: embeddings are layer 0, block i is i+1, the rest ``num_layers``."""
+        return len(self.blocks) + 1
+
+    def layer_id(self, param_name: str) -> int:
+        name = param_name.removeprefix("module.")
+        if name.startswith(("cls_token", "pos_embed", "channel_embed", "channel_cls_embed", "patch_embed",
+                            "mask_token")):
+            return 0
+        if name.startswith("blocks."):
+            return int(name.split(".")[1]) + 1
+        return self.num_layers
+
+
+def _seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _build(cls: type[_GroupTokenizer], cfg: ModelConfig) -> _GroupTokenizer:
+    """Construct on the meta device (PyTorch's default inits would be overwritten anyway: skipping them makes
+    a base model build several times faster, and leaves the global RNG untouched), then allocate and seed."""
+    with torch.device("meta"):
+        model = cls(cfg)
+    model.to_empty(device="cpu")
+    model._set_buffers()
+    model.reset_parameters()
+    return model
+
+
+class SatMAE(_GroupTokenizer):
+    """Group-channel masked autoencoder (SatMAE ``group_c``), state_dict-compatible with SatMAE checkpoints."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        d, dd = cfg.embed_dim, cfg.decoder_embed_dim
+        p = cfg.patch_size
+        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = layer_norm(d)
+        self.decoder_embed = nn.Linear(d, dd)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, cfg.grid**2 + 1, dd - cfg.decoder_channel_embed),
+                                              requires_grad=False)
+        self.decoder_channel_embed = nn.Parameter(torch.zeros(1, cfg.num_groups + 1, cfg.decoder_channel_embed),
+                                                  requires_grad=False)
+        self.decoder_blocks = nn.ModuleList(
+            Block(dd, cfg.decoder_num_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)
+        )
+        self.decoder_norm = layer_norm(dd)
+        self.decoder_pred = nn.ModuleList(nn.Linear(dd, len(g) * p * p) for g in cfg.channel_groups)
+
+        self._finish_init()
+
+    def _buffer_values(self) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        # Rows of pred: decoder_pred[g] output k predicts band groups[g][k]. Concatenated in group order, row j
+        # holds band concat[j]. The correct loss puts each row at its band; SatMAE's leaves them in concat order.
+        concat = torch.tensor([b for g in cfg.channel_groups for b in g])
+        identity, by_band = torch.arange(len(concat)), torch.argsort(concat)
+        group_weight = torch.zeros(cfg.num_groups, cfg.in_chans)
+        for gi, g in enumerate(cfg.channel_groups):
+            group_weight[gi, list(g)] = 1.0 / len(g)
+        return {
+            **super()._buffer_values(),
+            "_pred_rows": identity if cfg.reference_loss_order else by_band,
+            "_to_natural": by_band if cfg.reference_loss_order else identity,  # pred rows -> natural band order
+            "_group_weight": group_weight,
+        }
+
+    def reset_parameters(self) -> None:
+        cfg = self.config
+        gen = _seeded(cfg.seed)
+        self._init_tokenizer(gen)
+        dpos = cfg.decoder_embed_dim - cfg.decoder_channel_embed
+        self.decoder_pos_embed.data.copy_(sincos_2d(dpos, cfg.grid, cfg.grid).unsqueeze(0))
+        self.decoder_channel_embed.data.copy_(
+            sincos_1d(cfg.decoder_channel_embed, torch.arange(cfg.num_groups + 1)).unsqueeze(0)
+        )
+        nn.init.normal_(self.mask_token, std=0.02, generator=gen)
+        self._init_linear_and_norm(self, gen)
+
+    # ----------------------------------------------------------------------------- masking
+    def masking(
+        self,
+        n: int,
+        n_loc: int,
+        mask_ratio: float,
+        noise: torch.Tensor | None,
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Kept token indices (N, K) into the G*L sequence, in SatMAE's order, and the mask (N, G*L), 1 = removed.
+
+        ``independent``: argsort ``noise`` (N, G*L), keep the first int(G*L*(1-mask_ratio)) tokens.
+        ``spatial``: argsort ``noise`` (N, L), keep the first int(L*(1-mask_ratio)) locations in every group.
+        """
+        g = self.num_groups
+        spatial = self.config.mask_mode == "spatial"
+        length = n_loc if spatial else g * n_loc
+        if noise is None:
+            noise = torch.rand(n, length, generator=generator,
+                               device=generator.device if generator is not None else device).to(device)
+        elif tuple(noise.shape) != (n, length):
+            raise InputError(
+                f"noise must be shaped (N, {'L' if spatial else 'G*L'}) = ({n}, {length}) for "
+                f"{self.config.mask_mode} masking, got {tuple(noise.shape)}"
+            )
+        len_keep = int(length * (1 - mask_ratio))
+        keep = torch.argsort(noise, dim=1)[:, :len_keep]
+        if spatial:
+            offsets = torch.arange(g, device=device).view(1, g, 1) * n_loc
+            keep = (keep.unsqueeze(1) + offsets).reshape(n, g * len_keep)
+        mask = torch.ones(n, g * n_loc, device=device)
+        mask.scatter_(1, keep, 0.0)
+        return keep, mask
+
+    # ----------------------------------------------------------------------------- model parts
+    def forward_encoder(
+        self,
+        imgs: torch.Tensor,
+        mask_ratio: float,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Latent (N, 1+K, D) with cls first, mask (N, G*L), kept indices (N, K), patch grid."""
+        tokens, grid = self.embed_tokens(imgs)
+        n, _, d = tokens.shape
+        keep, mask = self.masking(n, grid[0] * grid[1], mask_ratio, noise, generator, tokens.device)
+        x = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, d))
+        x = torch.cat([self.cls_token.expand(n, -1, -1).to(x.dtype), x], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x), mask, keep, grid
+
+    def decoder_encoding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """(1, 1 + G*L, Dd): cls slot ``cat(0, dec_group[G])``, token g*L+l ``cat(dec_pos[l], dec_group[g])``."""
+        pos = self._resampled(self.decoder_pos_embed, self.config.grid, grid)
+        n_tok = pos.shape[1]
+        g = self.num_groups
+        cd = self.decoder_channel_embed.shape[-1]
+        grp = self.decoder_channel_embed
+        tokens = torch.cat(
+            [pos.unsqueeze(1).expand(1, g, n_tok, pos.shape[-1]), grp[:, :g].unsqueeze(2).expand(1, g, n_tok, cd)],
+            dim=-1,
+        ).reshape(1, g * n_tok, -1)
+        cls = torch.cat([pos.new_zeros(1, 1, pos.shape[-1]), grp[:, g:]], dim=-1)
+        return torch.cat([cls, tokens], dim=1)
+
+    def forward_decoder(self, latent: torch.Tensor, keep: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Predicted patches (N, C, L, p*p); row order per ``reference_loss_order`` (see the class docstring)."""
+        x = self.decoder_embed(latent)
+        n, _, dd = x.shape
+        n_loc = grid[0] * grid[1]
+        g = self.num_groups
+        # Mask tokens everywhere, visible tokens scattered back to their places: one copy, no cat + unshuffle.
+        full = self.mask_token.to(x.dtype).expand(n, g * n_loc, dd)
+        full = full.scatter(1, keep.unsqueeze(-1).expand(-1, -1, dd), x[:, 1:])
+        x = torch.cat([x[:, :1], full], dim=1) + self.decoder_encoding(grid).to(x.dtype)
+        for block in self.decoder_blocks:
+            x = block(x)
+        x = self.decoder_norm(x)[:, 1:].reshape(n, g, n_loc, dd)
+        p2 = self.config.patch_size**2
+        per_group = [pred(x[:, gi]).view(n, n_loc, -1, p2) for gi, pred in enumerate(self.decoder_pred)]
+        rows = torch.cat(per_group, dim=2).index_select(2, self._pred_rows)  # (N, L, C, p*p)
+        return rows.transpose(1, 2)
+
+    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error per patch and band, averaged over each group's bands, over removed tokens.
+
+        ``mask`` is (N, G, L) or (N, G*L). Row j of ``pred`` is compared with band j of the target.
+        """
+        target = patchify(imgs, self.config.patch_size)
+        if self.config.norm_pix_loss:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.0e-6) ** 0.5
+        per_band = (pred - target).pow(2).mean(dim=-1)  # (N, C, L)
+        per_group = torch.einsum("ncl,gc->ngl", per_band, self._group_weight.to(per_band.dtype))
+        mask = mask.reshape(per_group.shape)
+        return (per_group * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def forward(
+        self,
+        imgs: torch.Tensor,
+        mask_ratio: float = 0.75,
+        noise: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, pred (N, C, L, p*p), mask (N, G, L)). ``noise`` fixes the masking exactly as SatMAE's;
+        without it, noise is drawn from ``generator`` (or torch's global generator when none is given)."""
+        latent, mask, keep, grid = self.forward_encoder(imgs, mask_ratio, noise, generator)
+        pred = self.forward_decoder(latent, keep, grid)
+        mask = mask.view(mask.shape[0], self.num_groups, -1)
+        return self.forward_loss(imgs, pred, mask), pred, mask
+
+    def reconstruct(self, pred: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Images (N, C, H, W) in natural band order from ``pred`` (undoing the reference row order if set)."""
+        return unpatchify(pred.index_select(1, self._to_natural), self.config.patch_size, grid)
+
+
+class SatMAEEncoder(_GroupTokenizer):
+    """SatMAE's fine-tuning ViT (group channels): MAE encoder weights + cls group encoding, pooling norm, head."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        d = cfg.embed_dim
+        # The group encodings may adapt during fine-tuning; the 2D position table stays fixed, as in the MAE.
+        self.channel_embed.requires_grad_(True)
+        self.channel_cls_embed = nn.Parameter(torch.zeros(1, 1, cfg.channel_embed))
+        # Stochastic depth rising linearly from 0 to drop_path_rate over the blocks (as torch.linspace).
+        rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
+        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.mlp_ratio, drop_path=r) for r in rates)
+        self.norm = layer_norm(d)  # final norm: cls pooling and patch tokens
+        self.fc_norm = layer_norm(d)  # global pooling (fresh when loading an MAE: its final norm is not used)
+        self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.default_pool: Literal["global", "cls"] = "global" if cfg.global_pool else "cls"
+        self._finish_init()
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    def reset_parameters(self) -> None:
+        gen = _seeded(self.config.seed)
+        self._init_tokenizer(gen)
+        nn.init.zeros_(self.channel_cls_embed)
+        self._init_linear_and_norm(self, gen)
+        if isinstance(self.head, nn.Linear):  # MAE fine-tuning's head init
+            nn.init.trunc_normal_(self.head.weight, std=2e-5, generator=gen)
+            nn.init.zeros_(self.head.bias)
+
+    def set_drop_path_generator(self, generator: torch.Generator | None) -> None:
+        """Draw stochastic depth from ``generator`` (deterministic fine-tuning without global RNG state)."""
+        for m in self.modules():
+            if isinstance(m, DropPath):
+                m.generator = generator
+
+    def _run_blocks(self, imgs: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        tokens, grid = self.embed_tokens(imgs)
+        n = tokens.shape[0]
+        cls_enc = torch.cat([self.pos_embed[:, :1], self.channel_cls_embed], dim=-1)
+        cls = (self.cls_token + cls_enc).to(tokens.dtype).expand(n, -1, -1)
+        x = torch.cat([cls, tokens], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return x, grid
+
+    def forward_features(self, x: torch.Tensor, pool: Literal["global", "cls"] | None = None) -> torch.Tensor:
+        """(N, D): ``global`` = fc_norm(mean of patch tokens, cls excluded); ``cls`` = norm(tokens)[cls]."""
+        pool = pool or self.default_pool
+        x, _ = self._run_blocks(x)
+        if pool == "global":
+            return self.fc_norm(x[:, 1:].mean(dim=1))
+        if pool == "cls":
+            return self.norm(x[:, 0])
+        raise InputError(f"pool must be 'global' or 'cls', got {pool!r}")
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, G, L, D) patch tokens after the last block and the final norm (for dense heads)."""
+        x, grid = self._run_blocks(x)
+        x = self.norm(x[:, 1:])
+        return x.reshape(x.shape[0], self.num_groups, grid[0] * grid[1], -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+def build_mae(preset: str = "base", **overrides: Any) -> SatMAE:
+    """A freshly initialised (seeded by ``seed``, default 0) group-channel MAE."""
+    cfg = resolve_config(preset, overrides, "mae")
+    return _build(SatMAE, cfg)
+
+
+def build_encoder(preset: str = "base", **overrides: Any) -> SatMAEEncoder:
+    """A freshly initialised downstream encoder (``num_classes=0`` gives no head: ``forward`` returns features)."""
+    cfg = resolve_config(preset, overrides, "encoder")
+    return _build(SatMAEEncoder, cfg)
+
+
+def param_groups(model: nn.Module, weight_decay: float = 0.05, layer_decay: float | None = None) -> list[dict]:
+    """Optimiser parameter groups as MAE/SatMAE make them.
+
+    No weight decay for 1-D parameters, biases and ``model.no_weight_decay()``; with ``layer_decay``, each
+    group also carries ``lr_scale = layer_decay ** (num_layers - layer_id)`` (fine-tuning's layer-wise decay;
+    the training loop multiplies its lr by it). Frozen parameters are left out.
+    """
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    skip = inner.no_weight_decay() if hasattr(inner, "no_weight_decay") else set()
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in inner.named_parameters():
+        if not param.requires_grad:
+            continue
+        no_decay = param.ndim == 1 or name.endswith(".bias") or name in skip
+        layer = inner.layer_id(name) if layer_decay is not None else 0
+        key = (layer, no_decay)
+        if key not in groups:
+            groups[key] = {"params": [], "weight_decay": 0.0 if no_decay else weight_decay, "param_names": []}
+            if layer_decay is not None:
+                groups[key]["lr_scale"] = layer_decay ** (inner.num_layers - layer)
+        groups[key]["params"].append(param)
+        groups[key]["param_names"].append(name)
+    return [groups[k] for k in sorted(groups)]

@@ -1,0 +1,109 @@
+"""The study runner end to end on a micro configuration: plan, cache, resume, aggregates, report."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from geodiv.errors import ConfigError
+from geodiv.study import run_study
+from geodiv.study.cache import StepCache, step_key
+from geodiv.study.config import StudyConfig, load_study_config, paper_datasets
+from geodiv.study.plan import format_plan, plan_study
+
+from .conftest import micro_study
+
+
+def test_step_key_is_order_independent_and_input_sensitive():
+    assert step_key("x", {"a": 1, "b": [1, 2]}) == step_key("x", {"b": [1, 2], "a": 1})
+    assert step_key("x", {"a": 1}) != step_key("x", {"a": 2})
+    assert step_key("x", {"a": 1}) != step_key("y", {"a": 1})
+
+
+def test_paper_datasets_are_six_one_hot_continents_and_global():
+    names = [d["name"] for d in paper_datasets()]
+    assert names == ["one-hot-africa", "one-hot-asia", "one-hot-europe", "one-hot-north-america",
+                     "one-hot-oceania", "one-hot-south-america", "global"]
+    assert StudyConfig().datasets[-1].strategy == {"kind": "global"}
+
+
+def test_profiles_validate_and_unknown_profile_is_refused():
+    quick = load_study_config(profile="quick")
+    paper = load_study_config(profile="paper")
+    assert quick.pretrain["model"]["preset"] == "tiny" and paper.pretrain["preset"] == "paper"
+    assert len(quick.datasets) == 7 and quick.evaluation.zero_pretraining
+    with pytest.raises(ConfigError, match="known profiles: paper, quick"):
+        load_study_config(profile="nope")
+
+
+def test_bad_study_config_names_the_field(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("evaluation: {protocols: [knn], main_protocol: linear}\n")
+    with pytest.raises(ConfigError, match="main_protocol 'linear' is not in protocols"):
+        load_study_config(path)
+    path.write_text("datasets: [{name: a, region: Atlantis, strategy: {kind: global}}]\n")
+    with pytest.raises(ConfigError, match="Atlantis"):
+        load_study_config(path)
+
+
+def test_dry_run_plans_every_step_with_estimates(tmp_path, micro):
+    steps = plan_study(micro, tmp_path)
+    kinds = [s.kind for s in steps]
+    # 3 datasets, 3 diversity, 3 pretrainings, 2 tasks, 4 models x (landcover: knn+linear, treecover: knn)
+    assert kinds.count("dataset") == 3 and kinds.count("pretrain") == 3 and kinds.count("task") == 2
+    assert kinds.count("evaluate") == 4 * 3
+    text = run_study(study=micro, out=tmp_path, dry_run=True)
+    assert "23 steps, 0 cached" in text and not (tmp_path / "cache").exists()
+    # Changing the pretraining changes the pretrain keys and everything downstream, not the datasets.
+    other = micro_study(seeds=[1])
+    keys_a = {(s.kind, s.name): s.key for s in steps}
+    keys_b = {(s.kind, s.name): s.key for s in plan_study(other, tmp_path)}
+    assert all(keys_a[k] == keys_b[k] for k in keys_a if k[0] in ("dataset", "diversity", "task"))
+
+
+def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro):
+    out = tmp_path / "study"
+    run_study(study=micro, out=out)
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["dataset"]) == {"one-hot-europe", "one-hot-africa", "global", "zero-pretraining"}
+    assert set(results["task"]) == {"landcover", "treecover"}
+    acc = results[results["metric"] == "accuracy"]
+    glob = acc[(acc["region"] == "global") & (acc["train_region"] == "global")]
+    assert glob["value"].between(0, 1).all() and len(glob) == 4 * 2  # 4 models x (knn, linear)
+    # the region matrix: heads trained on one continent, tested on each continent
+    assert {"Europe", "Africa"} <= set(acc["train_region"])
+    assert {"Europe", "Africa"} <= set(results["region"])  # per-continent subsets
+    diversity = pd.read_csv(out / "diversity.csv").set_index("dataset")
+    assert diversity.loc["one-hot-europe", "continent_entropy"] == 0.0
+    assert diversity.loc["global", "continent_entropy"] > 1.0
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["tasks"]["landcover"]["metric"] == "accuracy" and meta["tasks"]["treecover"]["metric"] == "r2"
+    assert set(meta["sample_points"]) == {"one-hot-europe", "one-hot-africa", "global"}
+    # A rerun finds every step cached and does no work: the markers' mtimes do not change.
+    cache = StepCache(out / "cache")
+    markers = {p: p.stat().st_mtime_ns for p in (out / "cache").glob("*.json")}
+    assert len(markers) == 23
+    text = run_study(study=micro, out=out, dry_run=True)
+    assert "23 steps, 23 cached" in text
+    run_study(study=micro, out=out)
+    assert {p: p.stat().st_mtime_ns for p in (out / "cache").glob("*.json")} == markers
+    # Losing a step's marker reruns that step only.
+    evaluate_step = [s for s in plan_study(micro, out) if s.kind == "evaluate"][0]
+    cache.marker("evaluate", evaluate_step.key).unlink()
+    assert "23 steps, 22 cached" in format_plan(plan_study(micro, out), cache)
+    run_study(study=micro, out=out)
+    assert cache.get("evaluate", evaluate_step.key) is not None
+
+
+def test_report_from_study(tmp_path, micro):
+    from geodiv import report
+
+    out = tmp_path / "study"
+    run_study(study=micro, out=out)
+    index = report.write_report(out)
+    page = index.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    assert "Pretraining region × evaluation region" in page and "Diversity and performance" in page
+    md = (out / "report" / "report.md").read_text()
+    assert "| Pretraining | landcover (accuracy) |" in md and "![" in md
+    assert (out / "correlations.csv").is_file()
