@@ -1,0 +1,1 @@
+"""Benchmarks: one file per measured path; run_all writes BENCHMARKS.md."""

@@ -1,0 +1,117 @@
+"""Run every benchmark and write BENCHMARKS.md: one table per benchmark file, with the machine and the command.
+
+    python -m benchmarks.run_all            # full sizes (minutes)
+    python -m benchmarks.run_all --quick    # small sizes, to check the benchmarks themselves run
+    python -m benchmarks.run_all --only geo,data
+
+Each ``benchmarks/bench_<name>.py`` exposes ``run(quick) -> list[row]``; a row holds the measured value, its unit,
+the baseline measured in the same run (if any), their ratio and the target. Speed targets live here, never in
+tests. The quick study's wall time by step is taken from a study folder's ``study.json`` when ``--study DIR`` is
+given (``make study`` leaves one in ``study-out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ["geo", "simearth", "data", "diversity", "models", "evaluate"]
+
+
+def machine() -> str:
+    import numpy as np
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores{mem}; Python {platform.python_version()}, numpy {np.__version__}, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| benchmark | value | unit | baseline | ratio | target | note |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            str(r.get("benchmark", "")), _fmt(r.get("value")), str(r.get("unit", "")), _fmt(r.get("baseline")),
+            _fmt(r.get("ratio")), str(r.get("target", "")), str(r.get("note", "")).replace("|", "/"),
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def study_table(study_dir: Path) -> str:
+    meta = json.loads((study_dir / "study.json").read_text(encoding="utf-8"))
+    lines = ["| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in meta.get("timings", {}).items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", help="comma-separated benchmark names")
+    ap.add_argument("--study", help="a finished quick-study folder whose wall time by step to record")
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args(argv)
+    names = args.only.split(",") if args.only else BENCHMARKS
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, check=False).stdout.strip()
+    except OSError:
+        commit = "?"
+    command = "python -m benchmarks.run_all" + (" --quick" if args.quick else "") + (
+        f" --only {args.only}" if args.only else "") + (f" --study {args.study}" if args.study else "")
+    parts = [
+        "# geodiv benchmarks",
+        "",
+        f"- Machine: {machine()}",
+        f"- Command: `{command}` (commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "- Each ratio is against a baseline measured in the same run on the same machine; targets come from the issues.",
+        "",
+    ]
+    for name in names:
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        t0 = time.perf_counter()
+        print(f"running bench_{name} ...", file=sys.stderr, flush=True)
+        rows = module.run(quick=args.quick)
+        took = time.perf_counter() - t0
+        doc = (module.__doc__ or "").strip().splitlines()
+        parts += [f"## {name}", "", doc[0] if doc else "", "", table(rows), "", f"_({took:.0f} s)_", ""]
+    if args.study:
+        parts += ["## quick study: wall time by step", "", study_table(Path(args.study)), ""]
+    from geodiv.atomic import write_text
+
+    write_text(args.out, "\n".join(parts))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
