@@ -63,7 +63,9 @@ class DataSection(StrictModel):
 
 
 class TaskSection(StrictModel):
-    """A downstream task: a SimEarth task name (simulated at locations disjoint from pretraining) or a path."""
+    """A downstream task: a SimEarth task name (simulated at locations disjoint from pretraining) or a path
+    (a task folder or manifest in a format ``geodiv.evaluate.tasks.load_task`` detects; its own splits are used
+    and the sizes below are ignored)."""
 
     name: str
     n_train: int = Field(400, gt=0)
