@@ -52,7 +52,7 @@ def atomic_open(target: str | os.PathLike[str], mode: str = "w", **kwargs: Any) 
 def write_json(target: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON atomically (keys kept in insertion order, NaN refused)."""
     with atomic_open(target, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=indent, allow_nan=False, default=_json_default)
+        json.dump(obj, fh, indent=indent, allow_nan=False, default=json_default)
         fh.write("\n")
 
 
@@ -66,8 +66,8 @@ def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
         fh.write(data)
 
 
-def _json_default(obj: Any) -> Any:
-    # numpy scalars and arrays, paths: the values geodiv's records carry.
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for the values geodiv's records carry: numpy scalars and arrays, paths."""
     import numpy as np
 
     if isinstance(obj, np.generic):

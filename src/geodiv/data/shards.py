@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from geodiv.atomic import atomic_path, write_json
+from geodiv.atomic import atomic_path, json_default, write_json
 from geodiv.bands import S2_BANDS, canonical_band
 from geodiv.errors import DataError, GeodivError
 from geodiv.progress import log, progress
@@ -218,22 +218,12 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
 def encode_sample(sample: Sample) -> dict[str, bytes | str]:
     """The tar members of one sample, as WebDataset's TarWriter takes them."""
     obj: dict[str, bytes | str] = {"__key__": sample.key, "npy": _npy_bytes(sample.image)}
-    obj["json"] = json.dumps(sample.meta, sort_keys=True, allow_nan=False, default=_json_default).encode("utf-8")
+    obj["json"] = json.dumps(sample.meta, sort_keys=True, allow_nan=False, default=json_default).encode("utf-8")
     for name, arr in sample.arrays.items():
         if not _KEY_RE.match(name) or name in ("npy", "json"):
             raise DataError(f"sample {sample.key}: extra array name {name!r} must be a plain word (e.g. 'label')")
         obj[f"{name}.npy"] = _npy_bytes(np.asarray(arr))
     return obj
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-able")
 
 
 class ShardWriter:
@@ -329,7 +319,7 @@ def write_shards(
     records: list[dict[str, Any]] = []
     if resume and run_file.exists():
         previous = json.loads(run_file.read_text(encoding="utf-8"))
-        if json.loads(json.dumps(run_id, default=_json_default)) != previous:
+        if json.loads(json.dumps(run_id, default=json_default)) != previous:
             raise GeodivError(
                 f"{out} holds a build with different settings (config, seed, bands or shard size); "
                 "build into a new folder or delete this one"
@@ -481,7 +471,7 @@ def _manifest(
     }
     if extra:
         manifest.update(extra)
-    return json.loads(json.dumps(manifest, default=_json_default))
+    return json.loads(json.dumps(manifest, default=json_default))
 
 
 # ------------------------------------------------------------------------------------------------- reading
