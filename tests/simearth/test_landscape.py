@@ -86,3 +86,18 @@ def test_rivers_appear_in_wet_landscapes():
     with_water = sum((ls.build_layout(shares, _ctx(s, 1.0, (48, 48), frac)).labels == C["water"]).any()
                      for s in range(30))
     assert with_water >= 5
+
+
+def test_fast_quantile_and_compaction_equal_numpy():
+    from geodiv.simearth.landscape import _compact, _linear_quantile_inplace
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 500, 9216):
+        vals = rng.standard_normal(n).astype(np.float32)
+        for q in (0.0, 0.03, 0.5, 0.9, 0.97, 1.0, float(rng.uniform())):
+            got = _linear_quantile_inplace(vals.copy(), q)
+            ref = np.quantile(vals, q)
+            assert got == ref and np.asarray(got).dtype == np.asarray(ref).dtype
+        key = rng.integers(0, 3 * n, n)
+        for got, ref in zip(_compact(key), np.unique(key, return_inverse=True)):
+            np.testing.assert_array_equal(got, ref)

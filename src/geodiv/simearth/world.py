@@ -116,8 +116,13 @@ def render_patch(fractions: Any, climate: str | None, lat: float, lon: float, rn
 
     # Within-object texture: white + fine correlated brightness variation, scaled per material.
     tex = smooth_field(rng, shape, 1.2)[0]
-    tex = 0.7 * tex + 0.7 * rng.standard_normal(shape, dtype=np.float32)
-    gain = 1.0 + spectra.TEXTURE[layout.materials] * tex
+    tex *= 0.7
+    white = rng.standard_normal(shape, dtype=np.float32)
+    white *= 0.7
+    tex += white
+    gain = spectra.TEXTURE[layout.materials]
+    gain *= tex
+    gain += 1.0
     img = np.take(obj.T, layout.objects, axis=1)  # (13, H, W)
     img *= gain
 
@@ -189,10 +194,19 @@ def _native_resolution(bands: np.ndarray, factor: int) -> np.ndarray:
     c, h, w = bands.shape
     if h % factor or w % factor:
         return ndimage.uniform_filter(bands, size=(1, factor, factor), mode="reflect")
-    # Two contiguous reductions are much faster than one mean over the strided (2, 4) axes.
-    rows = bands.reshape(c, h // factor, factor, w).sum(axis=2)
-    blocks = rows.reshape(c, h // factor, w // factor, factor).sum(axis=3) * np.float32(1.0 / factor**2)
-    return np.repeat(np.repeat(blocks, factor, axis=1), factor, axis=2)
+    # Block sums as ``factor`` strided slice additions per axis: the same additions in the same order as
+    # ``.sum(axis)`` (so the same bits), but ~3x faster than numpy's reduction over a length-2..6 axis. Then
+    # repeat columns on the small array and whole rows on the large one (contiguous copies).
+    by_rows = bands.reshape(c, h // factor, factor, w)
+    rows = by_rows[:, :, 0] + by_rows[:, :, 1]
+    for k in range(2, factor):
+        rows += by_rows[:, :, k]
+    by_cols = rows.reshape(c, h // factor, w // factor, factor)
+    blocks = by_cols[..., 0] + by_cols[..., 1]
+    for k in range(2, factor):
+        blocks += by_cols[..., k]
+    blocks *= np.float32(1.0 / factor**2)
+    return np.repeat(np.repeat(blocks, factor, axis=2), factor, axis=1)
 
 
 def _add_clouds(img: np.ndarray, rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
