@@ -1,0 +1,300 @@
+"""Full fine-tuning of the encoder with a task head (SatMAE's fine-tuning recipe, scaled to small tasks).
+
+AdamW with layer-wise learning-rate decay (block i of n gets ``layer_decay ** (n + 1 - (i + 1))`` of the rate;
+embeddings ``layer_decay ** (n + 1)``, the head 1), stochastic depth in the encoder, per-iteration linear warmup then
+half-cosine to ``min_lr``, no weight decay on biases, norms and embeddings. Training augmentation: random resized
+crop (scale 0.2-1, aspect 3/4-4/3, bicubic) and horizontal flip, optionally mixup/cutmix for single-label
+classification. After every epoch the model is scored on the validation split (the task's headline metric) and the
+best epoch's weights are kept.
+
+Heads: a linear layer on the pooled features (classification, multi-label, regression), and for segmentation a
+light decoder on the patch tokens: group-averaged tokens as a (D, g, g) map, a 1x1 conv to ``decoder_channels``,
+two (x2 bilinear upsample, 3x3 conv, BatchNorm, GELU) stages, a 1x1 conv to the classes, and a bilinear upsample
+to the input size.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geodiv.errors import InputError
+from geodiv.evaluate.config import FinetuneConfig
+from geodiv.evaluate.metrics import METRICS_BY_TYPE, compute_metrics
+from geodiv.progress import log
+
+
+class SegmentationDecoder(nn.Module):
+    def __init__(self, dim: int, channels: int, n_classes: int):
+        super().__init__()
+        self.proj = nn.Conv2d(dim, channels, 1)
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.GELU())
+            for _ in range(2)
+        )
+        self.classifier = nn.Conv2d(channels, n_classes, 1)
+
+    def forward(self, tokens: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+        t = tokens.mean(dim=1)  # (N, L, D), groups averaged
+        n, length, dim = t.shape
+        g = int(round(length**0.5))
+        x = self.proj(t.transpose(1, 2).reshape(n, dim, g, g))
+        for stage in self.stages:
+            x = stage(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+        return F.interpolate(self.classifier(x), size=out_hw, mode="bilinear", align_corners=False)
+
+
+class FinetuneModel(nn.Module):
+    """Encoder + head; ``forward(x)`` gives logits (N, K) / values (N,) / pixel logits (N, K, S, S)."""
+
+    def __init__(self, encoder: nn.Module, task_type: str, n_outputs: int, pool: str, decoder_channels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.task_type = task_type
+        self.pool = pool
+        dim = int(encoder.embed_dim)
+        if task_type == "segmentation":
+            self.head: nn.Module = SegmentationDecoder(dim, decoder_channels, n_outputs)
+        else:
+            self.head = nn.Linear(dim, n_outputs)
+            nn.init.trunc_normal_(self.head.weight, std=2e-5)  # SatMAE's head init
+            nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.task_type == "segmentation":
+            return self.head(self.encoder.forward_tokens(x), x.shape[-2:])
+        out = self.head(self.encoder.forward_features(x, pool=self.pool))
+        return out[:, 0] if self.task_type == "regression" else out
+
+
+# ----------------------------------------------------------------------------------- optimisation
+def param_groups(model: FinetuneModel, weight_decay: float, layer_decay: float) -> list[dict]:
+    """The encoder's groups as SatMAE makes them (``geodiv.models.param_groups``: layer-wise ``lr_scale``, no
+    decay for biases, norms and embeddings), plus the new head at the full rate."""
+    from geodiv.models import param_groups as encoder_groups
+
+    groups = encoder_groups(model.encoder, weight_decay=weight_decay, layer_decay=layer_decay)
+    head = list(model.head.named_parameters(prefix="head"))
+    for wd, keep in ((weight_decay, lambda p: p.ndim > 1), (0.0, lambda p: p.ndim <= 1)):
+        chosen = [(n, p) for n, p in head if keep(p)]
+        if chosen:
+            groups.append({"params": [p for _, p in chosen], "param_names": [n for n, _ in chosen],
+                           "weight_decay": wd, "lr_scale": 1.0})
+    return groups
+
+
+def lr_at(step: float, total: float, warmup: float, base_lr: float, min_lr: float) -> float:
+    """Linear warmup then half-cosine from ``base_lr`` to ``min_lr`` (step may be fractional)."""
+    if step < warmup:
+        return base_lr * step / max(warmup, 1e-12)
+    progress = (step - warmup) / max(total - warmup, 1e-12)
+    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# ------------------------------------------------------------------------------------ augmentation
+def random_resized_crop_grid(
+    n: int, size: int, scale: tuple[float, float], hflip: bool, gen: torch.Generator
+) -> torch.Tensor:
+    """Sampling grids (n, S, S, 2) of random resized crops (aspect 3/4..4/3) with optional horizontal flips."""
+    area = torch.empty(n).uniform_(scale[0], scale[1], generator=gen)
+    log_ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
+    ratio = torch.exp(log_ratio)
+    w = torch.sqrt(area * ratio).clamp(max=1.0)
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - w)
+    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - h)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if hflip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = w * flip
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    return F.affine_grid(theta, [n, 1, size, size], align_corners=False)
+
+
+def mix_batch(
+    x: torch.Tensor, y: torch.Tensor, mixup: float, cutmix: float, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or cutmix (one chosen per batch, each with probability 1/2 when both are on); y are soft targets."""
+    use_cutmix = cutmix > 0 and (mixup <= 0 or torch.rand(1, generator=gen).item() < 0.5)
+    alpha = cutmix if use_cutmix else mixup
+    lam = float(torch.distributions.Beta(alpha, alpha).sample().item()) if alpha > 0 else 1.0
+    perm = torch.randperm(x.shape[0], generator=gen)
+    if use_cutmix:
+        s = x.shape[-1]
+        cut = int(s * math.sqrt(1 - lam))
+        cy, cx = (int(v) for v in torch.randint(0, s, (2,), generator=gen))
+        y0, y1 = max(cy - cut // 2, 0), min(cy + cut // 2, s)
+        x0, x1 = max(cx - cut // 2, 0), min(cx + cut // 2, s)
+        x = x.clone()
+        x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (s * s)
+    else:
+        x = lam * x + (1 - lam) * x[perm]
+    return x, lam * y + (1 - lam) * y[perm]
+
+
+# ---------------------------------------------------------------------------------------- training
+@dataclass
+class FinetuneResult:
+    model: FinetuneModel
+    best_epoch: int
+    best_val: float | None
+    history: list[dict]
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+
+def _targets(task_type: str, labels: np.ndarray, n_classes: int | None) -> torch.Tensor:
+    if task_type == "classification":
+        return torch.from_numpy(labels.astype(np.int64))
+    if task_type == "segmentation":
+        t = torch.from_numpy(labels.astype(np.int64))
+        return torch.where((t >= 0) & (t < (n_classes or 0)), t, torch.full_like(t, -100))
+    return torch.from_numpy(labels.astype(np.float32))
+
+
+@torch.no_grad()
+def predict(result: FinetuneResult, inputs: np.ndarray, *, batch_size: int, out_hw=None, device="cpu") -> np.ndarray:
+    """Scores: class probabilities (N, K) / label probabilities / values / predicted masks at ``out_hw``."""
+    model = result.model.to(device).eval()
+    outs = []
+    for start in range(0, len(inputs), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device)
+        z = model(x)
+        if model.task_type == "classification":
+            outs.append(torch.softmax(z, 1).cpu().numpy())
+        elif model.task_type == "multilabel":
+            outs.append(torch.sigmoid(z).cpu().numpy())
+        elif model.task_type == "regression":
+            outs.append((z * result.target_std + result.target_mean).cpu().numpy())
+        else:
+            if out_hw is not None and tuple(z.shape[-2:]) != tuple(out_hw):
+                z = F.interpolate(z, size=out_hw, mode="bilinear", align_corners=False)
+            outs.append(z.argmax(1).cpu().numpy().astype(np.int16))
+    return np.concatenate(outs) if outs else np.zeros((0,))
+
+
+def _as_prediction(task_type: str, scores: np.ndarray) -> np.ndarray:
+    return scores.argmax(1) if task_type == "classification" else scores
+
+
+def finetune(
+    encoder: nn.Module,
+    train_inputs: np.ndarray,
+    train_labels: np.ndarray,
+    val_inputs: np.ndarray | None,
+    val_labels: np.ndarray | None,
+    *,
+    task_type: str,
+    n_classes: int | None,
+    config: FinetuneConfig,
+    pool: str = "global",
+    seed: int = 0,
+    val_inputs_hw: tuple[int, int] | None = None,
+) -> FinetuneResult:
+    """Fine-tune a copy of ``encoder`` with a new head; returns the epoch that scored best on validation.
+
+    ``train_inputs`` are normalised images resized to the model size (augmented here); ``val_inputs`` are
+    evaluation inputs. Without a validation set the last epoch is kept.
+    """
+    if len(train_inputs) != len(train_labels):
+        raise InputError(f"fine-tuning: {len(train_inputs)} training images but {len(train_labels)} labels")
+    if len(train_inputs) == 0:
+        raise InputError("fine-tuning: the training set is empty")
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    n_out = 1 if task_type == "regression" else int(n_classes or 0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FinetuneModel(copy.deepcopy(encoder), task_type, n_out, pool, config.decoder_channels)
+    _set_drop_path(model.encoder, config.drop_path, gen)
+    model.to(device)
+    y_all = _targets(task_type, np.asarray(train_labels), n_classes)
+    mean, std = 0.0, 1.0
+    if task_type == "regression":
+        mean, std = float(y_all.mean()), float(y_all.std().clamp_min(1e-8))
+        y_all = (y_all - mean) / std
+    x_all = torch.from_numpy(np.ascontiguousarray(train_inputs, dtype=np.float32))
+    size = x_all.shape[-1]
+    if task_type == "segmentation" and tuple(y_all.shape[-2:]) != (size, size):
+        y_all = F.interpolate(y_all[:, None].float(), size=(size, size), mode="nearest")[:, 0].long()
+    batch = min(config.batch_size, len(x_all))
+    steps_per_epoch = max(1, len(x_all) // batch)  # drop the last partial batch (BatchNorm in the decoder)
+    total = config.epochs * steps_per_epoch
+    warmup = config.warmup_epochs * steps_per_epoch
+    base_lr = config.blr * batch / 256
+    opt = torch.optim.AdamW(param_groups(model, config.weight_decay, config.layer_decay), lr=base_lr)
+    if task_type == "classification":
+        loss_fn: Callable = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    elif task_type == "multilabel":
+        loss_fn = nn.BCEWithLogitsLoss()
+    elif task_type == "regression":
+        loss_fn = nn.MSELoss()
+    else:
+        loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+    headline = METRICS_BY_TYPE[task_type][0]
+    best_state, best_val, best_epoch, history = None, None, config.epochs - 1, []
+    step = 0
+    for epoch in range(config.epochs):
+        model.train()
+        order = torch.randperm(len(x_all), generator=gen)
+        running = 0.0
+        for b in range(steps_per_epoch):
+            idx = order[b * batch : (b + 1) * batch]
+            grid = random_resized_crop_grid(len(idx), size, config.rrc_scale, config.hflip, gen)
+            x = F.grid_sample(x_all[idx], grid, mode="bicubic", padding_mode="border", align_corners=False)
+            y = y_all[idx]
+            if task_type == "segmentation":
+                y = F.grid_sample(y[:, None].float(), grid, mode="nearest", align_corners=False)[:, 0].long()
+            if task_type == "classification" and (config.mixup > 0 or config.cutmix > 0):
+                soft = F.one_hot(y, n_out).float()
+                soft = soft * (1 - config.label_smoothing) + config.label_smoothing / n_out
+                x, y = mix_batch(x, soft, config.mixup, config.cutmix, gen)
+            lr = lr_at(step, total, warmup, base_lr, config.min_lr)
+            for g in opt.param_groups:
+                g["lr"] = lr * g["lr_scale"]
+            loss = loss_fn(model(x.to(device)), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += float(loss.item())
+            step += 1
+        record = {"epoch": epoch, "train_loss": running / steps_per_epoch}
+        if val_inputs is not None and val_labels is not None and len(val_labels):
+            res = FinetuneResult(model, epoch, None, history, mean, std)
+            scores = predict(res, val_inputs, batch_size=config.batch_size, out_hw=val_inputs_hw, device=device)
+            value = compute_metrics(
+                task_type, val_labels, _as_prediction(task_type, scores), n_classes=n_classes, metrics=[headline],
+                n_boot=0,
+            )[headline].value
+            record[f"val_{headline}"] = value
+            if value is not None and (best_val is None or value > best_val):
+                best_val, best_epoch = value, epoch
+                best_state = copy.deepcopy(model.state_dict())
+        history.append(record)
+        log(f"fine-tune epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k}={v}" for k, v in record.items()
+                                                                       if k != "epoch"))
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return FinetuneResult(model, best_epoch, best_val, history, mean, std)
+
+
+def _set_drop_path(encoder: nn.Module, rate: float, generator: torch.Generator) -> None:
+    """Stochastic depth rising linearly over the blocks (0 at the first, ``rate`` at the last, SatMAE's schedule),
+    drawn from ``generator`` so that fine-tuning is reproducible without global RNG state."""
+    from geodiv.models.blocks import DropPath
+
+    paths = [m for m in encoder.modules() if isinstance(m, DropPath)]
+    for i, m in enumerate(paths):
+        m.p = rate * i / max(1, len(paths) - 1)
+    if hasattr(encoder, "set_drop_path_generator"):
+        encoder.set_drop_path_generator(generator)

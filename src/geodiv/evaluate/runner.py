@@ -1,0 +1,388 @@
+"""``evaluate``: one checkpoint, one task, one protocol -> result records (JSON + CSV).
+
+The flow: resolve the task and the encoder; map bands by name; read each split once (labels and locations
+cached); compute frozen features once per (checkpoint, task, split, transform) for kNN / linear, or fine-tune;
+train one head per training region of the region plan; score every head on every test region with bootstrap
+intervals; write one record per (task, protocol, train region, test region, metric[, k]).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodiv.atomic import atomic_open, write_json
+from geodiv.errors import DataError, InputError
+from geodiv.evaluate.config import EvalConfig, resolve_config
+from geodiv.evaluate.features import (
+    BandPlan,
+    Encoder,
+    EvalTransform,
+    FeatureStore,
+    SplitTable,
+    load_encoder,
+    patch_fractions,
+    plan_bands,
+    upsample_patch_scores,
+)
+from geodiv.evaluate.finetune import finetune, predict
+from geodiv.evaluate.knn import knn_predict
+from geodiv.evaluate.linear import fit_linear_probe
+from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, compute_metrics
+from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
+from geodiv.progress import log
+
+PROTOCOLS = ("knn", "linear", "finetune")
+RECORD_FIELDS = (
+    "task", "protocol", "metric", "value", "ci_low", "ci_high", "region", "train_region", "n", "checkpoint",
+    "n_train", "params", "notes", "checkpoint_id",
+)
+
+_STORES: dict[str, FeatureStore] = {}
+
+
+def feature_store(cache_dir: str | os.PathLike[str] | None) -> FeatureStore:
+    """One store per cache folder and process, so repeated ``evaluate`` calls share in-memory inputs/features."""
+    key = str(Path(cache_dir).resolve()) if cache_dir is not None else ""
+    if key not in _STORES:
+        _STORES[key] = FeatureStore(Path(cache_dir) if cache_dir is not None else None)
+    return _STORES[key]
+
+
+def resolve_task(task: Any) -> Any:
+    """A Task object as is; a string through ``geodiv.evaluate.tasks.load_task`` (SimEarth name or path)."""
+    if not isinstance(task, (str, os.PathLike)):
+        return task
+    try:
+        from geodiv.evaluate.tasks import load_task
+    except ImportError:  # task sources not installed: SimEarth names still work
+        from geodiv.evaluate.simearth_tasks import simearth_task
+
+        return simearth_task(str(task))
+    return load_task(task)
+
+
+# --------------------------------------------------------------------------------------- data prep
+class _Splits:
+    """Train/val/test tables (and row maps when val is carved out of train)."""
+
+    def __init__(self, task: Any, store: FeatureStore, cfg: EvalConfig, seed: int):
+        self.task, self.store = task, store
+        splits = list(task.splits())
+        for needed in ("train", "test"):
+            if needed not in splits:
+                raise InputError(f"task {task.name!r} has no {needed!r} split (it has {splits}); evaluation needs both")
+        self.has_val = "val" in splits and _n(task, "val") != 0
+        train = store.table(task, "train")
+        if self.has_val:
+            self.train_rows = np.arange(len(train))
+            self.val_rows = None
+            self.val_source = "val"
+        else:
+            # No validation split: hold out a seeded fraction of train for model selection.
+            perm = np.random.default_rng(seed).permutation(len(train))
+            n_val = int(round(cfg.val_fraction * len(train)))
+            self.val_rows, self.train_rows = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            self.val_source = "train"
+        self.tables = {
+            "train": train.subset(self.train_rows),
+            "val": store.table(task, "val") if self.has_val else train.subset(self.val_rows),
+            "test": store.table(task, "test"),
+        }
+
+    def rows(self, split: str, full: np.ndarray) -> np.ndarray:
+        """Rows of a per-split array (features, inputs) computed on the task's own split."""
+        if split == "train":
+            return full[self.train_rows]
+        if split == "val" and not self.has_val:
+            return full[self.val_rows]
+        return full
+
+    def source(self, split: str) -> str:
+        return self.val_source if split == "val" else split
+
+    def features(self, encoder: Encoder, plan: BandPlan, transform: EvalTransform, kind: str, cfg: EvalConfig):
+        cache: dict[str, np.ndarray] = {}
+        out = {}
+        for split in ("train", "val", "test"):
+            src = self.source(split)
+            if src not in cache:
+                cache[src] = self.store.features(
+                    encoder, self.task, src, plan, transform, kind=kind, pool=cfg.features.pool,
+                    batch_size=cfg.features.batch_size,
+                )
+            out[split] = self.rows(split, cache[src])
+        return out
+
+    def inputs(self, plan: BandPlan, transform: EvalTransform, split: str) -> np.ndarray:
+        return self.rows(split, self.store.inputs(self.task, self.source(split), plan, transform))
+
+
+def _n(task: Any, split: str) -> int | None:
+    try:
+        return int(task.n(split))
+    except Exception:  # noqa: BLE001 - unknown counts are fine, the split is read anyway
+        return None
+
+
+def _check_labels(task: Any, tables: dict[str, SplitTable], n_classes: int | None) -> None:
+    for split, t in tables.items():
+        if len(t) == 0:
+            continue
+        where = f"task {task.name!r} split {split!r}"
+        if task.type in ("classification", "segmentation"):
+            if task.type == "classification":
+                bad = np.nonzero((t.labels < 0) | (t.labels >= n_classes))[0]
+                if bad.size:
+                    raise DataError(
+                        f"{where}: sample {t.keys[bad[0]]} has label {t.labels[bad[0]]}, outside 0..{n_classes - 1} "
+                        f"({n_classes} classes); fix the labels or the task's class list"
+                    )
+            elif t.labels.ndim != 3:
+                raise DataError(f"{where}: segmentation labels must be (H, W) masks, got shape {t.labels.shape[1:]}")
+        elif task.type == "multilabel":
+            if t.labels.ndim != 2 or t.labels.shape[1] != n_classes:
+                raise DataError(
+                    f"{where}: multi-label targets must be multi-hot vectors of length {n_classes}, got shape "
+                    f"{t.labels.shape[1:]}"
+                )
+        elif not np.all(np.isfinite(t.labels)):
+            bad = np.nonzero(~np.isfinite(t.labels))[0][0]
+            raise DataError(f"{where}: sample {t.keys[bad]} has a non-finite regression target")
+
+
+# ------------------------------------------------------------------------------------- protocols
+# A head maps a HeadSpec to {params: test predictions in metric format} (predictions for the whole test set).
+HeadFn = Callable[[HeadSpec], list[tuple[dict, np.ndarray]]]
+
+
+def _metric_prediction(task_type: str, scores: np.ndarray) -> np.ndarray:
+    return scores.argmax(1) if task_type == "classification" else scores
+
+
+def _feature_heads(
+    protocol: str, task: Any, splits: _Splits, encoder: Encoder, plan: BandPlan, transform: EvalTransform,
+    cfg: EvalConfig, n_classes: int | None, seed: int, notes: list[str],
+) -> HeadFn | None:
+    tables = splits.tables
+    seg = task.type == "segmentation"
+    if seg and protocol == "knn" and cfg.knn.segmentation == "skip":
+        notes.append("kNN segmentation skipped (knn.segmentation: skip)")
+        return None
+    feats = splits.features(encoder, plan, transform, "tokens" if seg else "pooled", cfg)
+    if seg:
+        grid = int(round(feats["train"].shape[1] ** 0.5))
+        fractions = {s: patch_fractions(tables[s].labels, grid, n_classes) for s in ("train", "val")}
+        out_hw = tuple(tables["test"].labels.shape[-2:])
+    for split in ("train", "val", "test"):
+        if feats[split].shape[0] != len(tables[split]):
+            raise DataError(f"{split}: {feats[split].shape[0]} feature rows for {len(tables[split])} samples")
+    global_param: dict[str, float] = {}
+
+    def tokens_of(split: str, idx: np.ndarray) -> np.ndarray:
+        f = feats[split][idx]
+        return f.reshape(-1, f.shape[-1]).astype(np.float32)
+
+    def expanded(split: str, idx: np.ndarray):
+        # (token, class) rows weighted by the class's pixel fraction in the token's patch.
+        frac = fractions[split][idx].reshape(-1, n_classes)
+        tok, cls = np.nonzero(frac > 0)
+        return tokens_of(split, idx)[tok], cls, frac[tok, cls]
+
+    def knn_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
+        ks = cfg.knn.k
+        if seg:
+            mem = np.concatenate([tokens_of("train", spec.train_idx), tokens_of("val", spec.val_idx)])
+            tgt = np.concatenate([fractions["train"][spec.train_idx].reshape(-1, n_classes),
+                                  fractions["val"][spec.val_idx].reshape(-1, n_classes)])
+            keep = tgt.sum(1) > 0
+            query = feats["test"].reshape(-1, feats["test"].shape[-1]).astype(np.float32)
+            res = knn_predict(mem[keep], tgt[keep], query, ks=ks, temperature=cfg.knn.temperature,
+                              task_type="distribution", n_classes=n_classes)
+            n_test = feats["test"].shape[0]
+            return [({"k": k, "temperature": cfg.knn.temperature},
+                     upsample_patch_scores(s, n_test, out_hw)) for k, s in res.items()]
+        mem = np.concatenate([feats["train"][spec.train_idx], feats["val"][spec.val_idx]])
+        tgt = np.concatenate([tables["train"].labels[spec.train_idx], tables["val"].labels[spec.val_idx]])
+        res = knn_predict(mem, tgt, feats["test"], ks=ks, temperature=cfg.knn.temperature, task_type=task.type,
+                          n_classes=n_classes)
+        return [({"k": k, "temperature": cfg.knn.temperature}, _metric_prediction(task.type, s))
+                for k, s in res.items()]
+
+    def linear_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
+        is_global = spec.train_region == GLOBAL
+        fixed = None if (len(spec.val_idx) or is_global) else global_param.get("value")
+        grid = cfg.linear.alpha_grid if task.type == "regression" else cfg.linear.c_grid
+        if seg:
+            tx, ty, tw = expanded("train", spec.train_idx)
+            vx, vy, vw = expanded("val", spec.val_idx)
+            probe = fit_linear_probe(tx, ty, vx, vy, task_type="segmentation", n_classes=n_classes, grid=grid,
+                                     fixed_param=fixed, refit_on_train_val=cfg.linear.refit_on_train_val,
+                                     max_iter=cfg.linear.max_iter, train_weight=tw, val_weight=vw, seed=seed,
+                                     threads=cfg.linear.threads)
+            n_test = feats["test"].shape[0]
+            pred = upsample_patch_scores(probe.logits(tokens_of("test", np.arange(n_test))), n_test, out_hw)
+        else:
+            probe = fit_linear_probe(
+                feats["train"][spec.train_idx], tables["train"].labels[spec.train_idx],
+                feats["val"][spec.val_idx], tables["val"].labels[spec.val_idx],
+                task_type=task.type, n_classes=n_classes, grid=grid, fixed_param=fixed,
+                refit_on_train_val=cfg.linear.refit_on_train_val, max_iter=cfg.linear.max_iter, seed=seed,
+                threads=cfg.linear.threads)
+            pred = _metric_prediction(task.type, probe.scores(feats["test"]))
+        if is_global:
+            global_param["value"] = probe.param
+        params = {probe.param_name: probe.param, "selected_on": "val" if fixed is None and len(spec.val_idx)
+                  else ("global head" if fixed is not None else "none")}
+        return [(params, pred)]
+
+    return knn_head if protocol == "knn" else linear_head
+
+
+def _finetune_heads(
+    task: Any, splits: _Splits, encoder: Encoder, plan: BandPlan, transform: EvalTransform, cfg: EvalConfig,
+    n_classes: int | None, seed: int,
+) -> HeadFn:
+    tables = splits.tables
+    train_tf = EvalTransform(transform.scheme, transform.size, transform.crop_pct, crop=False)
+    train_inputs = splits.inputs(plan, train_tf, "train")
+    val_inputs = splits.inputs(plan, transform, "val")
+    test_inputs = splits.inputs(plan, transform, "test")
+    seg = task.type == "segmentation"
+    hw = (lambda s: tuple(tables[s].labels.shape[-2:])) if seg else (lambda s: None)
+
+    def head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
+        res = finetune(
+            encoder.module, train_inputs[spec.train_idx], tables["train"].labels[spec.train_idx],
+            val_inputs[spec.val_idx], tables["val"].labels[spec.val_idx], task_type=task.type, n_classes=n_classes,
+            config=cfg.finetune, pool=cfg.features.pool, seed=seed, val_inputs_hw=hw("val"),
+        )
+        scores = predict(res, test_inputs, batch_size=cfg.finetune.batch_size, out_hw=hw("test"),
+                         device=cfg.finetune.device or "cpu")
+        params = {"epochs": cfg.finetune.epochs, "best_epoch": res.best_epoch, "blr": cfg.finetune.blr,
+                  "layer_decay": cfg.finetune.layer_decay}
+        return [(params, _metric_prediction(task.type, scores))]
+
+    return head
+
+
+# ------------------------------------------------------------------------------------------ entry
+def evaluate(
+    checkpoint: Any,
+    task: Any,
+    protocol: str | Sequence[str],
+    by: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    config: EvalConfig | dict | str | os.PathLike[str] | None = None,
+    seed: int = 0,
+) -> list[dict]:
+    """Evaluate ``checkpoint`` (path, 'random'/None for zero pretraining, or an encoder module) on ``task``
+    (Task object, SimEarth task name or task path) with ``protocol`` ('knn', 'linear', 'finetune', or a list).
+
+    Returns records ``{task, protocol, metric, value, ci_low, ci_high, region, train_region, n, checkpoint,
+    n_train, params, notes, checkpoint_id}``; with ``out`` they are written as JSON and as CSV beside it.
+    """
+    cfg = resolve_config(config)
+    protocols = [protocol] if isinstance(protocol, str) else list(protocol)
+    for p in protocols:
+        if p not in PROTOCOLS:
+            raise InputError(f"unknown protocol {p!r}; use one of {', '.join(PROTOCOLS)}")
+    task_obj = resolve_task(task)
+    if task_obj.type not in TASK_TYPES:
+        raise InputError(f"task {task_obj.name!r} has type {task_obj.type!r}; expected one of {TASK_TYPES}")
+    n_classes = len(task_obj.classes) if task_obj.classes is not None else None
+    if task_obj.type != "regression" and not n_classes:
+        raise InputError(f"task {task_obj.name!r} ({task_obj.type}) names no classes")
+    cache_dir = cfg.features.cache_dir or (Path(out).parent / "feature_cache" if out is not None else None)
+    store = feature_store(cache_dir)
+    encoder = load_encoder(
+        checkpoint, random_preset=cfg.random_init.preset, random_overrides=cfg.random_init.overrides,
+        random_bands=cfg.random_init.bands, seed=seed,
+    )
+    plan = plan_bands(task_obj.bands, encoder.bands, missing=cfg.features.missing_bands,
+                      where=f"task {task_obj.name!r}")
+    transform = EvalTransform(cfg.features.normalize, encoder.img_size, cfg.features.crop_pct,
+                              crop=task_obj.type != "segmentation")
+    splits = _Splits(task_obj, store, cfg, seed)
+    _check_labels(task_obj, splits.tables, n_classes)
+    continents = {s: t.continent for s, t in splits.tables.items()}
+    if by is not None:
+        continents = {s: fill_continents(t.continent, t.lat, t.lon) if (t.continent == "").any() else t.continent
+                      for s, t in splits.tables.items()}
+    if by is not None and hasattr(task_obj, "require_location"):
+        task_obj.require_location("a per-continent evaluation (--by continent)")
+    region_plan = plan_regions(continents["train"], continents["val"], continents["test"], by=by,
+                               matrix=cfg.regions.matrix, task_name=task_obj.name)
+    ckpt_name = encoder.source if encoder.source != "module" else encoder.checkpoint_id
+    records: list[dict] = []
+    for proto in protocols:
+        notes = plan.notes()
+        if getattr(task_obj, "filled_bands", None):
+            notes.append(f"task source mean-filled bands {', '.join(task_obj.filled_bands)}")
+        if splits.val_source == "train":
+            notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
+        t0 = time.perf_counter()
+        if proto == "finetune":
+            head = _finetune_heads(task_obj, splits, encoder, plan, transform, cfg, n_classes, seed)
+        else:
+            head = _feature_heads(proto, task_obj, splits, encoder, plan, transform, cfg, n_classes, seed, notes)
+        if head is None:
+            continue
+        test_labels = splits.tables["test"].labels
+        for spec in region_plan.heads:
+            for params, pred in head(spec):
+                for region, rows in region_plan.test_regions:
+                    results = compute_metrics(
+                        task_obj.type, test_labels[rows], pred[rows], n_classes=n_classes,
+                        metrics=METRICS_BY_TYPE[task_obj.type], n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
+                        seed=seed, threshold=cfg.metrics.multilabel_threshold,
+                    )
+                    for metric, r in results.items():
+                        records.append({
+                            "task": task_obj.name, "protocol": proto, "metric": metric, "value": r.value,
+                            "ci_low": r.ci_low, "ci_high": r.ci_high, "region": region,
+                            "train_region": spec.train_region, "n": r.n, "checkpoint": ckpt_name,
+                            "n_train": int(len(spec.train_idx) + (len(spec.val_idx) if proto != "finetune" else 0)),
+                            "params": params, "notes": list(notes), "checkpoint_id": encoder.checkpoint_id,
+                        })
+        log(f"evaluate {task_obj.name} / {proto}: {len(region_plan.heads)} head(s) in {time.perf_counter() - t0:.1f}s")
+    if out is not None:
+        write_results(records, out)
+    return records
+
+
+def write_results(records: list[dict], out: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Records as a JSON list at ``out`` and a CSV beside it (params and notes JSON-encoded in their cells)."""
+    out = Path(out)
+    write_json(out, records)
+    csv_path = out.with_suffix(".csv")
+    with atomic_open(csv_path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(RECORD_FIELDS), extrasaction="ignore")
+        writer.writeheader()
+        for r in records:
+            row = dict(r)
+            for key in ("params", "notes"):
+                row[key] = json.dumps(row.get(key), sort_keys=True)
+            writer.writerow(row)
+    return out, csv_path
+
+
+def format_summary(records: list[dict]) -> str:
+    """One line per (protocol, metric, params) of the global head on the global test set, with its interval."""
+    lines = []
+    for r in records:
+        if r["region"] != GLOBAL or r["train_region"] != GLOBAL:
+            continue
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items() if k in ("k", "C", "alpha", "best_epoch"))
+        value = "n/a" if r["value"] is None else f"{r['value']:.4f}"
+        ci = "" if r["ci_low"] is None else f" [{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+        lines.append(f"{r['task']} {r['protocol']}{' (' + params + ')' if params else ''} {r['metric']}: "
+                     f"{value}{ci} n={r['n']}")
+    return "\n".join(lines)

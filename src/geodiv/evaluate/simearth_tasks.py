@@ -1,0 +1,242 @@
+"""SimEarth downstream tasks: locations drawn on land, disjoint from pretraining, simulated, stored as a task folder.
+
+``simearth_task(name, ...)`` draws downstream locations with ``geodiv.geo.sample_locations`` (by default the same
+number per continent, so that every continent has train, val and test samples for the per-continent analysis),
+drops any within ``min_km`` of a pretraining location (``exclude``), simulates each patch with
+``geodiv.simearth.simulate_patch`` and labels it with ``geodiv.simearth.task_target``, and writes each split as
+shards (``geodiv.data.write_shards``; labels in the metadata, masks as ``KEY.label.npy``) under ``out_dir`` with a
+``task.json`` in the geodiv task-folder layout. The folder is the cache: a second call with the same arguments
+reads it, and an interrupted build resumes shard by shard. The returned task is the task-folder reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodiv.atomic import write_json
+from geodiv.bands import S2_BANDS
+from geodiv.errors import InputError
+from geodiv.progress import log
+
+#: Continents a balanced SimEarth task covers (Antarctica excluded, as in the study).
+TASK_CONTINENTS = ("Africa", "Asia", "Europe", "North America", "Oceania", "South America")
+SPLIT_NAMES = ("train", "val", "test")
+EARTH_RADIUS_KM = 6371.0088
+GENERATOR_VERSION = 1
+
+
+def _task_names() -> Sequence[str]:
+    from geodiv import simearth
+
+    return tuple(simearth.TASKS)
+
+
+def default_task_dir(name: str, params: dict[str, Any]) -> Path:
+    """``$GEODIV_CACHE/tasks/simearth-NAME-HASH`` (default cache ``~/.cache/geodiv``)."""
+    root = Path(os.environ.get("GEODIV_CACHE", Path.home() / ".cache" / "geodiv"))
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return root / "tasks" / f"simearth-{name}-{digest}"
+
+
+def far_from(
+    lat: np.ndarray, lon: np.ndarray, ex_lat: np.ndarray, ex_lon: np.ndarray, min_km: float
+) -> np.ndarray:
+    """Boolean mask of the points farther than ``min_km`` (great circle) from every excluded point."""
+    if len(ex_lat) == 0 or len(lat) == 0:
+        return np.ones(len(lat), dtype=bool)
+    from sklearn.neighbors import BallTree
+
+    tree = BallTree(np.radians(np.column_stack([ex_lat, ex_lon])), metric="haversine")
+    dist, _ = tree.query(np.radians(np.column_stack([lat, lon])), k=1)
+    return dist[:, 0] * EARTH_RADIUS_KM > min_km
+
+
+def draw_locations(
+    counts: dict[str, tuple[Any, int]],
+    seed: int,
+    exclude: tuple[np.ndarray, np.ndarray] | None,
+    min_km: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``counts[label] = (region, n)``: n land locations in each region (anything ``sample_locations`` takes), each
+    at least ``min_km`` from every excluded location and from each other; returns lat, lon and each one's label."""
+    from geodiv.geo import sample_locations
+
+    ex_lat, ex_lon = (np.asarray(a, dtype=float) for a in exclude) if exclude is not None else (np.empty(0),) * 2
+    lats, lons, regions = [], [], []
+    for r_index, (label, (region, n)) in enumerate(counts.items()):
+        got_lat, got_lon = np.empty(0), np.empty(0)
+        for attempt in range(20):
+            need = n - len(got_lat)
+            if need <= 0:
+                break
+            lat, lon = sample_locations(region, int(math.ceil(need * 1.25)) + 4, seed=[seed, r_index, attempt])
+            keep = far_from(lat, lon, np.r_[ex_lat, got_lat], np.r_[ex_lon, got_lon], min_km)
+            lat, lon = lat[keep], lon[keep]
+            # Also keep the new points apart from one another (greedy, in draw order).
+            chosen: list[int] = []
+            for i in range(len(lat)):
+                if len(chosen) >= need:
+                    break
+                if not chosen or far_from(lat[i : i + 1], lon[i : i + 1], lat[chosen], lon[chosen], min_km)[0]:
+                    chosen.append(i)
+            got_lat, got_lon = np.r_[got_lat, lat[chosen]], np.r_[got_lon, lon[chosen]]
+        if len(got_lat) < n:
+            raise InputError(
+                f"could only place {len(got_lat)} of {n} task locations in {label} at least {min_km} km from the "
+                "pretraining locations and each other; lower min_km or the sample counts"
+            )
+        lats.append(got_lat[:n])
+        lons.append(got_lon[:n])
+        regions += [label] * n
+    return np.concatenate(lats), np.concatenate(lons), np.asarray(regions, dtype=object)
+
+
+def _split_counts(n_total: int, regions: Sequence[str]) -> dict[str, int]:
+    base, extra = divmod(n_total, len(regions))
+    return {r: base + (1 if i < extra else 0) for i, r in enumerate(regions)}
+
+
+def simearth_task(
+    name: str,
+    n_train: int = 600,
+    n_val: int = 150,
+    n_test: int = 300,
+    seed: int = 0,
+    size: int = 96,
+    exclude: tuple[np.ndarray, np.ndarray] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    balanced: bool = True,
+    continents: Sequence[str] = TASK_CONTINENTS,
+    min_km: float = 10.0,
+    shard_size: int = 500,
+):
+    """Build (or reuse) the SimEarth task ``name`` and return it as a :class:`~geodiv.evaluate.tasks.Task`.
+
+    ``balanced``: each split holds the same number of samples per continent in ``continents``; otherwise
+    locations are uniform by land area over those continents. ``exclude``: (lat, lon) of the pretraining
+    samples; no task location lies within ``min_km`` of them (nor of another task location).
+    """
+    from geodiv import simearth
+
+    if name not in _task_names():
+        raise InputError(f"unknown SimEarth task {name!r}; choose one of {', '.join(_task_names())}")
+    spec = simearth.TASK_SPECS[name]
+    sizes = {"train": n_train, "val": n_val, "test": n_test}
+    if any(v < 0 for v in sizes.values()) or sizes["train"] == 0 or sizes["test"] == 0:
+        raise InputError(f"SimEarth task sizes must be >= 0 with train and test > 0, got {sizes}")
+    ex_digest = None
+    if exclude is not None:
+        ex = np.column_stack([np.asarray(exclude[0], float), np.asarray(exclude[1], float)])
+        ex_digest = hashlib.sha256(np.ascontiguousarray(ex).tobytes()).hexdigest()[:16]
+    params = {"task": name, "sizes": sizes, "seed": seed, "size": size, "balanced": balanced,
+              "continents": list(continents), "min_km": min_km, "exclude": ex_digest, "version": GENERATOR_VERSION}
+    out = Path(out_dir) if out_dir is not None else default_task_dir(name, params)
+    task_json = out / "task.json"
+    if task_json.is_file() and json.loads(task_json.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
+        return _open(out)
+    labels = list(continents) if balanced else ["all"]
+    counts = {s: _split_counts(n, labels) for s, n in sizes.items()}
+    # One draw for all splits, so the min-distance rule holds across splits too.
+    all_counts = {r: sum(counts[s][r] for s in SPLIT_NAMES) for r in labels}
+    region_of = {r: (r if balanced else list(continents)) for r in labels}
+    lat, lon, drawn_for = draw_locations(
+        {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
+    )
+    # Deal each region's locations out to the splits in order.
+    split_rows: dict[str, list[int]] = {s: [] for s in SPLIT_NAMES}
+    for r in all_counts:
+        rows = list(np.nonzero(drawn_for == r)[0])
+        for s in SPLIT_NAMES:
+            take = counts[s].get(r, 0)
+            split_rows[s] += rows[:take]
+            rows = rows[take:]
+    for split in SPLIT_NAMES:
+        rows = np.asarray(sorted(split_rows[split]), dtype=np.int64)
+        if rows.size == 0:
+            continue
+        _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params)
+    _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLIT_NAMES}, params)
+    log(f"SimEarth task {name}: {sum(sizes.values())} samples -> {out}")
+    return _open(out)
+
+
+def _samples(name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int, size: int) -> Iterator[Any]:
+    from geodiv import simearth
+    from geodiv.data.shards import Sample
+
+    # Patch seeds depend on the split and position, never on the pretraining seeds (disjoint streams).
+    split_seed = SPLIT_NAMES.index(split)
+    for i, (la, lo) in enumerate(zip(lat, lon)):
+        patch = simearth.simulate_patch(float(la), float(lo), seed=int(hash_seed(seed, split_seed, i)), size=size)
+        target = simearth.task_target(name, patch)
+        meta = {k: v for k, v in patch.meta.items() if _jsonable(v)}
+        meta.update(lat=float(la), lon=float(lo))
+        arrays = {}
+        if isinstance(target, np.ndarray):
+            arrays["label"] = target.astype(np.uint8)
+        else:
+            meta["label"] = target.item() if isinstance(target, np.generic) else target
+        yield Sample(f"{split}-{i:06d}", patch.image, meta, arrays)
+
+
+def hash_seed(*parts: int) -> int:
+    return int.from_bytes(hashlib.sha256(json.dumps(parts).encode()).digest()[:4], "little")
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except TypeError:
+        return False
+
+
+def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params):
+    from geodiv.data.shards import write_shards
+
+    write_shards(
+        _samples(name, split, lat, lon, seed, size), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
+        config={"simearth_task": params, "split": split}, seed=seed, resume=True, total=len(lat),
+        desc=f"simearth {name}/{split}",
+    )
+
+
+def _write_task_json(out: Path, name: str, spec: dict[str, Any], counts: dict[str, int], params: dict[str, Any]) -> None:
+    """task.json last (an interrupted build leaves no loadable task), in the geodiv task-folder layout."""
+    from geodiv.evaluate.sources.shards import task_json
+    from geodiv.evaluate.tasks import TASK_JSON
+
+    classes = list(spec["classes"]) if spec.get("classes") is not None else None
+    write_json(out / TASK_JSON, task_json(
+        f"simearth-{name}", spec["type"], classes, list(S2_BANDS), has_location=True,
+        splits={s: s for s, n in counts.items() if n > 0}, info={"source": "simearth", "params": params},
+    ))
+
+
+def _open(out: Path):
+    from geodiv.evaluate.tasks import load_task
+
+    return load_task(out, format="geodiv")
+
+
+def _load_named(spec: str, **options: Any):
+    return simearth_task(str(spec), **options)
+
+
+def _register() -> None:
+    from geodiv.evaluate.tasks import register_source
+
+    register_source("simearth", _load_named, task_names=_task_names,
+                    description="SimEarth tasks generated on demand (landcover, treecover, foresttype, builtup)")
+
+
+_register()

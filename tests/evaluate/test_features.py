@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from geodiv.bands import SATMAE_BANDS, satmae_stats
+from geodiv.errors import InputError
+from geodiv.evaluate.features import (
+    EvalTransform,
+    FeatureStore,
+    load_encoder,
+    patch_fractions,
+    plan_bands,
+    prepare_inputs,
+    resize_center_crop,
+)
+
+from .synthetic import SyntheticTask, tiny_encoder
+
+
+def test_band_plan_by_name_missing_error_and_mean_fill():
+    plan = plan_bands(["B4", "B3", "B2"], ["B2", "B4"])
+    assert plan.source_index == (2, 0) and not plan.filled
+    with pytest.raises(InputError, match="B8"):
+        plan_bands(["B2", "B3"], ["B2", "B8"])
+    plan = plan_bands(["B2", "B3"], ["B2", "B8"], missing="mean")
+    assert plan.filled == ["B8"] and "B8" in plan.notes()[0]
+    assert plan.fill_values[1] == pytest.approx(satmae_stats(["B8"])[0][0])
+
+
+def test_prepare_inputs_normalises_and_crops():
+    plan = plan_bands(SATMAE_BANDS, SATMAE_BANDS)
+    mean, _ = satmae_stats(SATMAE_BANDS)
+    img = np.tile(np.asarray(mean, dtype=np.uint16)[:, None, None], (1, 20, 20))
+    out = prepare_inputs([img, img], plan, EvalTransform(size=16))
+    assert out.shape == (2, 10, 16, 16) and out.dtype == np.float32
+    # The SatMAE scheme maps the mean to int(127.5) / 255.
+    np.testing.assert_allclose(out, 127 / 255, atol=1e-5)
+    x = torch.arange(2 * 32 * 32, dtype=torch.float32).reshape(1, 2, 32, 32)
+    assert resize_center_crop(x, EvalTransform(size=16)).shape == (1, 2, 16, 16)
+    assert resize_center_crop(x, EvalTransform(size=16, crop=False)).shape == (1, 2, 16, 16)
+
+
+def test_features_are_cached_on_disk_and_reused(tmp_path):
+    task = SyntheticTask(n=(6, 2, 3))
+    enc = load_encoder(tiny_encoder())
+    plan = plan_bands(task.bands, enc.bands)
+    tf = EvalTransform(size=16)
+    store = FeatureStore(tmp_path)
+    f1 = store.features(enc, task, "train", plan, tf)
+    assert f1.shape == (6, 48) and len(list(tmp_path.glob("*-train-pooled-*.npy"))) == 1
+    reads = task.reads
+    fresh = FeatureStore(tmp_path)  # a new process: read from disk, no image reading, no encoder call
+    f2 = fresh.features(enc, task, "train", plan, tf)
+    np.testing.assert_array_equal(f1, f2)
+    assert fresh.table(task, "train").labels.shape == (6,) and task.reads == reads
+    other = load_encoder(tiny_encoder(seed=1))
+    assert not np.allclose(fresh.features(other, task, "train", plan, tf), f1)
+    tokens = store.features(enc, task, "train", plan, tf, kind="tokens")
+    assert tokens.shape == (6, 4, 48)
+
+
+def test_random_encoder_is_seeded():
+    a = load_encoder("random", random_overrides={"img_size": 16, "depth": 1}, seed=3)
+    b = load_encoder("random", random_overrides={"img_size": 16, "depth": 1}, seed=3)
+    c = load_encoder("random", random_overrides={"img_size": 16, "depth": 1}, seed=4)
+    assert a.checkpoint_id == b.checkpoint_id != c.checkpoint_id
+    assert a.bands == SATMAE_BANDS and a.img_size == 16
+
+
+def test_patch_fractions_area_pooling_with_ignored_pixels():
+    mask = np.zeros((1, 4, 4), dtype=np.int64)
+    mask[0, :, 2:] = 1
+    mask[0, 0, 0] = 255
+    frac = patch_fractions(mask, 2, 2)
+    assert frac.shape == (1, 4, 2)
+    np.testing.assert_allclose(frac[0, 0], [1.0, 0.0])  # top-left: 3 valid pixels, all class 0
+    np.testing.assert_allclose(frac[0, 1], [0.0, 1.0])

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from geodiv.evaluate.config import FinetuneConfig
+from geodiv.evaluate.finetune import finetune, lr_at, param_groups, predict, random_resized_crop_grid
+
+from .synthetic import tiny_encoder
+
+
+def test_schedule_warmup_then_cosine():
+    assert lr_at(0, 100, 10, 1.0, 0.0) == 0.0
+    assert lr_at(5, 100, 10, 1.0, 0.0) == pytest.approx(0.5)
+    assert lr_at(10, 100, 10, 1.0, 0.1) == pytest.approx(1.0)
+    assert lr_at(100, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
+
+
+def test_random_resized_crops_stay_inside_and_flip():
+    gen = torch.Generator().manual_seed(0)
+    grid = random_resized_crop_grid(64, 8, (0.2, 1.0), hflip=False, gen=gen)
+    assert grid.abs().max() <= 1.0  # crops never sample outside the image
+    x_steps = grid[:, 0, 1:, 0] - grid[:, 0, :-1, 0]
+    assert (x_steps > 0).all()  # no flip: x increases left to right
+    flipped = random_resized_crop_grid(64, 8, (0.2, 1.0), hflip=True, gen=torch.Generator().manual_seed(1))
+    steps = flipped[:, 0, 1:, 0] - flipped[:, 0, :-1, 0]
+    assert (steps < 0).all(dim=1).any() and (steps > 0).all(dim=1).any()
+
+
+def test_finetune_learns_and_layer_decay_scales():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 24)
+    x = (rng.normal(0.5, 0.05, (24, 10, 16, 16)) + (y[:, None, None, None] - 0.5) * 0.3).astype(np.float32)
+    cfg = FinetuneConfig(epochs=6, warmup_epochs=1, batch_size=8, blr=5e-2, drop_path=0.1)
+    res = finetune(tiny_encoder(), x[:16], y[:16], x[16:], y[16:], task_type="classification", n_classes=2,
+                   config=cfg, seed=0)
+    assert len(res.history) == 6 and res.best_val is not None
+    scores = predict(res, x[16:], batch_size=8)
+    assert scores.shape == (8, 2)
+    assert (scores.argmax(1) == y[16:]).mean() >= 0.75
+    scales = sorted({g["lr_scale"] for g in param_groups(res.model, 0.05, 0.5)})
+    assert scales[0] == pytest.approx(0.5**2) and scales[-1] == 1.0  # depth 1: embeddings, block, head
+
+
+def test_finetune_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(1)
+    x = rng.random((8, 10, 16, 16)).astype(np.float32)
+    t = rng.random(8)
+    cfg = FinetuneConfig(epochs=1, warmup_epochs=0, batch_size=4)
+    a = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=cfg, seed=3)
+    b = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=cfg, seed=3)
+    np.testing.assert_allclose(predict(a, x, batch_size=4), predict(b, x, batch_size=4))

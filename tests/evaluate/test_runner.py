@@ -1,0 +1,78 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from geodiv.errors import InputError
+from geodiv.evaluate import RECORD_FIELDS, evaluate
+
+from .synthetic import SyntheticTask
+
+
+def test_linear_and_knn_records_with_regions(tmp_path, tiny_config):
+    out = tmp_path / "res.json"
+    # The test split only holds Africa and Europe samples; Asia has training data but no test samples.
+    task = SyntheticTask(test_continents=("Africa", "Europe"))
+    records = evaluate("random", task, ["knn", "linear"], by="continent", out=out, config=tiny_config)
+    assert set(RECORD_FIELDS) <= set(records[0])
+    glob = [r for r in records if r["region"] == "global" and r["train_region"] == "global"]
+    assert {(r["protocol"], r["metric"]) for r in glob} == {
+        ("knn", "accuracy"), ("knn", "macro_f1"), ("linear", "accuracy"), ("linear", "macro_f1")}
+    for r in glob:
+        assert r["value"] > 0.8 and r["ci_low"] <= r["value"] <= r["ci_high"] and r["n"] == 15
+    asia = [r for r in records if r["region"] == "Asia"]
+    assert asia and all(r["n"] == 0 and r["value"] is None for r in asia)
+    # matrix: a head per training continent, each scored on every test region
+    pairs = {(r["train_region"], r["region"]) for r in records if r["protocol"] == "linear"}
+    assert ("Asia", "Europe") in pairs and ("Europe", "Africa") in pairs
+    assert json.loads(out.read_text()) == records
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert len(rows) == len(records) and rows[0]["task"] == "synthetic"
+
+
+@pytest.mark.parametrize("type_", ["regression", "multilabel", "segmentation"])
+def test_other_task_types(type_, tiny_config):
+    records = evaluate("random", SyntheticTask(type_, n=(20, 6, 8)), "linear", config=tiny_config)
+    headline = {"regression": "r2", "multilabel": "map", "segmentation": "miou"}[type_]
+    value = next(r["value"] for r in records if r["metric"] == headline)
+    assert value > 0.5
+
+
+def test_finetune_protocol_runs(tiny_config):
+    tiny_config["finetune"] = {"epochs": 1, "warmup_epochs": 0, "batch_size": 8}
+    records = evaluate("random", SyntheticTask(n=(16, 4, 6)), "finetune", config=tiny_config)
+    assert {r["metric"] for r in records} == {"accuracy", "macro_f1"}
+    assert records[0]["params"]["epochs"] == 1
+
+
+def test_bad_input_is_explained(tiny_config):
+    with pytest.raises(InputError, match="lacks band"):
+        evaluate("random", SyntheticTask(bands=("B2", "B3", "B4")), "knn", config=tiny_config)
+    with pytest.raises(InputError, match="no sample locations"):
+        evaluate("random", SyntheticTask(located=False, name="noloc"), "knn", by="continent", config=tiny_config)
+    with pytest.raises(InputError, match="unknown protocol"):
+        evaluate("random", SyntheticTask(), "svm", config=tiny_config)
+
+
+def test_mean_filled_bands_are_reported(tiny_config):
+    tiny_config["features"] = {"missing_bands": "mean"}
+    bands = [b for b in SyntheticTask().bands if b != "B8A"]
+    records = evaluate("random", SyntheticTask(bands=bands, name="no-b8a"), "knn", config=tiny_config)
+    assert any("B8A" in note for note in records[0]["notes"])
+
+
+def test_cli_evaluate_writes_results(tmp_path, monkeypatch, tiny_config):
+    import yaml
+
+    from geodiv import cli
+    from geodiv.evaluate import runner
+
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config))
+    monkeypatch.setattr(runner, "resolve_task", lambda spec: SyntheticTask(n=(12, 3, 6)))
+    out = tmp_path / "r.json"
+    assert cli.main(["evaluate", "--checkpoint", "random", "--task", "x", "--protocol", "knn", "--out", str(out),
+                     "--config", str(cfg)]) == 0
+    assert len(json.loads(out.read_text())) == 2
+    assert np.isfinite(json.loads(out.read_text())[0]["value"])

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from geodiv.errors import InputError
+from geodiv.evaluate.simearth_tasks import TASK_CONTINENTS, far_from, simearth_task
+
+
+def test_simearth_task_is_balanced_disjoint_and_cached(tmp_path):
+    ex_lat, ex_lon = np.array([48.0, -10.0]), np.array([10.0, -60.0])
+    kwargs = dict(n_train=6, n_val=6, n_test=6, size=16, out_dir=tmp_path / "t", exclude=(ex_lat, ex_lon),
+                  min_km=50.0)
+    task = simearth_task("treecover", **kwargs)
+    assert task.type == "regression" and task.n("test") == 6
+    samples = list(task.iter_split("test"))
+    assert sorted(s.continent for s in samples) == sorted(TASK_CONTINENTS)  # one per continent
+    lat = np.array([s.lat for s in samples])
+    lon = np.array([s.lon for s in samples])
+    assert far_from(lat, lon, ex_lat, ex_lon, 50.0).all()
+    assert all(0.0 <= s.label <= 1.0 and s.image.shape == (13, 16, 16) for s in samples)
+    stamp = (tmp_path / "t" / "task.json").stat().st_mtime_ns
+    again = simearth_task("treecover", **kwargs)  # same arguments: the folder is reused
+    assert (tmp_path / "t" / "task.json").stat().st_mtime_ns == stamp and again.n("train") == 6
+
+
+def test_far_from_uses_great_circle_distance():
+    # 1 degree of longitude at the equator is ~111 km
+    assert far_from(np.array([0.0]), np.array([1.0]), np.array([0.0]), np.array([0.0]), 100.0)[0]
+    assert not far_from(np.array([0.0]), np.array([1.0]), np.array([0.0]), np.array([0.0]), 120.0)[0]
+
+
+def test_unknown_simearth_task():
+    with pytest.raises(InputError, match="unknown SimEarth task"):
+        simearth_task("nope")
