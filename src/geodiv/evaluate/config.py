@@ -61,6 +61,8 @@ class ZeroPretrainingConfig(StrictModel):
 
 class RegionConfig(StrictModel):
     matrix: bool = True  # with by=continent: also the train-on-region x test-on-region matrix
+    #: protocols that get the matrix: fine-tuning would train one whole model per continent, so it is opt-in
+    matrix_protocols: list[Literal["knn", "linear", "finetune"]] = ["knn", "linear"]
 
 
 class MetricConfig(StrictModel):

@@ -318,8 +318,11 @@ def evaluate(
                       for s, t in splits.tables.items()}
     if by is not None and hasattr(task_obj, "require_location"):
         task_obj.require_location("a per-continent evaluation (--by continent)")
-    region_plan = plan_regions(continents["train"], continents["val"], continents["test"], by=by,
-                               matrix=cfg.regions.matrix, task_name=task_obj.name)
+    region_plans = {
+        with_matrix: plan_regions(continents["train"], continents["val"], continents["test"], by=by,
+                                  matrix=with_matrix, task_name=task_obj.name)
+        for with_matrix in {cfg.regions.matrix and p in cfg.regions.matrix_protocols for p in protocols}
+    }
     ckpt_name = encoder.source if encoder.source != "module" else encoder.checkpoint_id
     records: list[dict] = []
     for proto in protocols:
@@ -329,6 +332,7 @@ def evaluate(
         if splits.val_source == "train":
             notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
         t0 = time.perf_counter()
+        region_plan = region_plans[cfg.regions.matrix and proto in cfg.regions.matrix_protocols]
         if proto == "finetune":
             head = _finetune_heads(task_obj, splits, encoder, plan, transform, cfg, n_classes, seed)
         else:
