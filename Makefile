@@ -23,6 +23,7 @@ study: setup
 	$(VENV)/bin/geodiv study --profile quick --out $(OUT)
 
 test: setup
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-all: setup
