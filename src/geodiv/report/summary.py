@@ -24,8 +24,9 @@ def summarise(facts: dict, meta: dict) -> str:
     if table is not None and not table.empty:
         order = list(table.index)
         best, worst = order[0], order[-1]
+        n_tasks = sum(t in table for t in task_metrics)
         paras.append(
-            f"Under {protocol} evaluation over {len(task_metrics)} task(s), '{best}' has the best mean rank "
+            f"Under {protocol} evaluation over {n_tasks} task(s), '{best}' has the best mean rank "
             f"({table.loc[best, 'mean_rank']:.2f}) and '{worst}' the worst ({table.loc[worst, 'mean_rank']:.2f}). "
             f"Full order: {', '.join(order)}."
         )
