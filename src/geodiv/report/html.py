@@ -246,7 +246,7 @@ def _slug(text: str) -> str:
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}figcaption{font-size:0.85em;color:#555}
 .note{font-size:0.85em;color:#555}.summary{background:#f6f8fa;padding:0.8em 1.2em;border-left:4px solid #1b9e77}
 """

@@ -50,19 +50,24 @@ def summarise(facts: dict, meta: dict) -> str:
         if margins:
             paras.append("Margins. " + "; ".join(margins) + ".")
     corr: dict = facts.get("correlations") or {}
-    if corr:
-        ranked = sorted(corr.items(), key=lambda kv: -abs(kv[1].get("spearman_rho", 0.0)))
+    defined = {m: st for m, st in corr.items() if not math.isnan(st.get("spearman_rho", math.nan))}
+    undefined = sorted(set(corr) - set(defined))
+    if defined:
+        ranked = sorted(defined.items(), key=lambda kv: -abs(kv[1]["spearman_rho"]))
         parts = []
-        for measure, s in ranked:
+        for measure, st in ranked:
             ci = ""
-            if "spearman_ci_low" in s:
-                ci = f", 95% bootstrap CI [{s['spearman_ci_low']:.2f}, {s['spearman_ci_high']:.2f}]"
-            parts.append(f"{measure} ρ = {s['spearman_rho']:.2f} (p = {s['spearman_p']:.2g}{ci})")
-        n = next(iter(corr.values())).get("n", 0)
+            if not math.isnan(st.get("spearman_ci_low", math.nan)):
+                ci = f", 95% bootstrap CI [{st['spearman_ci_low']:.2f}, {st['spearman_ci_high']:.2f}]"
+            parts.append(f"{measure} ρ = {st['spearman_rho']:.2f} (p = {st['spearman_p']:.2g}{ci})")
+        n = next(iter(defined.values())).get("n", 0)
         paras.append(
             f"Diversity vs. mean performance across {n} pretraining datasets (Spearman): " + "; ".join(parts)
             + f". With n = {n}, only |ρ| near 1 is distinguishable from chance; intervals are wide."
         )
+    if undefined:
+        paras.append("No rank correlation is defined for " + ", ".join(undefined)
+                     + " (the measure or the performance is constant across datasets).")
     if facts.get("paper_comparison"):
         paras.append("The per-dataset ordering is compared with the published one in the last section.")
     paras.append(data_note)
