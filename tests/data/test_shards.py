@@ -126,3 +126,59 @@ def test_resume_after_interruption_gives_identical_manifest(tmp_path):
 def test_read_manifest_of_unfinished_build_explains(tmp_path):
     with pytest.raises(DataError, match="not a finished geodiv dataset"):
         read_manifest(tmp_path)
+
+
+def _tar_bytes(members, fmt):
+    import io
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        folder = tarfile.TarInfo("somedir")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)  # not a regular file: skipped
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
+def test_tar_reader_matches_tarfile_for_long_names_and_formats(tmp_path, fmt):
+    """The memory-mapped reader hands unusual headers (GNU/pax long names, ustar prefixes, directories) to tarfile
+    and must list exactly what tarfile lists, in order."""
+    from geodiv.data.shards import iter_tar_groups
+
+    deep = "d" * 60 + "/" + "e" * 60  # > 100 characters: a long-name header (GNU, pax) or a ustar prefix
+    members = [("a.npy", b"x" * 700), ("a.json", b"{}"), (f"{deep}/b.npy", b"y" * 512), (f"{deep}/b.json", b"[]"),
+               ("c.npy", b""), ("c.json", b"1" * 1025)]
+    path = tmp_path / "t.tar"
+    path.write_bytes(_tar_bytes(members, fmt))
+    with open(path, "rb") as fh:
+        got = [(k, {s: bytes(v) for s, v in g.items()}) for k, g in iter_tar_groups(fh, "t")]
+    assert got == [("a", {"npy": b"x" * 700, "json": b"{}"}), (f"{deep}/b", {"npy": b"y" * 512, "json": b"[]"}),
+                   ("c", {"npy": b"", "json": b"1" * 1025})]
+    import io
+
+    with tarfile.open(path) as tar:  # the same as from a stream that cannot be memory-mapped
+        assert [m.name for m in tar if m.isfile()] == [n for n, _ in members]
+    assert [k for k, _ in iter_tar_groups(io.BytesIO(path.read_bytes()), "t")] == ["a", f"{deep}/b", "c"]
+
+
+def test_corrupt_header_and_truncated_member_name_the_shard_and_sample(small_dataset):
+    m = read_manifest(small_dataset)
+    path = small_dataset / m["shards"][0]["path"]
+    data = bytearray(path.read_bytes())
+    with tarfile.open(path) as tar:
+        second = tar.getmembers()[2]  # k00001.json's header
+    data[second.offset + 10] ^= 0x55  # checksum no longer matches: tarfile decides (it ends the archive there)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"shard-000000\.tar: holds 1 samples, the manifest says 4"):
+        list(iter_samples(small_dataset, verify=False))
+    data[second.offset + 10] ^= 0x55
+    path.write_bytes(bytes(data[: second.offset_data + 3]))  # cut inside a member's data
+    with pytest.raises(DataError, match=r"shard-000000\.tar: corrupt or truncated tar after sample k00000"):
+        list(iter_samples(small_dataset, verify=False))
+    path.write_bytes(b"not a tar at all" * 40)
+    with pytest.raises(DataError, match=r"shard-000000\.tar: corrupt or truncated tar"):
+        list(iter_samples(small_dataset, verify=False))

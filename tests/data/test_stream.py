@@ -124,3 +124,33 @@ def test_errors(small_dataset):
         list(ShardStream(small_dataset, shuffle=False))
     s = ShardStream(small_dataset, shuffle=False, on_error="skip")
     assert len(list(s)) == 13 - 4
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_stream_equals_crop_normalise_then_torch_bicubic_antialias(small_dataset, mode):
+    """The fast path (fused LUT gather in transposed layout, banded sparse resampling) against the direct way."""
+    import torch.nn.functional as F
+
+    from geodiv.data.transforms import Augment
+
+    size = 24
+    s = ShardStream(small_dataset, augment=mode, size=size, shuffle=False, seed=5, bands=["B8", "B2", "B3"])
+    got = list(s)
+    aug = Augment(mode, size)
+    rng = np.random.default_rng([5, 0, 0])  # the stream's generator: (seed, epoch, global worker)
+    idx = [SATMAE_BANDS.index(b) for b in ("B8", "B2", "B3")]
+    flips = 0
+    for x, (_, image, _) in zip(got, iter_samples(small_dataset), strict=True):
+        p = aug.params(16, 16, rng)
+        crop = torch.from_numpy(satmae_normalize(image[idx], ["B8", "B2", "B3"]))
+        crop = crop[:, p.top : p.top + p.height, p.left : p.left + p.width]
+        if mode == "train":
+            want = F.interpolate(crop[None], size=(size, size), mode="bicubic", align_corners=False, antialias=True)[0]
+            want = torch.flip(want, dims=(-1,)) if p.flip else want
+        else:
+            big = F.interpolate(crop[None], size=(27, 27), mode="bicubic", align_corners=False, antialias=True)[0]
+            want = big[:, 2:26, 2:26]
+        flips += p.flip
+        assert x.shape == (3, size, size) and x.is_contiguous()
+        torch.testing.assert_close(x, want, atol=2e-5, rtol=0)
+    assert mode == "eval" or 0 < flips < len(got)

@@ -11,7 +11,8 @@ statistics promote to float64).
 
 Because inputs are uint16, every scheme is a per-band function of 65,536 possible values; :class:`Normalizer`
 tabulates it once (a lookup table built with the very same functions below, so results are identical) and then
-normalises an image with one gather per band.
+normalises an image with a single gather from the flattened (bands x 65536) table, at ``value + band * 65536``
+(``torch.index_select`` with int32 indices: about twice as fast as ``numpy.take``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from geodiv.bands import canonical_band, satmae_stats
 from geodiv.errors import ConfigError, InputError
@@ -35,22 +37,13 @@ def _per_band(values: Sequence[float], x: np.ndarray) -> np.ndarray:
 
 
 def _as_numpy(x: Any) -> tuple[np.ndarray, bool]:
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            return x.detach().cpu().numpy(), True
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy(), True
     return np.asarray(x), False
 
 
 def _back(y: np.ndarray, was_torch: bool) -> Any:
-    if was_torch:
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(y))
-    return y
+    return torch.from_numpy(np.ascontiguousarray(y)) if was_torch else y
 
 
 def satmae_normalize(x: Any, bands: Sequence[str]) -> Any:
@@ -124,17 +117,23 @@ class Normalizer:
         else:
             raise ConfigError(f"unknown normalisation {kind!r}; choose satmae, zscore or raw")
         self.table = np.ascontiguousarray(table, dtype=np.float32)
+        # torch's index_select with int32 indices gathers ~2x faster than numpy's take
+        self._flat = torch.from_numpy(self.table.reshape(-1))
+        # int32 indices: half the memory traffic of intp, and 65536 * bands stays far below 2**31
+        self._offsets = (np.arange(len(self.bands), dtype=np.int32) * 65536).reshape(-1, 1, 1)
 
     def __call__(
         self,
         image: np.ndarray,
         band_index: Sequence[int] | None = None,
         window: tuple[int, int, int, int] | None = None,
+        transpose: bool = False,
     ) -> np.ndarray:
         """Normalised float32 (C, h, w) of uint16 ``image`` (bands first).
 
         ``band_index`` picks the stored bands (in this normaliser's band order) and ``window`` = (top, left,
-        height, width) a crop; both are applied while normalising, without an intermediate copy.
+        height, width) a crop; both are applied while normalising, without an intermediate float copy.
+        ``transpose=True`` returns each band transposed, (C, w, h) row-major, the layout the resampler wants.
         """
         if image.dtype != np.uint16:
             raise InputError(f"Normalizer expects uint16 images, got {image.dtype}")
@@ -144,7 +143,9 @@ class Normalizer:
         if window is not None:
             top, left, h, w = window
             image = image[:, top : top + h, left : left + w]
-        out = np.empty((len(index),) + image.shape[1:], dtype=np.float32)
-        for b, src in enumerate(index):
-            np.take(self.table[b], image[src], out=out[b], mode="clip")  # uint16 indices are always < 65536
-        return out
+        if list(index) != list(range(image.shape[0])):
+            image = image[list(index)]  # a copy of the window only
+        if transpose:
+            image = image.transpose(0, 2, 1)
+        flat_index = np.add(image, self._offsets, dtype=np.int32)
+        return self._flat.index_select(0, torch.from_numpy(flat_index.reshape(-1))).numpy().reshape(flat_index.shape)

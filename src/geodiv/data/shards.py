@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import mmap
 import os
 import re
 import tarfile
@@ -525,34 +526,100 @@ def verify_dataset(root: str | os.PathLike[str], deep: bool = True) -> dict[str,
     return {"n_samples": n, "n_shards": len(manifest["shards"])}
 
 
-def iter_tar_groups(fileobj: Any, where: str) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {suffix: bytes}) per sample from a tar stream, grouping consecutive members by key like WebDataset.
+_TAR_BLOCK = 512
+_ZERO_BLOCK = bytes(_TAR_BLOCK)
 
-    Truncated or corrupt tars raise ``DataError`` naming ``where`` and the last good key.
+
+def _tarfile_members(fileobj: Any) -> Iterator[tuple[str, bytes]]:
+    """(name, data) of the regular-file members from the current position of ``fileobj``, read by ``tarfile``."""
+    # Random access ("r:") is several times faster than stream mode for files; pipes need "r|".
+    mode = "r:" if getattr(fileobj, "seekable", lambda: False)() else "r|"
+    with tarfile.open(fileobj=fileobj, mode=mode) as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            fh = tar.extractfile(member)
+            data = fh.read() if fh is not None else b""
+            if len(data) != member.size:
+                raise tarfile.ReadError(f"member {member.name} truncated")
+            yield member.name, data
+
+
+def _plain_header(header: bytes) -> tuple[str, int] | None:
+    """(name, size) of a plain regular-file ustar/GNU header with a valid checksum, else ``None``."""
+    # other member types, base-256 sizes, ustar name prefixes
+    if header[156:157] not in (b"0", b"\0") or header[124] & 0x80 or header[345] != 0:
+        return None
+    try:
+        stored = int(header[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
+        size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        name = header[:100].split(b"\0", 1)[0].decode("utf-8")
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    if stored != sum(header) - sum(header[148:156]) + 8 * 32:  # checksum counts its own field as spaces
+        return None
+    if name.endswith("/"):  # an old-style directory
+        return None
+    return name, size
+
+
+def _tar_members(fileobj: Any) -> Iterator[tuple[str, bytes | memoryview]]:
+    """(name, data) of the regular-file members of a tar, from the current position of ``fileobj``.
+
+    Files are memory-mapped and their plain 512-byte headers parsed here, the data handed out as zero-copy
+    read-only views of the mapping (the mapping lives as long as any view). At the first header that is not a plain
+    regular file with a valid checksum (GNU/pax long names, links, corruption) ``tarfile`` takes over from that
+    offset, so unusual archives and errors are handled exactly as ``tarfile`` handles them. Streams that cannot be
+    mapped go to ``tarfile`` whole.
+    """
+    try:
+        start = fileobj.tell()
+        mapped = mmap.mmap(fileobj.fileno(), 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):  # no file descriptor, or an empty file
+        yield from _tarfile_members(fileobj)
+        return
+    view = memoryview(mapped)
+    end = len(mapped)
+    offset = start
+    while offset + _TAR_BLOCK <= end:
+        header = mapped[offset : offset + _TAR_BLOCK]
+        if header == _ZERO_BLOCK:  # end-of-archive marker; tarfile stops here too
+            return
+        parsed = _plain_header(header)
+        if parsed is None:
+            break
+        name, size = parsed
+        data_start = offset + _TAR_BLOCK
+        if data_start + size > end:
+            raise tarfile.ReadError(f"member {name} truncated")
+        yield name, view[data_start : data_start + size]
+        offset = data_start + -(-size // _TAR_BLOCK) * _TAR_BLOCK
+    if offset >= end:
+        return
+    fileobj.seek(offset)
+    yield from _tarfile_members(fileobj)
+
+
+def iter_tar_groups(fileobj: Any, where: str) -> Iterator[tuple[str, dict[str, bytes | memoryview]]]:
+    """(key, {suffix: data}) per sample from a tar stream, grouping consecutive members by key like WebDataset.
+
+    ``data`` is bytes-like: read-only ``memoryview`` slices of the memory-mapped file for regular files (no copy),
+    ``bytes`` otherwise. Truncated or corrupt tars raise ``DataError`` naming ``where`` and the last good key.
     """
     from webdataset.tariterators import base_plus_ext
 
     key: str | None = None
-    group: dict[str, bytes] = {}
-    # Random access ("r:") is several times faster than stream mode for files; pipes need "r|".
-    mode = "r:" if getattr(fileobj, "seekable", lambda: False)() else "r|"
+    group: dict[str, bytes | memoryview] = {}
     try:
-        with tarfile.open(fileobj=fileobj, mode=mode) as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                prefix, suffix = base_plus_ext(member.name)
-                if prefix is None:
-                    continue
-                fh = tar.extractfile(member)
-                data = fh.read() if fh is not None else b""
-                if len(data) != member.size:
-                    raise tarfile.ReadError(f"member {member.name} truncated")
-                if prefix != key:
-                    if key is not None:
-                        yield key, group
-                    key, group = prefix, {}
-                group[suffix] = data
+        for name, data in _tar_members(fileobj):
+            prefix, suffix = base_plus_ext(name)
+            if prefix is None:
+                continue
+            if prefix != key:
+                if key is not None:
+                    yield key, group
+                key, group = prefix, {}
+            group[suffix] = data
     except (tarfile.TarError, EOFError, OSError) as err:
         after = f" after sample {key}" if key else ""
         raise DataError(f"{where}: corrupt or truncated tar{after} ({err}); rebuild or re-download it") from None
@@ -593,7 +660,7 @@ def decode_npy(data: bytes, where: str) -> np.ndarray:
 
 def decode_group(
     key: str,
-    group: dict[str, bytes],
+    group: dict[str, bytes | memoryview],
     n_bands: int,
     size: int | None,
     where: str,
@@ -610,7 +677,7 @@ def decode_group(
     if "json" not in group:
         raise DataError(f"{w}: no {key}.json metadata member")
     try:
-        meta = json.loads(group["json"])
+        meta = json.loads(bytes(group["json"]))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{w}: metadata is not valid JSON ({err})") from None
     if not isinstance(meta, dict):

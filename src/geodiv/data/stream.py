@@ -237,7 +237,11 @@ class ShardStream(IterableDataset):
             skips.add(str(err))
             return None
         window = (params.top, params.left, params.height, params.width)
-        x = self.augment.apply(torch.from_numpy(self.normalizer(image, self.band_idx, window)), params)
+        geometry = self.augment.geometry(params.height, params.width, params.flip)
+        if geometry is None:
+            x = self.augment.apply(torch.from_numpy(self.normalizer(image, self.band_idx, window)), params)
+        else:  # normalise straight into the resampler's (C, w, h) layout
+            x = self.augment.apply_transposed(self.normalizer(image, self.band_idx, window, transpose=True), geometry)
         out: list[Any] = [x]
         if self.label is not None:
             if self.label not in meta:

@@ -14,8 +14,13 @@ per pixel, so slicing first gives exactly the same result for less work.
 
 Resampling is separable and linear, so ``F.interpolate(x, (H, W), bicubic, antialias)`` equals
 ``Wy @ x @ Wx.T`` with (H, h) and (W, w) weight matrices. We obtain those matrices from ``F.interpolate`` itself
-(applied to an identity, in float64, cached per size pair), so the kernel is exactly torch's; two small matmuls are
-3-4x faster than ``F.interpolate`` on 96 px images, and flips and centre crops fold into the matrices for free.
+(applied to an identity, in float64, cached per size pair), so the kernel is exactly torch's. They are banded
+(4 taps per output pixel when upscaling, a few more when downscaling), so we apply them as sparse CSR matrices
+(``scipy.sparse``, block-diagonal over the channels, cached per geometry): ~20x fewer multiply-adds than dense
+matmuls. Flips and centre crops fold into the matrices for free. A sparse product runs along the leading axis of
+a row-major array, so the input comes in as (C, w, h) (the normaliser writes that layout directly while it
+gathers), the width pass runs first, and one transpose in between sets up the height pass, whose output is
+already (C, H, W).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
@@ -92,11 +98,49 @@ def center_offset(n: int, size: int) -> int:
     return int(round((n - size) / 2.0))
 
 
-def resample(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``rows @ x @ cols.T`` over the last two axes, in the cheaper order."""
-    if x.shape[-2] <= x.shape[-1]:
-        return rows @ (x @ cols.T)
-    return (rows @ x) @ cols.T
+@functools.lru_cache(maxsize=4096)
+def sparse_weights(n_in: int, n_out: int, start: int, count: int, flip: bool, blocks: int) -> sp.csr_matrix:
+    """Rows ``start:start + count`` of :func:`resize_weights` (reversed when ``flip``) as a float32 CSR matrix,
+    repeated block-diagonally ``blocks`` times (one block per channel)."""
+    dense = resize_weights(n_in, n_out)[start : start + count].numpy()
+    one = sp.csr_matrix(dense[::-1] if flip else dense)
+    one.eliminate_zeros()
+    out = sp.kron(sp.identity(blocks, dtype=np.float32, format="csr"), one, format="csr")
+    out.sort_indices()
+    return out
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Output rows ``row_start:row_start + out_h`` of a resize of the height axis ``h -> row_n``, and likewise
+    for the width axis, columns reversed when ``flip``."""
+
+    h: int
+    w: int
+    row_n: int
+    row_start: int
+    out_h: int
+    col_n: int
+    col_start: int
+    out_w: int
+    flip: bool
+
+
+def resample_transposed(xt: np.ndarray, g: Geometry) -> np.ndarray:
+    """Resample (C, w, h) ``xt`` (each channel transposed, row-major) to (C, out_h, out_w) as ``g`` says."""
+    c = xt.shape[0]
+    cols = sparse_weights(g.w, g.col_n, g.col_start, g.out_w, g.flip, c)
+    rows = sparse_weights(g.h, g.row_n, g.row_start, g.out_h, False, c)
+    y = cols @ xt.reshape(c * g.w, g.h)  # (C, out_w, h)
+    y = np.ascontiguousarray(y.reshape(c, g.out_w, g.h).transpose(0, 2, 1))  # (C, h, out_w)
+    return (rows @ y.reshape(c * g.h, g.out_w)).reshape(c, g.out_h, g.out_w)
+
+
+def _transposed(x: torch.Tensor) -> tuple[np.ndarray, tuple[int, ...]]:
+    arr = x.detach().cpu().numpy()
+    lead = arr.shape[:-2]
+    arr = arr.reshape((-1,) + arr.shape[-2:])
+    return np.ascontiguousarray(arr.transpose(0, 2, 1)), lead
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -104,7 +148,9 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     h, w = x.shape[-2:]
     if (h, w) == tuple(size):
         return x
-    return resample(x, resize_weights(h, size[0]), resize_weights(w, size[1]))
+    xt, lead = _transposed(x)
+    out = resample_transposed(xt, Geometry(h, w, size[0], 0, size[0], size[1], 0, size[1], False))
+    return torch.from_numpy(out.reshape(lead + out.shape[1:]))
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -142,25 +188,28 @@ class Augment:
         short = self.eval_resize
         return (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
 
-    def matrices(self, h: int, w: int, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row and column resampling matrices taking an (h, w) crop to the output, flip and centre crop folded in."""
+    def geometry(self, h: int, w: int, flip: bool) -> Geometry | None:
+        """How an (h, w) crop becomes the output; ``None`` when no resampling is needed (only the flip)."""
+        if self.mode == "none" or (self.mode == "train" and (h, w) == (self.size, self.size)):
+            return None
         if self.mode == "train":
-            rows, cols = resize_weights(h, self.size), resize_weights(w, self.size)
-        else:
-            eh, ew = self._eval_shape(h, w)
-            top, left = center_offset(eh, self.size), center_offset(ew, self.size)
-            rows = resize_weights(h, eh)[top : top + self.size]
-            cols = resize_weights(w, ew)[left : left + self.size]
-        return rows, (cols.flip(0) if flip else cols)
+            return Geometry(h, w, self.size, 0, self.size, self.size, 0, self.size, flip)
+        eh, ew = self._eval_shape(h, w)
+        top, left = center_offset(eh, self.size), center_offset(ew, self.size)
+        return Geometry(h, w, eh, top, self.size, ew, left, self.size, flip)
 
     def apply(self, x: torch.Tensor, p: CropParams) -> torch.Tensor:
         """``x`` is the already cropped (C, h, w) float tensor."""
-        if self.mode == "none":
-            return x
-        h, w = x.shape[-2:]
-        if self.mode == "train" and (h, w) == (self.size, self.size):
+        g = self.geometry(*x.shape[-2:], p.flip)
+        if g is None:
             return torch.flip(x, dims=(-1,)) if p.flip else x
-        return resample(x, *self.matrices(h, w, p.flip))
+        xt, lead = _transposed(x)
+        return torch.from_numpy(resample_transposed(xt, g).reshape(lead + (self.size, self.size)))
+
+    def apply_transposed(self, xt: np.ndarray, g: Geometry) -> torch.Tensor:
+        """The stream's fast path: ``xt`` is the cropped, normalised image as (C, w, h) (see
+        ``Normalizer(..., transpose=True)``) and ``g`` its non-None :meth:`geometry`."""
+        return torch.from_numpy(resample_transposed(xt, g))
 
     def apply_mask(self, mask: torch.Tensor, p: CropParams) -> torch.Tensor:
         """The same geometry for an already cropped (h, w) label mask, resampled nearest (labels never blend)."""
