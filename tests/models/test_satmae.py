@@ -239,3 +239,70 @@ def test_layer_ids_and_parameter_groups(tiny):
     assert "cls_token" not in decayed and "pos_embed" not in {n for g in groups for n in g["param_names"]}
     n_params = sum(p.numel() for g in groups for p in g["params"])
     assert n_params == sum(p.numel() for p in enc.parameters() if p.requires_grad)
+
+
+# ------------------------------------------------------------------ the training path (return_pred=False)
+def _loss_and_grads(mae, images, noise, mask_ratio, return_pred):
+    mae.zero_grad(set_to_none=True)
+    loss, pred, mask = mae(images, mask_ratio, noise, return_pred=return_pred)
+    loss.backward()
+    return loss.detach(), pred, mask, {n: p.grad.clone() for n, p in mae.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("settings,mask_ratio", [
+    ({}, 0.75),
+    ({"mask_mode": "spatial", "norm_pix_loss": True}, 0.75),
+    ({"decoder_depth": 1}, 0.6),  # the first decoder block is also the last: both shortcuts in one block
+    ({"in_chans": 4, "channel_groups": [[2, 0], [1, 3]]}, 0.5),
+    ({"reference_loss_order": True, "in_chans": 3, "channel_groups": [[0, 1], [2]]}, 0.75),  # order is natural
+])
+def test_training_path_gives_the_same_loss_and_gradients(tiny, settings, mask_ratio):
+    mae = build_mae("tiny", **{**tiny, **settings})
+    assert mae.removed_only_loss
+    channels = mae.config.in_chans
+    images = torch.rand(3, channels, 32, 32, generator=torch.Generator().manual_seed(1))
+    n_noise = L if mae.config.mask_mode == "spatial" else mae.num_groups * L
+    noise = torch.rand(3, n_noise, generator=torch.Generator().manual_seed(2))
+    loss, pred, mask, grads = _loss_and_grads(mae, images, noise, mask_ratio, return_pred=True)
+    fast_loss, fast_pred, fast_mask, fast_grads = _loss_and_grads(mae, images, noise, mask_ratio, return_pred=False)
+    assert fast_pred is None and pred is not None
+    assert torch.equal(fast_mask, mask)
+    torch.testing.assert_close(fast_loss, loss, rtol=1e-5, atol=0)
+    assert fast_grads.keys() == grads.keys() == {n for n, p in mae.named_parameters() if p.requires_grad}
+    for name, grad in grads.items():  # float rounding only: 1e-5 of the tensor's largest gradient
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-5, atol=1e-5 * float(grad.abs().max()), msg=name)
+
+
+def test_training_path_gives_zero_gradients_to_a_group_with_no_removed_tokens(tiny):
+    mae = build_mae("tiny", **tiny)
+    images = torch.rand(1, 10, 32, 32, generator=torch.Generator().manual_seed(1))
+    noise = torch.arange(G * L, dtype=torch.float32).unsqueeze(0)  # removes only the last token (group 2)
+    _, _, mask, grads = _loss_and_grads(mae, images, noise, 1 / (G * L), return_pred=True)
+    _, _, _, fast_grads = _loss_and_grads(mae, images, noise, 1 / (G * L), return_pred=False)
+    assert mask.sum(dim=2).tolist() == [[0.0, 0.0, 1.0]]
+    for gi in (0, 1):  # a zero tensor, as the full path gives (so AdamW still applies weight decay to it)
+        assert torch.count_nonzero(fast_grads[f"decoder_pred.{gi}.weight"]) == 0
+        assert torch.count_nonzero(grads[f"decoder_pred.{gi}.weight"]) == 0
+    torch.testing.assert_close(fast_grads["decoder_pred.2.weight"], grads["decoder_pred.2.weight"],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_satmae_loss_order_takes_the_full_path(images, tiny):
+    # SatMAE's order weighs some rows of a token's prediction with another group's mask: every token is needed.
+    mae = build_mae("tiny", reference_loss_order=True, **tiny)
+    assert not mae.removed_only_loss
+    noise = torch.rand(3, G * L, generator=torch.Generator().manual_seed(3))
+    loss, pred, _ = mae(images, 0.75, noise)
+    fast_loss, fast_pred, _ = mae(images, 0.75, noise, return_pred=False)
+    assert fast_pred is None and torch.equal(fast_loss, loss)
+
+
+def test_patch_tokens_equal_per_group_convolutions(images, tiny):
+    mae = build_mae("tiny", **tiny)
+    tokens, grid = mae.embed_tokens(images)
+    conv = torch.cat([embed(images[:, list(g)]) for embed, g in zip(mae.patch_embed, SATMAE_GROUPS)], dim=1)
+    torch.testing.assert_close(tokens, conv + mae.token_encoding(grid), rtol=1e-5, atol=1e-5)
+    # the encoder embeds only the tokens it keeps: the same rows
+    keep = torch.argsort(torch.rand(3, G * L, generator=torch.Generator().manual_seed(4)), dim=1)[:, :12]
+    selected = mae.embed_selected(mae.group_patches(images), keep, grid)
+    torch.testing.assert_close(selected, torch.stack([tokens[i, keep[i]] for i in range(3)]), rtol=1e-6, atol=1e-6)
