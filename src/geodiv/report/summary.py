@@ -40,6 +40,9 @@ def summarise(facts: dict, meta: dict) -> str:
             first, second = col.index[0], col.index[1]
             gap = col.iloc[0] - col.iloc[1]
             spread = max(table.loc[first].get(f"{task}_std", math.nan), table.loc[second].get(f"{task}_std", math.nan))
+            if round(gap, 3) == 0:
+                margins.append(f"{task}: '{first}' and '{second}' tie at {col.iloc[0]:.3f} {task_metrics[task]}")
+                continue
             if math.isnan(spread) or table.loc[first].get(f"{task}_n", 1) < 2:
                 verdict = "with a single seed, so no seed spread is available"
             elif gap > 2 * spread:
