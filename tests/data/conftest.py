@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from datakit import synthetic_samples
 
 from geodiv.bands import SATMAE_BANDS
 from geodiv.data.shards import write_shards
+
+from .datakit import synthetic_samples
 
 
 @pytest.fixture

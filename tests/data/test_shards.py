@@ -3,11 +3,12 @@ import tarfile
 
 import numpy as np
 import pytest
-from datakit import synthetic_samples
 
 from geodiv.bands import SATMAE_BANDS
 from geodiv.data.shards import Sample, iter_samples, read_manifest, verify_dataset, write_shards
 from geodiv.errors import DataError
+
+from .datakit import synthetic_samples
 
 
 def test_roundtrip_images_meta_and_extra_arrays(tmp_path):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from datakit import fixture_module
 
 from geodiv.data.build import build_dataset
 from geodiv.data.shards import iter_samples
@@ -11,6 +10,8 @@ from geodiv.data.sources.geotiff import GeoTiffSourceConfig, geotiff_catalog, re
 from geodiv.data.sources.stac import stac_build
 from geodiv.data.sources.webdataset import ForeignShards, WebDatasetSourceConfig
 from geodiv.errors import DataError
+
+from .datakit import fixture_module
 
 
 @pytest.fixture(scope="module")

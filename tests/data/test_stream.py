@@ -101,7 +101,7 @@ def test_resume_continues_the_stream_exactly(small_dataset):
 
 
 def test_labels_and_masks(tmp_path):
-    from datakit import synthetic_samples
+    from .datakit import synthetic_samples
 
     write_shards(synthetic_samples(5, label=True), tmp_path / "seg", shard_size=2, bands=SATMAE_BANDS)
     s = ShardStream(tmp_path / "seg", augment="eval", size=16, shuffle=False, label="label")
