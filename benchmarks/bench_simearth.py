@@ -70,6 +70,11 @@ def run(quick: bool = False) -> list[dict]:
     }]
 
 
+def details() -> str:
+    """The top of a cProfile of rendering, sorted by own time (BENCHMARKS.md shows it under the table)."""
+    return profile_top()
+
+
 if __name__ == "__main__":
     import json
     import os

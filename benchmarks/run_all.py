@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         took = time.perf_counter() - t0
         doc = (module.__doc__ or "").strip().splitlines()
         parts += [f"## {name}", "", doc[0] if doc else "", "", table(rows), "", f"_({took:.0f} s)_", ""]
+        if hasattr(module, "details"):  # e.g. a profile of where the time goes
+            parts += ["<details><summary>details</summary>", "", "```", module.details().strip(), "```", "",
+                      "</details>", ""]
     if args.study:
         parts += ["## quick study: wall time by step", "", study_table(Path(args.study)), ""]
     from geodiv.atomic import write_text

@@ -67,3 +67,14 @@ def test_report_opens_in_headless_chromium_without_console_errors(study_dir, tmp
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not console, "\n".join(console)
     assert shot.stat().st_size > 10_000
+
+
+def test_per_task_correlations_match_scipy(study_dir):
+    write_report(study_dir)
+    per_task = pd.read_csv(study_dir / "correlations_per_task.csv", index_col="measure")
+    results = pd.read_csv(study_dir / "results.csv")
+    perf = performance_by_dataset(results, {"landcover": "accuracy", "treecover": "r2"}, "linear")
+    diversity = pd.read_csv(study_dir / "diversity.csv").set_index("dataset")
+    y = perf["landcover"].drop("zero-pretraining")
+    rho, p = stats.spearmanr(diversity.loc[y.index, "landscape_entropy"], y)
+    assert per_task.loc["landscape_entropy", "landcover"] == f"{rho:.2f} ({p:.2g})"

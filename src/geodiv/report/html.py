@@ -100,6 +100,18 @@ def correlation_stats(diversity: pd.DataFrame, perf: pd.Series, measures, seed: 
     return stats
 
 
+def _per_task_correlations(diversity: pd.DataFrame, perf: pd.DataFrame, tasks: list[str],
+                           measures: list[str]) -> pd.DataFrame:
+    """Measure x task table of Spearman rho (p) between diversity and each task's main metric."""
+    cells: dict[str, dict[str, str]] = {}
+    for task in tasks:
+        stats = correlation_stats(diversity, perf[task], measures)
+        for m, st in stats.items():
+            rho, p = st["spearman_rho"], st["spearman_p"]
+            cells.setdefault(m, {})[task] = "-" if rho != rho else f"{rho:.2f} ({p:.2g})"
+    return pd.DataFrame.from_dict(cells, orient="index")
+
+
 def _img_tag(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return f"<figure><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'><figcaption>{html.escape(alt)}</figcaption></figure>"
@@ -166,6 +178,13 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
             sec.markdown += "\n\nCorrelation with mean performance over tasks:\n\n" + corr.to_markdown(floatfmt=".3f")
             sec.html += "<h3>Correlation with mean performance over tasks</h3>" + corr.to_html(
                 float_format=lambda v: f"{v:.3f}")
+            per_task = _per_task_correlations(diversity, pretrained, [t for t in task_metrics if t in pretrained],
+                                              list(stats))
+            if not per_task.empty:
+                write_text(Path(study_dir) / "correlations_per_task.csv", per_task.to_csv(index_label="measure"))
+                sec.markdown += ("\n\nSpearman ρ (p) per task:\n\n"
+                                 + per_task.to_markdown())
+                sec.html += "<h3>Spearman ρ (p) per task</h3>" + per_task.to_html()
             png = figures.figure_png(figures.correlation_figure(
                 diversity, pretrained["mean_over_tasks"], list(stats), stats,
                 ylabel=f"mean {main_protocol} performance"))

@@ -35,6 +35,8 @@ class Step:
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
     run: Callable[[], dict] | None = None
+    #: samples the step processes (sample-steps for pretraining), for the throughput in the progress log
+    work: int = 0
 
 
 def _pixels(size: int) -> float:
@@ -112,7 +114,8 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         key = step_key("dataset", inputs)
         dataset_keys[ds.name] = key
         directory = Path(ds.path) if ds.path is not None else out / "datasets" / f"{ds.name}-{key[:8]}"
-        steps.append(Step("dataset", ds.name, key, est, inputs, {"dir": str(directory)}))
+        steps.append(Step("dataset", ds.name, key, est, inputs, {"dir": str(directory)},
+                          work=0 if ds.path is not None else cfg.data.n_samples))
     for ds in cfg.datasets:
         inputs = {"dataset": dataset_keys[ds.name]}
         steps.append(Step("diversity", ds.name, step_key("diversity", inputs), cfg.data.n_samples / 1500.0,
@@ -128,7 +131,7 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
             est = epochs * cfg.data.n_samples * cost * _pixels(cfg.data.size) / TRAIN_SAMPLES_PER_S_TINY
             steps.append(Step("pretrain", f"{ds.name} seed {seed}", key, est, inputs,
                               {"dir": str(out / "models" / f"{ds.name}-s{seed}-{key[:8]}"), "dataset": ds.name,
-                               "seed": seed}))
+                               "seed": seed}, work=epochs * cfg.data.n_samples))
     task_keys: dict[str, str] = {}
     exclude = sorted(dataset_keys.values())
     for task in cfg.tasks:
@@ -138,7 +141,7 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         task_keys[task.name] = key
         n = task.n_train + task.n_val + task.n_test
         steps.append(Step("task", task.name, key, n * _pixels(_task_size(cfg, task)) / SIM_PATCHES_PER_S, inputs,
-                          {"dir": str(out / "tasks" / f"{task.name}-{key[:8]}")}))
+                          {"dir": str(out / "tasks" / f"{task.name}-{key[:8]}")}, work=n))
     eval_conf = evaluation_config(cfg)
     models = [(ds.name, seed, model_keys[(ds.name, seed)]) for ds in cfg.datasets for seed in cfg.seeds]
     if cfg.evaluation.zero_pretraining:
@@ -158,7 +161,8 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
                 key = step_key("evaluate", inputs)
                 steps.append(Step("evaluate", f"{dataset} s{seed} / {task.name} / {protocol}", key, est, inputs,
                                   {"json": str(out / "evaluations" / f"{dataset}-s{seed}__{task.name}__{protocol}-{key[:8]}.json"),
-                                   "dataset": dataset, "seed": seed, "task": task.name, "protocol": protocol}))
+                                   "dataset": dataset, "seed": seed, "task": task.name, "protocol": protocol},
+                                  work=n))
     return steps
 
 

@@ -75,6 +75,8 @@ def run_study(
         step.outputs.update(outputs)
         cache.put(step.kind, step.key, {"kind": step.kind, "name": step.name, "seconds": took,
                                         "outputs": step.outputs})
+        rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
+        log(f"    done in {took:.1f}s{rate}")
         real_est = observed.setdefault(step.kind, [0.0, 0.0])
         real_est[0] += took
         real_est[1] += step.estimate_s
