@@ -23,13 +23,13 @@ import numpy as np
 
 from geodiv.atomic import write_json
 from geodiv.bands import S2_BANDS
+from geodiv.data.catalog import nearest_km
 from geodiv.errors import InputError
 from geodiv.progress import log
 
 #: Continents a balanced SimEarth task covers (Antarctica excluded, as in the study).
 TASK_CONTINENTS = ("Africa", "Asia", "Europe", "North America", "Oceania", "South America")
 SPLIT_NAMES = ("train", "val", "test")
-EARTH_RADIUS_KM = 6371.0088
 GENERATOR_VERSION = 1
 
 
@@ -50,13 +50,7 @@ def far_from(
     lat: np.ndarray, lon: np.ndarray, ex_lat: np.ndarray, ex_lon: np.ndarray, min_km: float
 ) -> np.ndarray:
     """Boolean mask of the points farther than ``min_km`` (great circle) from every excluded point."""
-    if len(ex_lat) == 0 or len(lat) == 0:
-        return np.ones(len(lat), dtype=bool)
-    from sklearn.neighbors import BallTree
-
-    tree = BallTree(np.radians(np.column_stack([ex_lat, ex_lon])), metric="haversine")
-    dist, _ = tree.query(np.radians(np.column_stack([lat, lon])), k=1)
-    return dist[:, 0] * EARTH_RADIUS_KM > min_km
+    return nearest_km(ex_lat, ex_lon, lat, lon) > min_km
 
 
 def draw_locations(

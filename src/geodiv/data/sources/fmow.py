@@ -71,7 +71,6 @@ def fmow_table(cfg: FmowSourceConfig):
 
 def fmow_catalog(cfg: FmowSourceConfig, annotate: bool = True):
     import rasterio
-    import shapely
 
     from geodiv.data.catalog import make_catalog
     from geodiv.data.sources.geotiff import georef_center
@@ -88,11 +87,8 @@ def fmow_catalog(cfg: FmowSourceConfig, annotate: bool = True):
         except rasterio.errors.RasterioIOError as err:
             raise DataError(f"{where}: cannot open ({err})") from None
         if center is None and has_poly and isinstance(table["polygon"].iloc[i], str):
-            try:
-                c = shapely.from_wkt(table["polygon"].iloc[i]).centroid
-                center = (c.y, c.x)
-            except shapely.errors.GEOSException as err:
-                raise DataError(f"{where}: polygon is not valid WKT ({err})") from None
+            plat, plon = polygon_centroids([table["polygon"].iloc[i]], where=where)
+            center = (float(plat[0]), float(plon[0]))
         if center is None:
             raise DataError(f"{where}: no georeference and no polygon; cannot place it")
         lat[i], lon[i] = center
@@ -103,3 +99,26 @@ def fmow_catalog(cfg: FmowSourceConfig, annotate: bool = True):
 
 #: fMoW-Sentinel files hold the 13 bands in the standard order, without descriptions.
 FMOW_BANDS: tuple[str, ...] = S2_BANDS
+
+
+def polygon_centroids(polygons, *, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) of the centroids of WKT lon/lat polygons (fMoW's ``polygon`` column); a bad row is named."""
+    import shapely
+
+    wkt = np.asarray([str(p) for p in polygons], dtype=object)
+    try:
+        geoms = shapely.from_wkt(wkt, on_invalid="raise")
+    except Exception:  # shapely raises GEOSException for unparsable WKT: find the row to name
+        for i, text in enumerate(wkt):
+            try:
+                shapely.from_wkt(text, on_invalid="raise")
+            except Exception:
+                raise DataError(f"{where}: row {i + 2}: polygon {text[:60]!r} is not valid WKT") from None
+        raise
+    cent = shapely.centroid(geoms)
+    lon, lat = shapely.get_x(cent), shapely.get_y(cent)
+    bad = ~(np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where}: row {i + 2}: polygon centroid ({lat[i]}, {lon[i]}) is not a lon/lat location")
+    return lat, lon

@@ -14,26 +14,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from geodiv.bands import S2_BANDS
+from geodiv.data.sources.fmow import FMOW_CATEGORIES, polygon_centroids
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.sources.geotiff_manifest import ManifestTask, read_table
 from geodiv.evaluate.tasks import SPLIT_ALIASES, split_options
 
-FMOW_CLASSES: tuple[str, ...] = (
-    "airport", "airport_hangar", "airport_terminal", "amusement_park", "aquaculture", "archaeological_site",
-    "barn", "border_checkpoint", "burial_site", "car_dealership", "construction_site", "crop_field", "dam",
-    "debris_or_rubble", "educational_institution", "electric_substation", "factory_or_powerplant",
-    "fire_station", "flooded_road", "fountain", "gas_station", "golf_course", "ground_transportation_station",
-    "helipad", "hospital", "impoverished_settlement", "interchange", "lake_or_pond", "lighthouse",
-    "military_facility", "multi-unit_residential", "nuclear_powerplant", "office_building",
-    "oil_or_gas_facility", "park", "parking_lot_or_garage", "place_of_worship", "police_station", "port",
-    "prison", "race_track", "railway_bridge", "recreational_facility", "road_bridge", "runway", "shipyard",
-    "shopping_mall", "single-unit_residential", "smokestack", "solar_farm", "space_facility", "stadium",
-    "storage_tank", "surface_mine", "swimming_pool", "toll_booth", "tower", "tunnel_opening",
-    "waste_disposal", "water_treatment_facility", "wind_farm", "zoo",
-)
+#: The 62 classes, as the data stage's fMoW-Sentinel reader lists them (one list for both stages).
+FMOW_CLASSES: tuple[str, ...] = FMOW_CATEGORIES
 REQUIRED = ("category", "image_path")
 
 
@@ -61,29 +49,6 @@ def detect(path: Path) -> bool:
     if path.is_dir():
         return bool(_split_files(path))
     return _is_fmow_csv(path)
-
-
-def polygon_centroids(polygons, *, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(lat, lon) of WKT polygon centroids; a bad row is named in the error."""
-    import shapely
-
-    wkt = np.asarray([str(p) for p in polygons], dtype=object)
-    try:
-        geoms = shapely.from_wkt(wkt, on_invalid="raise")
-    except Exception:  # shapely raises GEOSException for unparsable WKT
-        for i, text in enumerate(wkt):
-            try:
-                shapely.from_wkt(text, on_invalid="raise")
-            except Exception:
-                raise DataError(f"{where}: row {i + 2}: polygon {text[:60]!r} is not valid WKT") from None
-        raise
-    cent = shapely.centroid(geoms)
-    lon, lat = shapely.get_x(cent), shapely.get_y(cent)
-    bad = ~(np.isfinite(lat) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where}: row {i + 2}: polygon centroid ({lat[i]}, {lon[i]}) is not a lon/lat location")
-    return lat, lon
 
 
 def load(spec: str | os.PathLike[str], **options: Any):

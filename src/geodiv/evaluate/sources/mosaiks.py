@@ -22,12 +22,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from geodiv.data.catalog import EARTH_RADIUS_KM
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.sources.geotiff_manifest import ManifestTask, find_column, read_table
 from geodiv.evaluate.tasks import SourceTask, TaskOptions, TaskSample, canonical_split, split_options
 
 LABEL_COLUMNS = ("value", "label", "y", "target", "population")
-EARTH_RADIUS_KM = 6371.0088
 
 
 def detect(path: Path) -> bool:
