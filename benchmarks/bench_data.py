@@ -2,7 +2,9 @@
 
 Throughput is samples per CPU-second of this single-threaded process (``time.process_time``), i.e. per core, so
 that other processes sharing the machine do not distort it. Baselines run in the same process on the same data:
-- streaming: the webdataset library's own pipeline (``wds.WebDataset(...).decode()``) feeding the same
+- streaming (geodiv: memory-mapped tar parsing, zero-copy .npy views, then one compiled pass that crops,
+  normalises through a lookup table and resamples, ``geodiv.data.transforms.normalize_resample``): the
+  webdataset library's own pipeline (``wds.WebDataset(...).decode()``) feeding the same
   per-sample work written the direct way (``satmae_normalize`` on the whole image, ``F.interpolate`` bicubic
   with antialias, ``torch.flip``);
 - building: the simulator alone (``simulate_patches``), the bound the build should approach.

@@ -127,7 +127,7 @@ class ReferenceFormMAE(nn.Module):
         pred = torch.cat(preds, dim=1)  # rows in group order (bands 0,1,2,6,3,... for the default groups)
         # geodiv's default loss order: row j compared with its own band (SatMAE compares it with band j; the
         # permutation costs one index_select and changes no FLOPs).
-        concat = torch.tensor([b for g in groups for b in g])
+        concat = torch.tensor([b for g in groups for b in g], device=pred.device)
         pred = pred.index_select(1, torch.argsort(concat))
         # loss: einsum patchify, per-group loop
         h = imgs.shape[2] // p

@@ -58,3 +58,46 @@ def test_mask_follows_the_same_geometry_nearest():
     assert out.dtype == torch.uint8 and out.shape == (8, 8)
     assert set(out.unique().tolist()) <= set(range(p.left, p.left + p.width))
     assert (out[:, 0] >= out[:, -1]).all()  # flipped: columns decrease left to right
+
+
+@pytest.mark.parametrize("mode", ["train", "eval", "none"])
+def test_normalize_resample_equals_normalise_then_torch_resize(mode):
+    """The stream's fused kernel (crop, lookup-table normalisation, resampling, flip) against the direct way."""
+    from geodiv.bands import SATMAE_BANDS
+    from geodiv.data.normalize import Normalizer, satmae_normalize
+    from geodiv.data.transforms import normalize_resample
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 6000, (10, 40, 40)).astype(np.uint16)
+    image.flags.writeable = False  # as the stream hands it over: a view of the memory-mapped shard
+    picked = [7, 0, 3]
+    norm = Normalizer("satmae", [SATMAE_BANDS[i] for i in picked])
+    aug = Augment(mode, 24 if mode != "none" else 40)
+    for _ in range(12):
+        p = aug.params(40, 40, rng)
+        g = aug.geometry(p.height, p.width, p.flip)
+        got = normalize_resample(image, np.array(picked), norm.table, (p.top, p.left, p.height, p.width), g)
+        crop = torch.from_numpy(satmae_normalize(image[picked], [SATMAE_BANDS[i] for i in picked]))
+        crop = crop[:, p.top : p.top + p.height, p.left : p.left + p.width]
+        if mode == "none":
+            np.testing.assert_array_equal(got, crop.numpy())  # identity taps: an exact copy
+            continue
+        if mode == "train":
+            want = F.interpolate(crop[None], size=(24, 24), mode="bicubic", align_corners=False, antialias=True)[0]
+            want = torch.flip(want, dims=(-1,)) if p.flip else want
+        else:
+            want = F.interpolate(crop[None], size=(27, 27), mode="bicubic", align_corners=False, antialias=True)[0]
+            want = want[:, 2:26, 2:26]
+        torch.testing.assert_close(torch.from_numpy(got), want, atol=2e-5, rtol=0)
+
+
+def test_normalize_resample_refuses_a_window_outside_the_image():
+    from geodiv.data.transforms import Geometry, normalize_resample
+    from geodiv.errors import ConfigError
+
+    image = np.zeros((2, 16, 16), np.uint16)
+    table = np.zeros((2, 65536), np.float32)
+    g = Geometry(8, 8, 8, 0, 8, 8, 0, 8, False)
+    with pytest.raises(ConfigError, match="does not fit"):
+        normalize_resample(image, np.array([0, 1]), table, (12, 0, 8, 8), g)
+    assert normalize_resample(image, np.array([0, 1]), table, (8, 8, 8, 8), g).shape == (2, 8, 8)

@@ -242,9 +242,9 @@ def test_layer_ids_and_parameter_groups(tiny):
 
 
 # ------------------------------------------------------------------ the training path (return_pred=False)
-def _loss_and_grads(mae, images, noise, mask_ratio, return_pred):
+def _loss_and_grads(mae, images, noise, mask_ratio, return_pred, static_shapes=False):
     mae.zero_grad(set_to_none=True)
-    loss, pred, mask = mae(images, mask_ratio, noise, return_pred=return_pred)
+    loss, pred, mask = mae(images, mask_ratio, noise, return_pred=return_pred, static_shapes=static_shapes)
     loss.backward()
     return loss.detach(), pred, mask, {n: p.grad.clone() for n, p in mae.named_parameters() if p.grad is not None}
 
@@ -256,7 +256,8 @@ def _loss_and_grads(mae, images, noise, mask_ratio, return_pred):
     ({"in_chans": 4, "channel_groups": [[2, 0], [1, 3]]}, 0.5),
     ({"reference_loss_order": True, "in_chans": 3, "channel_groups": [[0, 1], [2]]}, 0.75),  # order is natural
 ])
-def test_training_path_gives_the_same_loss_and_gradients(tiny, settings, mask_ratio):
+@pytest.mark.parametrize("static_shapes", [False, True])
+def test_training_path_gives_the_same_loss_and_gradients(tiny, settings, mask_ratio, static_shapes):
     mae = build_mae("tiny", **{**tiny, **settings})
     assert mae.removed_only_loss
     channels = mae.config.in_chans
@@ -264,13 +265,26 @@ def test_training_path_gives_the_same_loss_and_gradients(tiny, settings, mask_ra
     n_noise = L if mae.config.mask_mode == "spatial" else mae.num_groups * L
     noise = torch.rand(3, n_noise, generator=torch.Generator().manual_seed(2))
     loss, pred, mask, grads = _loss_and_grads(mae, images, noise, mask_ratio, return_pred=True)
-    fast_loss, fast_pred, fast_mask, fast_grads = _loss_and_grads(mae, images, noise, mask_ratio, return_pred=False)
+    fast_loss, fast_pred, fast_mask, fast_grads = _loss_and_grads(mae, images, noise, mask_ratio, return_pred=False,
+                                                                  static_shapes=static_shapes)
     assert fast_pred is None and pred is not None
     assert torch.equal(fast_mask, mask)
     torch.testing.assert_close(fast_loss, loss, rtol=1e-5, atol=0)
     assert fast_grads.keys() == grads.keys() == {n for n, p in mae.named_parameters() if p.requires_grad}
     for name, grad in grads.items():  # float rounding only: 1e-5 of the tensor's largest gradient
         torch.testing.assert_close(fast_grads[name], grad, rtol=1e-5, atol=1e-5 * float(grad.abs().max()), msg=name)
+
+
+def test_static_shapes_trace_to_one_graph(images, tiny):
+    """What torch.compile needs: no data-dependent shapes or host reads (the removed-token path has them)."""
+    import torch._dynamo
+
+    mae = build_mae("tiny", **tiny)
+    noise = torch.rand(3, G * L, generator=torch.Generator().manual_seed(3))
+    static = torch._dynamo.explain(mae)(images, 0.75, noise, return_pred=False, static_shapes=True)
+    assert (static.graph_count, static.graph_break_count) == (1, 0), static.break_reasons
+    dynamic = torch._dynamo.explain(mae)(images, 0.75, noise, return_pred=False)
+    assert dynamic.graph_break_count > 0  # the per-group counts read on the host
 
 
 def test_training_path_gives_zero_gradients_to_a_group_with_no_removed_tokens(tiny):

@@ -127,13 +127,11 @@ class Normalizer:
         image: np.ndarray,
         band_index: Sequence[int] | None = None,
         window: tuple[int, int, int, int] | None = None,
-        transpose: bool = False,
     ) -> np.ndarray:
         """Normalised float32 (C, h, w) of uint16 ``image`` (bands first).
 
         ``band_index`` picks the stored bands (in this normaliser's band order) and ``window`` = (top, left,
         height, width) a crop; both are applied while normalising, without an intermediate float copy.
-        ``transpose=True`` returns each band transposed, (C, w, h) row-major, the layout the resampler wants.
         """
         if image.dtype != np.uint16:
             raise InputError(f"Normalizer expects uint16 images, got {image.dtype}")
@@ -145,7 +143,5 @@ class Normalizer:
             image = image[:, top : top + h, left : left + w]
         if list(index) != list(range(image.shape[0])):
             image = image[list(index)]  # a copy of the window only
-        if transpose:
-            image = image.transpose(0, 2, 1)
         flat_index = np.add(image, self._offsets, dtype=np.int32)
         return self._flat.index_select(0, torch.from_numpy(flat_index.reshape(-1))).numpy().reshape(flat_index.shape)

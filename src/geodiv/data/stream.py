@@ -36,7 +36,7 @@ from geodiv.data.shards import (
     read_manifest,
     verify_shard,
 )
-from geodiv.data.transforms import Augment, AugmentMode, CropParams
+from geodiv.data.transforms import Augment, AugmentMode, CropParams, normalize_resample
 from geodiv.errors import ConfigError, DataError
 
 
@@ -98,6 +98,7 @@ class ShardStream(IterableDataset):
         mean, std = stats if stats is not None else (None, None)
         self.normalizer = Normalizer(normalize, [self.stored_bands[i] for i in self.band_idx], mean, std)
         self.augment = Augment(augment, self.size, scale=crop_scale, hflip=hflip)
+        self._band_array = np.asarray(self.band_idx, dtype=np.int64)
         self.shuffle, self.shuffle_buffer = shuffle, max(int(shuffle_buffer), 0) if shuffle else 0
         self.seed, self.epochs = int(seed), epochs
         self.label, self.with_meta, self.verify, self.on_error = label, with_meta, verify, on_error
@@ -238,10 +239,8 @@ class ShardStream(IterableDataset):
             return None
         window = (params.top, params.left, params.height, params.width)
         geometry = self.augment.geometry(params.height, params.width, params.flip)
-        if geometry is None:
-            x = self.augment.apply(torch.from_numpy(self.normalizer(image, self.band_idx, window)), params)
-        else:  # normalise straight into the resampler's (C, w, h) layout
-            x = self.augment.apply_transposed(self.normalizer(image, self.band_idx, window, transpose=True), geometry)
+        # crop, normalise and resample in one compiled pass
+        x = torch.from_numpy(normalize_resample(image, self._band_array, self.normalizer.table, window, geometry))
         out: list[Any] = [x]
         if self.label is not None:
             if self.label not in meta:

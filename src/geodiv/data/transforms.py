@@ -14,13 +14,13 @@ per pixel, so slicing first gives exactly the same result for less work.
 
 Resampling is separable and linear, so ``F.interpolate(x, (H, W), bicubic, antialias)`` equals
 ``Wy @ x @ Wx.T`` with (H, h) and (W, w) weight matrices. We obtain those matrices from ``F.interpolate`` itself
-(applied to an identity, in float64, cached per size pair), so the kernel is exactly torch's. They are banded
-(4 taps per output pixel when upscaling, a few more when downscaling), so we apply them as sparse CSR matrices
-(``scipy.sparse``, block-diagonal over the channels, cached per geometry): ~20x fewer multiply-adds than dense
-matmuls. Flips and centre crops fold into the matrices for free. A sparse product runs along the leading axis of
-a row-major array, so the input comes in as (C, w, h) (the normaliser writes that layout directly while it
-gathers), the width pass runs first, and one transpose in between sets up the height pass, whose output is
-already (C, H, W).
+(applied to an identity, in float64, cached per size pair), so the kernel is exactly torch's. They are banded (4
+taps per output pixel when upscaling, a few more when downscaling), so each axis is kept as per-output (first
+tap, K weights) and applied by a small compiled kernel (numba): per band, the width pass and then the height pass,
+each written as sums of whole rows so that the compiler vectorises them (one transpose in between). The stream's
+kernel also crops and normalises while it gathers the band (a lookup in the normaliser's table), so a uint16
+sample becomes the model input in one call with no intermediate full-size array. Flips and centre crops fold into
+the taps for free. numba is imported, and the kernels compiled (or loaded from numba's on-disk cache), on first use.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
@@ -98,16 +97,34 @@ def center_offset(n: int, size: int) -> int:
     return int(round((n - size) / 2.0))
 
 
+@dataclass(frozen=True)
+class Taps:
+    """One axis of a resampling: output ``o`` is ``sum_k weight[o, k] * input[start[o] + k]``."""
+
+    start: np.ndarray  # int64 (n_out,)
+    weight: np.ndarray  # float32 (n_out, K)
+
+
 @functools.lru_cache(maxsize=4096)
-def sparse_weights(n_in: int, n_out: int, start: int, count: int, flip: bool, blocks: int) -> sp.csr_matrix:
-    """Rows ``start:start + count`` of :func:`resize_weights` (reversed when ``flip``) as a float32 CSR matrix,
-    repeated block-diagonally ``blocks`` times (one block per channel)."""
+def axis_taps(n_in: int, n_out: int, start: int, count: int, flip: bool) -> Taps:
+    """Rows ``start:start + count`` of :func:`resize_weights` (reversed when ``flip``) as banded taps."""
     dense = resize_weights(n_in, n_out)[start : start + count].numpy()
-    one = sp.csr_matrix(dense[::-1] if flip else dense)
-    one.eliminate_zeros()
-    out = sp.kron(sp.identity(blocks, dtype=np.float32, format="csr"), one, format="csr")
-    out.sort_indices()
-    return out
+    dense = dense[::-1] if flip else dense
+    nonzero = dense != 0
+    first = nonzero.argmax(axis=1)
+    last = n_in - 1 - nonzero[:, ::-1].argmax(axis=1)
+    k = int((last - first).max()) + 1
+    begin = np.minimum(first, n_in - k)  # a window of K taps that stays inside the input
+    weight = np.take_along_axis(dense, begin[:, None] + np.arange(k), axis=1)
+    return Taps(np.ascontiguousarray(begin, dtype=np.int64), np.ascontiguousarray(weight, dtype=np.float32))
+
+
+def _kernels():
+    """The compiled kernels (``geodiv.data.resample_kernels``), imported on first use: numba takes half a second
+    to import, which commands that never resample should not pay."""
+    from geodiv.data import resample_kernels
+
+    return resample_kernels
 
 
 @dataclass(frozen=True)
@@ -125,22 +142,36 @@ class Geometry:
     out_w: int
     flip: bool
 
-
-def resample_transposed(xt: np.ndarray, g: Geometry) -> np.ndarray:
-    """Resample (C, w, h) ``xt`` (each channel transposed, row-major) to (C, out_h, out_w) as ``g`` says."""
-    c = xt.shape[0]
-    cols = sparse_weights(g.w, g.col_n, g.col_start, g.out_w, g.flip, c)
-    rows = sparse_weights(g.h, g.row_n, g.row_start, g.out_h, False, c)
-    y = cols @ xt.reshape(c * g.w, g.h)  # (C, out_w, h)
-    y = np.ascontiguousarray(y.reshape(c, g.out_w, g.h).transpose(0, 2, 1))  # (C, h, out_w)
-    return (rows @ y.reshape(c * g.h, g.out_w)).reshape(c, g.out_h, g.out_w)
+    def taps(self) -> tuple[Taps, Taps]:
+        """(width taps, height taps)."""
+        return (axis_taps(self.w, self.col_n, self.col_start, self.out_w, self.flip),
+                axis_taps(self.h, self.row_n, self.row_start, self.out_h, False))
 
 
-def _transposed(x: torch.Tensor) -> tuple[np.ndarray, tuple[int, ...]]:
-    arr = x.detach().cpu().numpy()
-    lead = arr.shape[:-2]
-    arr = arr.reshape((-1,) + arr.shape[-2:])
-    return np.ascontiguousarray(arr.transpose(0, 2, 1)), lead
+def resample(x: np.ndarray, g: Geometry) -> np.ndarray:
+    """Resample float32 (P, h, w) planes to (P, out_h, out_w) as ``g`` says."""
+    cols, rows = g.taps()
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty((x.shape[0], g.out_h, g.out_w), np.float32)
+    _kernels().float_resample(x, cols.start, cols.weight, rows.start, rows.weight, out)
+    return out
+
+
+def normalize_resample(
+    image: np.ndarray, bands: np.ndarray, table: np.ndarray, window: tuple[int, int, int, int], g: Geometry
+) -> np.ndarray:
+    """The stream's fast path: float32 (C, out_h, out_w) from a uint16 (C_stored, S, S) ``image`` in one pass.
+
+    Band ``c`` of the output is stored band ``bands[c]``, cropped to ``window`` = (top, left, h, w), mapped through
+    ``table[c]`` (a :class:`~geodiv.data.normalize.Normalizer`'s per-band lookup table) and resampled as ``g`` says.
+    """
+    top, left, h, w = window
+    if not (0 <= top and top + h <= image.shape[1] and 0 <= left and left + w <= image.shape[2]) or (h, w) != (g.h, g.w):
+        raise ConfigError(f"crop window {window} does not fit the image {image.shape[1:]} or the geometry {g}")
+    cols, rows = g.taps()
+    out = np.empty((len(bands), g.out_h, g.out_w), np.float32)
+    _kernels().lut_crop_resample(image, bands, table, top, left, h, w, cols.start, cols.weight, rows.start, rows.weight, out)
+    return out
 
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -148,8 +179,9 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     h, w = x.shape[-2:]
     if (h, w) == tuple(size):
         return x
-    xt, lead = _transposed(x)
-    out = resample_transposed(xt, Geometry(h, w, size[0], 0, size[0], size[1], 0, size[1], False))
+    arr = x.detach().cpu().numpy()
+    lead = arr.shape[:-2]
+    out = resample(arr.reshape((-1, h, w)), Geometry(h, w, size[0], 0, size[0], size[1], 0, size[1], False))
     return torch.from_numpy(out.reshape(lead + out.shape[1:]))
 
 
@@ -188,10 +220,10 @@ class Augment:
         short = self.eval_resize
         return (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
 
-    def geometry(self, h: int, w: int, flip: bool) -> Geometry | None:
-        """How an (h, w) crop becomes the output; ``None`` when no resampling is needed (only the flip)."""
-        if self.mode == "none" or (self.mode == "train" and (h, w) == (self.size, self.size)):
-            return None
+    def geometry(self, h: int, w: int, flip: bool) -> Geometry:
+        """How an (h, w) crop becomes the output (identity taps where the size stays, flipped or not)."""
+        if self.mode == "none":
+            return Geometry(h, w, h, 0, h, w, 0, w, False)
         if self.mode == "train":
             return Geometry(h, w, self.size, 0, self.size, self.size, 0, self.size, flip)
         eh, ew = self._eval_shape(h, w)
@@ -200,16 +232,9 @@ class Augment:
 
     def apply(self, x: torch.Tensor, p: CropParams) -> torch.Tensor:
         """``x`` is the already cropped (C, h, w) float tensor."""
-        g = self.geometry(*x.shape[-2:], p.flip)
-        if g is None:
-            return torch.flip(x, dims=(-1,)) if p.flip else x
-        xt, lead = _transposed(x)
-        return torch.from_numpy(resample_transposed(xt, g).reshape(lead + (self.size, self.size)))
-
-    def apply_transposed(self, xt: np.ndarray, g: Geometry) -> torch.Tensor:
-        """The stream's fast path: ``xt`` is the cropped, normalised image as (C, w, h) (see
-        ``Normalizer(..., transpose=True)``) and ``g`` its non-None :meth:`geometry`."""
-        return torch.from_numpy(resample_transposed(xt, g))
+        if self.mode == "none":
+            return x
+        return torch.from_numpy(resample(x.detach().cpu().numpy(), self.geometry(*x.shape[-2:], p.flip)))
 
     def apply_mask(self, mask: torch.Tensor, p: CropParams) -> torch.Tensor:
         """The same geometry for an already cropped (h, w) label mask, resampled nearest (labels never blend)."""

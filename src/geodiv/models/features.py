@@ -28,7 +28,8 @@ def _images_of(batch: Any) -> torch.Tensor:
     elif isinstance(batch, (tuple, list)):
         batch = batch[0]
     if isinstance(batch, np.ndarray):
-        batch = torch.from_numpy(np.ascontiguousarray(batch))
+        # torch cannot wrap read-only memory (memory-mapped inputs): copy those, view the rest
+        batch = torch.from_numpy(np.ascontiguousarray(batch) if batch.flags.writeable else np.array(batch))
     if not isinstance(batch, torch.Tensor):
         raise InputError(f"a feature batch must hold an image tensor/array, got {type(batch).__name__}")
     return batch

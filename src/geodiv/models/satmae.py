@@ -19,6 +19,7 @@ patches rather than a convolution (the same sums, about twice as fast on CPU).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from geodiv.errors import InputError
-from geodiv.models.blocks import Block, DropPath, PatchEmbed, layer_norm, put_rows
+from geodiv.models.blocks import Block, DropPath, PatchEmbed, layer_norm, put_rows, take_rows
 from geodiv.models.pos_embed import interpolate_grid_table, sincos_1d, sincos_2d
 from geodiv.models.presets import ModelConfig, resolve_config
 
@@ -133,7 +134,7 @@ class _GroupTokenizer(nn.Module):
 
     def group_slices(self) -> list[slice]:
         """Each group's slice of the band axis of ``group_patches``."""
-        ends = torch.tensor([len(g) for g in self.channel_groups]).cumsum(0).tolist()
+        ends = list(itertools.accumulate(len(g) for g in self.channel_groups))
         return [slice(end - len(g), end) for end, g in zip(ends, self.channel_groups)]
 
     def embed_patches(self, patches: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -340,13 +341,17 @@ class SatMAE(_GroupTokenizer):
         mask_ratio: float,
         noise: torch.Tensor | None,
         generator: torch.Generator | None,
+        static_shapes: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int], torch.Tensor]:
         """Latent, mask, kept and removed indices, grid, and the ``group_patches`` (the loss reuses them)."""
         grid = self.grid_of(imgs)
         patches = self.group_patches(imgs)
         n = imgs.shape[0]
         keep, removed, mask = self._split_tokens(n, grid[0] * grid[1], mask_ratio, noise, generator, imgs.device)
-        x = self.embed_selected(patches, keep, grid)
+        if static_shapes:  # embed every patch, then keep rows: no per-group counts read on the host
+            x = take_rows(self.embed_patches(patches, grid), keep)
+        else:
+            x = self.embed_selected(patches, keep, grid)
         x = torch.cat([self.cls_token.expand(n, -1, -1).to(x.dtype), x], dim=1)
         for block in self.blocks:
             x = block(x)
@@ -483,17 +488,21 @@ class SatMAE(_GroupTokenizer):
         *,
         generator: torch.Generator | None = None,
         return_pred: bool = True,
+        static_shapes: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(loss, pred (N, C, L, p*p), mask (N, G, L)). ``noise`` fixes the masking exactly as SatMAE's;
         without it, noise is drawn from ``generator`` (or torch's global generator when none is given).
 
         ``return_pred=False`` (training) returns ``(loss, None, mask)`` and computes the same loss and gradients
         (up to float rounding) from the removed tokens only: the last decoder block and the prediction layers skip
-        the visible tokens, whose predictions the loss never reads (see ``removed_only_loss``).
+        the visible tokens, whose predictions the loss never reads (see ``removed_only_loss``). Those shortcuts
+        split tokens by group with sizes read on the host; ``static_shapes=True`` computes the same loss with
+        tensor shapes that depend only on the input's (SatMAE's order of work: every patch embedded, every token
+        through the decoder), which is what ``torch.compile`` needs to make one graph, and what a GPU prefers.
         """
-        latent, mask, keep, removed, grid, patches = self._encode(imgs, mask_ratio, noise, generator)
+        latent, mask, keep, removed, grid, patches = self._encode(imgs, mask_ratio, noise, generator, static_shapes)
         mask_3d = mask.view(mask.shape[0], self.num_groups, -1)
-        if not return_pred and self.removed_only_loss:
+        if not return_pred and not static_shapes and self.removed_only_loss:
             return self._removed_tokens_loss(latent, keep, removed, grid, patches), None, mask_3d
         pred = self.forward_decoder(latent, keep, grid)
         return self.forward_loss(imgs, pred, mask_3d), pred if return_pred else None, mask_3d

@@ -1,0 +1,217 @@
+"""SatMAE training step on one GPU: samples/s and model FLOPs utilisation (MFU), bf16 autocast.
+
+Run only where CUDA is available (``run`` returns no rows elsewhere); ``benchmarks/gpu_session.sh`` is the one
+script a lent GPU machine runs, and it writes the rows to ``benchmarks/results/gpu.json``, which ``run_all``
+renders into BENCHMARKS.md with the command and the card.
+
+What is measured, per configuration, on random images with fresh masking noise each step:
+- ``geodiv``: ``SatMAE.forward(imgs, 0.75, return_pred=False)`` (the training path) + backward + fused AdamW;
+- ``geodiv, static shapes``: ``static_shapes=True`` (every patch embedded, every token through the decoder, as
+  SatMAE computes; no host synchronisation, one graph for ``torch.compile``);
+- ``reference form``: the same weights run through SatMAE's sequence of operations (explicit softmax
+  attention, per-group conv, gather unshuffle; ``benchmarks.bench_models.ReferenceFormMAE``) with the default
+  (foreach) AdamW, as SatMAE's ``main_pretrain.py`` builds it;
+- optionally (``GEODIV_BENCH_COMPILE=1``) the static-shape path under ``torch.compile`` (default mode).
+All under ``torch.autocast("cuda", torch.bfloat16)``, fp32 master weights, as ``geodiv pretrain`` runs.
+
+MFU = model FLOPs per step / step time / the card's dense bf16 peak. Model FLOPs are counted with
+``torch.utils.flop_counter`` on the reference form (the full model: every token through the decoder, forward and
+backward), so the removed-token shortcuts of the training path raise its MFU only through time, as MFU counts.
+The FLOPs geodiv's path actually executes are reported too ("hardware FLOP/s").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import torch
+
+from geodiv.models import build_mae, param_groups
+
+#: Dense (no sparsity) bf16 tensor-core peaks, FLOP/s, from NVIDIA's data sheets.
+PEAK_BF16 = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
+
+
+def peak_bf16(name: str) -> tuple[float | None, str]:
+    for key, value in PEAK_BF16.items():  # most specific first
+        if key in name:
+            return value, key
+    return None, "unknown card"
+
+
+def _optimizer(model: torch.nn.Module, fused: bool) -> torch.optim.Optimizer:
+    kwargs = {"fused": True} if fused else {}
+    return torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, betas=(0.9, 0.95), **kwargs)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _time_steps(step, imgs: torch.Tensor, noises: list[torch.Tensor], warmup: int) -> tuple[float, float]:
+    """(median seconds per step over the timed steps, seconds of the warm-up steps)."""
+    t0 = time.perf_counter()
+    for noise in noises[:warmup]:
+        step(imgs, noise)
+    _sync(imgs.device)
+    warm = time.perf_counter() - t0
+    times = []
+    for noise in noises[warmup:]:
+        t0 = time.perf_counter()
+        step(imgs, noise)
+        _sync(imgs.device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2], warm
+
+
+def _count_flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int = 3,
+            compile_model: bool = False, device: str = "cuda", skip: tuple[str, ...] = (),
+            profile: bool = False) -> list[dict]:
+    """Rows for each configuration (``skip`` leaves out labels; without the reference form the rows have no
+    baseline). ``profile`` prints the top GPU kernels of one step of the last configuration."""
+    from benchmarks.bench_models import ReferenceFormMAE
+
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    peak, peak_name = peak_bf16(name)
+    torch.manual_seed(0)
+    fast = build_mae(preset, img_size=96, patch_size=8).to(dev)
+    ref_model = build_mae(preset, img_size=96, patch_size=8).to(dev)
+    ref = ReferenceFormMAE(ref_model)
+    n_tok = fast.num_groups * fast.config.grid**2
+    imgs = torch.rand(batch, fast.config.in_chans, 96, 96, device=dev)
+    noises = [torch.rand(batch, n_tok, device=dev) for _ in range(warmup + steps)]
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16)
+
+    def step_of(loss_fn, opt):
+        def step(x, z):
+            opt.zero_grad(set_to_none=True)
+            with autocast:
+                loss = loss_fn(x, z)
+            loss.backward()
+            opt.step()
+        return step
+
+    def fast_loss(x, z):
+        return fast(x, 0.75, z, return_pred=False)[0]
+
+    def static_loss(x, z):
+        return fast(x, 0.75, z, return_pred=False, static_shapes=True)[0]
+
+    def ref_loss(x, z):
+        return ref(x, 0.75, z)
+
+    # FLOPs are linear in the batch: count on a slice of it (the reference form's attention matrices are big).
+    part = min(batch, 32)
+    with autocast:
+        model_flops = _count_flops(lambda: ref_loss(imgs[:part], noises[0][:part]).backward()) * batch // part
+        geodiv_flops = _count_flops(lambda: fast_loss(imgs[:part], noises[0][:part]).backward()) * batch // part
+    fast.zero_grad(set_to_none=True)
+    ref.zero_grad(set_to_none=True)
+
+    configs = [
+        ("geodiv (training path)", step_of(fast_loss, _optimizer(fast, fused=True)), geodiv_flops),
+        ("geodiv, static shapes", step_of(static_loss, _optimizer(fast, fused=True)), model_flops),
+        ("reference form", step_of(ref_loss, _optimizer(ref, fused=False)), model_flops),
+    ]
+    if compile_model:
+        compiled = torch.compile(fast)
+        configs.append(("geodiv, static shapes, torch.compile",
+                        step_of(lambda x, z: compiled(x, 0.75, z, return_pred=False, static_shapes=True)[0],
+                                _optimizer(fast, True)),
+                        model_flops))
+    configs = [c for c in configs if c[0] not in skip]
+    results = {}
+    for label, step, _ in configs:
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        timed = _time_steps(step, imgs, noises, warmup)
+        print(f"# {label}: {batch / timed[0]:.0f} samples/s, warm-up {timed[1]:.1f} s", file=sys.stderr, flush=True)
+        results[label] = (*timed, torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else 0.0)
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            configs[-1][1](imgs, noises[-1])
+            _sync(dev)
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=20, max_name_column_width=70),
+              file=sys.stderr, flush=True)
+    base_time = results["reference form"][0] if "reference form" in results else None
+    rows = []
+    for label, _, executed in configs:
+        sec, warm, mem = results[label]
+        mfu = model_flops / sec / peak if peak else None
+        note = (f"{name}, torch {torch.__version__}; {preset}, 96 px, patch 8, 10 bands in 3 groups, mask 0.75, "
+                f"batch {batch}, bf16 autocast, median of {steps} steps after {warmup} warm-up ({warm:.1f} s); "
+                f"{model_flops / batch / 1e9:.1f} model GFLOP/sample/step; peak {mem:.1f} GiB; "
+                f"hardware {executed / sec / 1e12:.0f} TFLOP/s executed")
+        ratio = base_time / sec if base_time else None
+        rows.append({"benchmark": f"gpu: {preset} MAE train step, {label}", "value": batch / sec,
+                     "unit": "samples/s", "baseline": batch / base_time if base_time else None, "ratio": ratio,
+                     "target": "-", "note": note})
+        rows.append({"benchmark": f"gpu: {preset} MAE MFU, {label}",
+                     "value": None if mfu is None else 100 * mfu, "unit": f"% of {peak_name} bf16 dense peak",
+                     "baseline": 100 * model_flops / base_time / peak if peak and base_time else None,
+                     "ratio": ratio, "target": ">= 40% (H100)", "note": note})
+    return rows
+
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "gpu.json")
+
+
+def recorded() -> tuple[str, list[dict]]:
+    """The rows last measured on a lent GPU (``benchmarks/results/gpu.json``), for BENCHMARKS.md on machines
+    without one, with a line saying where, when and how they were measured."""
+    import json
+
+    with open(RESULTS, encoding="utf-8") as fh:
+        doc = json.load(fh)
+    header = (f"Recorded on {doc['device']}, {doc['date']} (no GPU here, so not rerun); commands: "
+              + "; ".join(f"`{c}`" for c in doc["commands"]) + f". Profile: {doc['profile']}")
+    return header, doc["rows"]
+
+
+def run(quick: bool = False) -> list[dict]:
+    if not torch.cuda.is_available():
+        return []
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    rows = measure("base", batch=64 if quick else 256, steps=4 if quick else 12, warmup=2 if quick else 3,
+                   compile_model=os.environ.get("GEODIV_BENCH_COMPILE") == "1")
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--batch", type=int, help="batch size (default 256; 64 with --quick)")
+    parser.add_argument("--compile", action="store_true", help="also the torch.compile configuration")
+    parser.add_argument("--skip", default="", help="comma-separated configuration labels to leave out")
+    parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of the last one")
+    args = parser.parse_args()
+    if args.batch is None and not args.skip and not args.profile:
+        os.environ.setdefault("GEODIV_BENCH_COMPILE", "1" if args.compile else "0")
+        rows = run(quick=args.quick)
+    else:
+        rows = measure("base", batch=args.batch or (64 if args.quick else 256), steps=4 if args.quick else 12,
+                       warmup=2 if args.quick else 3, compile_model=args.compile,
+                       skip=tuple(filter(None, args.skip.split(","))), profile=args.profile)
+    for row in rows:
+        print(json.dumps(row), flush=True)
