@@ -91,7 +91,7 @@ def test_normalize_resample_equals_normalise_then_torch_resize(mode):
         torch.testing.assert_close(torch.from_numpy(got), want, atol=2e-5, rtol=0)
 
 
-def test_normalize_resample_refuses_a_window_outside_the_image():
+def test_normalize_resample_checks_what_the_kernel_indexes_with():
     from geodiv.data.transforms import Geometry, normalize_resample
     from geodiv.errors import ConfigError
 
@@ -101,3 +101,9 @@ def test_normalize_resample_refuses_a_window_outside_the_image():
     with pytest.raises(ConfigError, match="does not fit"):
         normalize_resample(image, np.array([0, 1]), table, (12, 0, 8, 8), g)
     assert normalize_resample(image, np.array([0, 1]), table, (8, 8, 8, 8), g).shape == (2, 8, 8)
+    with pytest.raises(ConfigError, match="band indices"):
+        normalize_resample(image, np.array([0, 2]), table, (0, 0, 8, 8), g)
+    with pytest.raises(ConfigError, match="lookup table"):
+        normalize_resample(image, np.array([0]), table, (0, 0, 8, 8), g)
+    with pytest.raises(ConfigError, match="uint16"):
+        normalize_resample(image.astype(np.int32), np.array([0, 1]), table, (0, 0, 8, 8), g)

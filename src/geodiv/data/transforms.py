@@ -165,6 +165,13 @@ def normalize_resample(
     Band ``c`` of the output is stored band ``bands[c]``, cropped to ``window`` = (top, left, h, w), mapped through
     ``table[c]`` (a :class:`~geodiv.data.normalize.Normalizer`'s per-band lookup table) and resampled as ``g`` says.
     """
+    # The kernel does no bounds checks: everything it indexes with is checked here (a few microseconds).
+    if image.dtype != np.uint16 or image.ndim != 3:
+        raise ConfigError(f"normalize_resample takes uint16 (C, H, W) images, got {image.dtype} {image.shape}")
+    if table.dtype != np.float32 or table.shape != (len(bands), 65536):
+        raise ConfigError(f"lookup table must be float32 ({len(bands)}, 65536), got {table.dtype} {table.shape}")
+    if len(bands) and (int(bands.min()) < 0 or int(bands.max()) >= image.shape[0]):
+        raise ConfigError(f"band indices {bands.tolist()} outside the image's {image.shape[0]} bands")
     top, left, h, w = window
     if not (0 <= top and top + h <= image.shape[1] and 0 <= left and left + w <= image.shape[2]) or (h, w) != (g.h, g.w):
         raise ConfigError(f"crop window {window} does not fit the image {image.shape[1:]} or the geometry {g}")
