@@ -180,8 +180,12 @@ def recorded() -> tuple[str, list[dict]]:
 
     with open(RESULTS, encoding="utf-8") as fh:
         doc = json.load(fh)
+    commands = []
+    for line in doc["commands"]:  # "COMMAND  (what it measured)"
+        command, _, what = line.partition("  (")
+        commands.append(f"`{command}`" + (f" ({what}" if what else ""))
     header = (f"Recorded on {doc['device']}, {doc['date']} (no GPU here, so not rerun); commands: "
-              + "; ".join(f"`{c}`" for c in doc["commands"]) + f". Profile: {doc['profile']}")
+              + "; ".join(commands) + f". Profile: {doc['profile']}")
     return header, doc["rows"]
 
 
