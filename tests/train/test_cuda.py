@@ -32,9 +32,9 @@ def test_pretrain_on_cuda_keeps_fp32_weights_that_load_on_cpu(shards, tmp_path, 
         assert ckpt["scaler"] is not None and ckpt["scaler"]["scale"] > 0
 
 
-def test_fp32_training_on_cuda_follows_cpu(shards, tmp_path):
+def test_fp32_training_on_cuda_follows_cpu(shards, tmp_path, monkeypatch):
     """Same seed, same data, same steps: CUDA fp32 (TF32 off) ends within float rounding of the CPU run."""
-    torch.backends.cuda.matmul.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     cpu = load_checkpoint(pretrain(tiny_config(shards, tmp_path / "cpu", log=NO_PICTURES, max_steps=3)))
     gpu = load_checkpoint(pretrain(tiny_config(shards, tmp_path / "gpu", log=NO_PICTURES, max_steps=3,
                                                device="cuda", precision="fp32")))
