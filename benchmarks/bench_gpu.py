@@ -22,6 +22,7 @@ The FLOPs geodiv's path actually executes are reported too ("hardware FLOP/s").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -79,9 +80,11 @@ def _count_flops(fn) -> int:
 
 def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int = 3,
             compile_model: bool = False, device: str = "cuda", skip: tuple[str, ...] = (),
-            profile: bool = False) -> list[dict]:
+            profile: bool = False, sdpa: str | None = None) -> list[dict]:
     """Rows for each configuration (``skip`` leaves out labels; without the reference form the rows have no
-    baseline). ``profile`` prints the top GPU kernels of one step of the last configuration."""
+    baseline). ``profile`` prints the top GPU kernels of one step of the last configuration. ``sdpa`` pins the
+    attention backend of geodiv's configurations (``flash``, ``cudnn``, ``efficient`` or ``math``; default: torch
+    chooses, cuDNN on an H100 with torch 2.11) to compare them for the decoder's 32-wide heads."""
     from benchmarks.bench_models import ReferenceFormMAE
 
     dev = torch.device(device)
@@ -96,10 +99,19 @@ def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int
     noises = [torch.rand(batch, n_tok, device=dev) for _ in range(warmup + steps)]
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16)
 
+    def backend():
+        if sdpa is None:
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        names = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                 "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+        return sdpa_kernel(names[sdpa])
+
     def step_of(loss_fn, opt):
         def step(x, z):
             opt.zero_grad(set_to_none=True)
-            with autocast:
+            with autocast, backend():
                 loss = loss_fn(x, z)
             loss.backward()
             opt.step()
@@ -156,6 +168,7 @@ def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int
         sec, warm, mem = results[label]
         mfu = model_flops / sec / peak if peak else None
         note = (f"{name}, torch {torch.__version__}; {preset}, 96 px, patch 8, 10 bands in 3 groups, mask 0.75, "
+                + (f"SDPA backend {sdpa}, " if sdpa else "") +
                 f"batch {batch}, bf16 autocast, median of {steps} steps after {warmup} warm-up ({warm:.1f} s); "
                 f"{model_flops / batch / 1e9:.1f} model GFLOP/sample/step; peak {mem:.1f} GiB; "
                 f"hardware {executed / sec / 1e12:.0f} TFLOP/s executed")
@@ -209,13 +222,14 @@ if __name__ == "__main__":
     parser.add_argument("--compile", action="store_true", help="also the torch.compile configuration")
     parser.add_argument("--skip", default="", help="comma-separated configuration labels to leave out")
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of the last one")
+    parser.add_argument("--sdpa", choices=["flash", "cudnn", "efficient", "math"], help="pin the attention backend")
     args = parser.parse_args()
-    if args.batch is None and not args.skip and not args.profile:
+    if args.batch is None and not args.skip and not args.profile and not args.sdpa:
         os.environ.setdefault("GEODIV_BENCH_COMPILE", "1" if args.compile else "0")
         rows = run(quick=args.quick)
     else:
         rows = measure("base", batch=args.batch or (64 if args.quick else 256), steps=4 if args.quick else 12,
                        warmup=2 if args.quick else 3, compile_model=args.compile,
-                       skip=tuple(filter(None, args.skip.split(","))), profile=args.profile)
+                       skip=tuple(filter(None, args.skip.split(","))), profile=args.profile, sdpa=args.sdpa)
     for row in rows:
         print(json.dumps(row), flush=True)

@@ -22,6 +22,12 @@ python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, 
 step "benchmark: base MAE train step, bf16 (eager)"
 timeout 200 python3 -m benchmarks.bench_gpu | tee "$OUT/gpu.jsonl"
 
+step "attention backends for the decoder's 32-wide heads (static shapes, eager)"
+for b in flash cudnn efficient; do
+  timeout 60 python3 -m benchmarks.bench_gpu --sdpa $b --skip "geodiv (training path),reference form" \
+    | tee -a "$OUT/gpu_sdpa.jsonl"
+done
+
 step "synthetic 10-band shards, 4096 x 96 px"
 timeout 60 python3 - <<'PY'
 from benchmarks.bench_data import _samples
