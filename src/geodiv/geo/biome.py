@@ -22,7 +22,7 @@ from geodiv.errors import InputError
 from geodiv.geo._grid import coords, flat_cell, lookup_names
 from geodiv.geo.climate import KOPPEN_ZONES, climate_index_flat
 from geodiv.geo.landcover import _igbp
-from geodiv.geo.regions import _continent_index_flat, coastal_mask
+from geodiv.geo.regions import _continent_index_flat, _first_hit, coastal_mask
 
 # Order = RESOLVE 2017 BIOME_NUM 1..14.
 BIOMES: tuple[str, ...] = (
@@ -277,14 +277,9 @@ def _biome_from_layer(lat: np.ndarray, lon: np.ndarray, layer: BiomeLayer) -> np
         value[inside] = data[row[inside], col[inside]]
         table = np.array([None, *BIOMES], dtype=object)
         return table[np.where((value >= 1) & (value <= len(BIOMES)), value, 0)]
-    import shapely
-
     frame, values = _load_vector(stamp, layer.column)
-    hit_pt, hit_poly = frame.sindex.query(shapely.points(lon, lat), predicate="intersects")
-    first = np.unique(hit_pt, return_index=True)[1]  # overlapping polygons: the first in file order wins
-    idx = np.full(lat.shape, len(values) - 1, dtype=np.int64)
-    idx[hit_pt[first]] = hit_poly[first]
-    return values[idx]
+    # Overlapping polygons: the first in file order wins; no polygon (-1) reads the trailing None of ``values``.
+    return values[_first_hit(frame.sindex, lon, lat)]
 
 
 def biome_of(lat, lon, layer: Any = None) -> np.ndarray:

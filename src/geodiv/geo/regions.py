@@ -65,8 +65,12 @@ def _continent_index_flat(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return out
 
 
-def _first_hit(tree: shapely.STRtree, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Index of the first polygon holding each point (boundary included), -1 for none."""
+def _first_hit(tree: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Index of the first polygon holding each point (boundary included), -1 for none.
+
+    ``tree`` is a ``shapely.STRtree`` or a GeoDataFrame's ``sindex`` (same ``query``); neither returns the
+    polygons of a point in index order, hence the sort.
+    """
     hit_pt, hit_poly = tree.query(shapely.points(x, y), predicate="intersects")
     # A point on a shared border hits two polygons: keep the lowest index, so the answer is deterministic.
     order = np.lexsort((hit_poly, hit_pt))
