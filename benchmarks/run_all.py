@@ -67,10 +67,10 @@ def table(rows: list[dict]) -> str:
 
 
 def study_table(study_dir: Path) -> str:
+    from geodiv.report.html import timings_table
+
     meta = json.loads((study_dir / "study.json").read_text(encoding="utf-8"))
-    lines = ["| step | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in meta.get("timings", {}).items()]
-    return "\n".join(lines)
+    return "\n".join(timings_table(meta.get("timings", {})))
 
 
 def main(argv: list[str] | None = None) -> int:

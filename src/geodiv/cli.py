@@ -173,8 +173,6 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 def _cmd_study(a: argparse.Namespace) -> int:
     from geodiv import report, study
 
-    if (a.config is None) == (a.profile is None):
-        raise GeodivError("geodiv study needs exactly one of STUDY.yaml or --profile quick|paper")
     result = study.run_study(config=a.config, profile=a.profile, out=a.out, dry_run=a.dry_run)
     if a.dry_run:
         print(result)

@@ -20,10 +20,17 @@ from pydantic import Field, field_validator
 from geodiv.atomic import write_json
 from geodiv.bands import S2_BANDS, canonical_band
 from geodiv.config import StrictModel, read_yaml, validate_config
-from geodiv.data.catalog import exclusion_points, make_catalog, nearest_km, read_catalog, write_catalog
-from geodiv.data.shards import Sample, read_manifest, write_shards
+from geodiv.data.catalog import (
+    exclusion_points,
+    make_catalog,
+    nearest_km,
+    read_catalog,
+    row_meta,
+    write_catalog,
+)
+from geodiv.data.shards import MANIFEST, Sample, read_manifest, safe_key, write_shards
 from geodiv.data.sources.fmow import FMOW_BANDS, FmowSourceConfig, fmow_catalog
-from geodiv.data.sources.geotiff import FileSamples, GeoTiffSourceConfig, geotiff_catalog, row_meta
+from geodiv.data.sources.geotiff import FileSamples, GeoTiffSourceConfig, geotiff_catalog
 from geodiv.data.sources.webdataset import ForeignShards, WebDatasetSourceConfig
 from geodiv.data.strategies import GlobalStrategy, Strategy, pool_regions, select
 from geodiv.errors import ConfigError, InputError
@@ -93,8 +100,16 @@ def load_dataset_configs(
 
     ``overrides`` (dotted keys, e.g. ``{"n": 1000}``) apply to every dataset.
     """
+    return _load_configs(config_or_path, overrides)[0]
+
+
+def _load_configs(
+    config_or_path: DatasetConfig | dict[str, Any] | str | os.PathLike[str],
+    overrides: dict[str, Any] | None,
+) -> tuple[dict[str, DatasetConfig], bool]:
+    """(configs, whether the input is a suite), reading a file once."""
     if isinstance(config_or_path, DatasetConfig):
-        return {config_or_path.name: config_or_path}
+        return {config_or_path.name: config_or_path}, False
     source = "<mapping>"
     data = config_or_path
     if isinstance(config_or_path, (str, os.PathLike)):
@@ -109,9 +124,9 @@ def load_dataset_configs(
         for name, spec in suite.datasets.items():
             merged = _merge(_merge(suite.defaults, {"name": name}), spec or {})
             out[name] = validate_config(DatasetConfig, _merge(merged, over), f"{source} (dataset {name})")
-        return out
+        return out, True
     cfg = validate_config(DatasetConfig, _merge(data, over), source)
-    return {cfg.name: cfg}
+    return {cfg.name: cfg}, False
 
 
 def _dotted(flat: dict[str, Any]) -> dict[str, Any]:
@@ -155,11 +170,9 @@ def candidate_catalog(cfg: DatasetConfig):
         cat = fmow_catalog(src)
     else:
         records = [(k, m) for k, _, m in ForeignShards(src, cfg.bands, cfg.size).records()]
-        from geodiv.data.sources.webdataset import _safe_key
-
         cat = make_catalog(
             [m["lat"] for _, m in records], [m["lon"] for _, m in records], [m["source"] for _, m in records],
-            ids=[_safe_key(k) for k, _ in records],
+            ids=[safe_key(k) for k, _ in records],
             columns={"label": [m.get("label") for _, m in records]} if src.label_key else None,
         )
     if cfg.exclude:
@@ -262,7 +275,7 @@ def build_one(cfg: DatasetConfig, out: str | os.PathLike[str]) -> dict[str, Any]
             raise InputError(
                 f"{out} holds a build of a different config; build into a new folder or delete {out}"
             )
-    if (out / "manifest.json").exists():
+    if (out / MANIFEST).exists():
         manifest = read_manifest(out)
         if manifest.get("config") == config:
             log(f"{out}: already built ({manifest['n_samples']} samples)")
@@ -289,10 +302,7 @@ def build_dataset(
     A suite file builds each dataset into ``out/NAME`` (or only ``only``) and returns a summary
     ``{n_samples, shards, datasets: {name: manifest}}``.
     """
-    configs = load_dataset_configs(config_or_path, overrides)
-    is_suite = isinstance(config_or_path, (str, os.PathLike, dict)) and "datasets" in (
-        read_yaml(config_or_path) if isinstance(config_or_path, (str, os.PathLike)) else config_or_path
-    )
+    configs, is_suite = _load_configs(config_or_path, overrides)
     if only is not None:
         if only not in configs:
             raise ConfigError(f"no dataset {only!r} in the config; it has {', '.join(configs)}")

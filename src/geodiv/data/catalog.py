@@ -21,6 +21,9 @@ from geodiv.errors import DataError, InputError
 EARTH_RADIUS_KM = 6371.0088
 ANNOTATIONS: tuple[str, ...] = ("continent", "landcover", "landcover_code", "climate", "biome")
 BASE_COLUMNS: tuple[str, ...] = ("id", "lat", "lon", "source", "date")
+#: Accepted names of the latitude / longitude columns (tables) and fields (metadata).
+LAT_NAMES: tuple[str, ...] = ("lat", "latitude")
+LON_NAMES: tuple[str, ...] = ("lon", "lng", "longitude")
 
 
 def location_ids(lat: np.ndarray, lon: np.ndarray, prefix: str = "p") -> np.ndarray:
@@ -82,6 +85,28 @@ def _broadcast(value: Any, n: int, name: str) -> np.ndarray:
     return arr
 
 
+def latlon_columns(table: Any) -> tuple[str | None, str | None]:
+    """The table's latitude and longitude column names (any case of ``LAT_NAMES`` / ``LON_NAMES``), or None."""
+    cols = {c.lower(): c for c in table.columns}
+    lat_c = next((cols[c] for c in LAT_NAMES if c in cols), None)
+    lon_c = next((cols[c] for c in LON_NAMES if c in cols), None)
+    return lat_c, lon_c
+
+
+def row_meta(row: Any, extra_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """JSON metadata of a catalog row: location, source, date, annotations and the listed extra columns."""
+    meta: dict[str, Any] = {}
+    for k in (*BASE_COLUMNS, *ANNOTATIONS, *extra_columns):
+        if k in row.index:
+            v = row[k]
+            if isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, float) and not np.isfinite(v):
+                v = None
+            meta[k] = v
+    return meta
+
+
 def write_catalog(catalog, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -106,9 +131,7 @@ def read_catalog(path: str | os.PathLike[str], annotate: bool = True):
         table = pd.read_csv(path)
     else:
         raise InputError(f"catalog {path}: use .parquet (GeoParquet) or .csv")
-    cols = {c.lower(): c for c in table.columns}
-    lat_c = next((cols[c] for c in ("lat", "latitude") if c in cols), None)
-    lon_c = next((cols[c] for c in ("lon", "lng", "longitude") if c in cols), None)
+    lat_c, lon_c = latlon_columns(table)
     if lat_c is None or lon_c is None:
         raise InputError(f"catalog {path} needs lat and lon columns; it has {', '.join(map(str, table.columns))}")
     have_ann = all(k in table.columns for k in ANNOTATIONS)

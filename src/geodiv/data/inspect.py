@@ -12,10 +12,11 @@ import numpy as np
 from geodiv.atomic import atomic_path
 from geodiv.data.shards import COUNT_FIELDS, iter_samples, read_manifest
 
-#: Fixed continent colours, so maps of different datasets are comparable.
-CONTINENT_COLORS: dict[str, str] = {
-    "Africa": "#e6a000", "Antarctica": "#9e9e9e", "Asia": "#d62728", "Europe": "#1f77b4",
-    "North America": "#2ca02c", "Oceania": "#9467bd", "South America": "#8c564b",
+#: One fixed colour per continent (ColorBrewer Dark2), shared by these maps and every figure of the study report,
+#: so that maps of different datasets, and the report, are comparable.
+CONTINENT_COLOURS: dict[str, str] = {
+    "Africa": "#d95f02", "Antarctica": "#999999", "Asia": "#e7298a", "Europe": "#1b9e77",
+    "North America": "#7570b3", "Oceania": "#66a61e", "South America": "#e6ab02",
 }
 RGB_BANDS = ("B4", "B3", "B2")
 
@@ -97,7 +98,7 @@ def write_map(lat: np.ndarray, lon: np.ndarray, continent: list[Any], path: Path
     names = np.array([c if c is not None else "unknown" for c in continent], dtype=object)
     for name in sorted(set(names.tolist())):
         sel = names == name
-        ax.scatter(lon[sel], lat[sel], s=2 if lat.size > 2000 else 8, color=CONTINENT_COLORS.get(name, "#333333"),
+        ax.scatter(lon[sel], lat[sel], s=2 if lat.size > 2000 else 8, color=CONTINENT_COLOURS.get(name, "#333333"),
                    label=f"{name} ({int(sel.sum())})", zorder=2, linewidths=0)
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)

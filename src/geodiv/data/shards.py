@@ -40,6 +40,7 @@ COUNT_FIELDS: tuple[str, ...] = ("continent", "biome", "landcover", "climate")
 #: Metadata fields every pretraining sample must carry.
 REQUIRED_META: tuple[str, ...] = ("lat", "lon")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_NON_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 _BUFSIZE = 1 << 20
 
 OnError = Literal["raise", "skip"]
@@ -71,6 +72,11 @@ class SkipReport:
     def as_dict(self) -> dict[str, Any]:
         return {"count": self.count, "first_reasons": list(self.reasons)}
 
+    def merge(self, recorded: dict[str, Any]) -> None:
+        """Add the counts of an ``as_dict()`` record (a finished shard's, when resuming)."""
+        self.count += recorded["count"]
+        self.reasons.extend(recorded["first_reasons"][: max(0, self._keep - len(self.reasons))])
+
     def report(self, what: str) -> None:
         if self.count:
             log(f"{what}: skipped {self.count} bad sample(s); first: {self.reasons[0]}")
@@ -84,6 +90,11 @@ def check_key(key: str, where: str) -> str:
             " '_' and '-' (no dots or slashes)"
         )
     return key
+
+
+def safe_key(text: str) -> str:
+    """``text`` with every character a shard key may not hold (see :func:`check_key`) replaced by '-'."""
+    return _NON_KEY_CHARS.sub("-", text)
 
 
 def to_uint16(image: Any, n_bands: int | None, size: int | None, where: str) -> np.ndarray:
@@ -334,8 +345,7 @@ def write_shards(
 
     skips = SkipReport()
     for r in records:
-        skips.count += r["skipped"]["count"]
-        skips.reasons.extend(r["skipped"]["first_reasons"][: max(0, 20 - len(skips.reasons))])
+        skips.merge(r["skipped"])
     start = records[-1]["consumed_end"] if records else 0
     if records:
         log(f"resuming {out}: keeping {len(records)} finished shard(s) ({sum(r['n'] for r in records)} samples)")
@@ -388,7 +398,7 @@ def write_shards(
     finally:
         bar.close()
 
-    manifest = _manifest(out, records, bands, size, config, seed, skips, extra)
+    manifest = _manifest(records, bands, size, config, seed, skips, extra)
     write_json(out / MANIFEST, manifest)
     skips.report(f"write_shards {out}")
     return manifest
@@ -441,7 +451,6 @@ def _finished_records(out: Path) -> list[dict[str, Any]]:
 
 
 def _manifest(
-    out: Path,
     records: list[dict[str, Any]],
     bands: list[str],
     size: int | None,
@@ -747,8 +756,8 @@ def load_arrays(
             break
         images.append(image)
         metas.append(meta)
-    manifest = read_manifest(root)
     if not images:
+        manifest = read_manifest(root)
         return np.zeros((0, len(manifest["bands"]), manifest["size"] or 0, manifest["size"] or 0), np.uint16), []
     return np.stack(images), metas
 

@@ -148,6 +148,19 @@ class Geometry:
                 axis_taps(self.h, self.row_n, self.row_start, self.out_h, False))
 
 
+def eval_shape(h: int, w: int, size: int, crop_pct: float = EVAL_CROP_PCT) -> tuple[int, int]:
+    """SatMAE's evaluation resize: the shorter side of an (h, w) image to ``int(size / crop_pct)``."""
+    short = int(size / crop_pct)
+    return (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
+
+
+def eval_geometry(h: int, w: int, size: int, crop_pct: float = EVAL_CROP_PCT, flip: bool = False) -> Geometry:
+    """Resize as :func:`eval_shape`, then the centre ``size`` x ``size`` crop (only the kept rows are computed)."""
+    eh, ew = eval_shape(h, w, size, crop_pct)
+    top, left = center_offset(eh, size), center_offset(ew, size)
+    return Geometry(h, w, eh, top, size, ew, left, size, flip)
+
+
 def resample(x: np.ndarray, g: Geometry) -> np.ndarray:
     """Resample float32 (P, h, w) planes to (P, out_h, out_w) as ``g`` says."""
     cols, rows = g.taps()
@@ -214,7 +227,7 @@ class Augment:
         if not (0 < scale[0] <= scale[1] <= 1):
             raise ConfigError(f"crop scale must satisfy 0 < low <= high <= 1, got {scale}")
         self.mode, self.size, self.scale, self.ratio, self.hflip = mode, int(size), scale, ratio, hflip
-        self.eval_resize = int(self.size / EVAL_CROP_PCT)
+        self.eval_resize = eval_shape(1, 1, self.size)[0]  # the shorter side after the eval resize (109 for 96)
 
     def params(self, height: int, width: int, rng: np.random.Generator) -> CropParams:
         if self.mode != "train":
@@ -223,19 +236,13 @@ class Augment:
         flip = bool(rng.random() < 0.5) and self.hflip
         return CropParams(top, left, h, w, flip)
 
-    def _eval_shape(self, h: int, w: int) -> tuple[int, int]:
-        short = self.eval_resize
-        return (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
-
     def geometry(self, h: int, w: int, flip: bool) -> Geometry:
         """How an (h, w) crop becomes the output (identity taps where the size stays, flipped or not)."""
         if self.mode == "none":
             return Geometry(h, w, h, 0, h, w, 0, w, False)
         if self.mode == "train":
             return Geometry(h, w, self.size, 0, self.size, self.size, 0, self.size, flip)
-        eh, ew = self._eval_shape(h, w)
-        top, left = center_offset(eh, self.size), center_offset(ew, self.size)
-        return Geometry(h, w, eh, top, self.size, ew, left, self.size, flip)
+        return eval_geometry(h, w, self.size, flip=flip)
 
     def apply(self, x: torch.Tensor, p: CropParams) -> torch.Tensor:
         """``x`` is the already cropped (C, h, w) float tensor."""
@@ -247,7 +254,7 @@ class Augment:
         """The same geometry for an already cropped (h, w) label mask, resampled nearest (labels never blend)."""
         if self.mode == "none":
             return mask
-        shape = (self.size, self.size) if self.mode == "train" else self._eval_shape(*mask.shape[-2:])
+        shape = (self.size, self.size) if self.mode == "train" else eval_shape(*mask.shape[-2:], self.size)
         out = F.interpolate(mask[None, None].float(), size=shape, mode="nearest-exact")[0, 0].to(mask.dtype)
         if self.mode == "train":
             return torch.flip(out, dims=(-1,)) if p.flip else out

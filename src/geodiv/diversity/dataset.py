@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-from geodiv.bands import SATMAE_BANDS, canonical_band
+from geodiv.bands import SATMAE_BANDS, band_indices, canonical_band
 from geodiv.diversity.categorical import categorical_diversity
 from geodiv.diversity.landscape import DEFAULT_WINDOW, landscape_entropy, summarize_landscape
 from geodiv.diversity.spectral import spectral_entropy, summarize
@@ -74,7 +74,7 @@ def dataset_diversity(
     manifest = read_manifest(root)
     bands = list(manifest["bands"])
     keep = spectral_bands(bands)
-    keep_idx = [[canonical_band(b) for b in bands].index(b) for b in keep]
+    keep_idx = band_indices(bands, keep)
     counters: dict[str, Counter] = {f: Counter() for f in CATEGORICAL_FIELDS}
     spectral: list[np.ndarray] = []
     joint: list[np.ndarray] = []

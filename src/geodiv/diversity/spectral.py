@@ -241,11 +241,11 @@ def spectral_entropy(
     if joint:
         if per_band:
             raise InputError("per_band has no meaning for the joint variant")
+        if bins % joint_bins:
+            raise InputError(f"joint_bins ({joint_bins}) must divide bins ({bins})")
         out = np.empty(n, dtype=np.float64)
         for s in range(0, n, chunk_size):
             levels = quantize(x[s : s + chunk_size], bins, bands=bands, value_range=value_range)
-            if bins % joint_bins:
-                raise InputError(f"joint_bins ({joint_bins}) must divide bins ({bins})")
             out[s : s + chunk_size] = joint_entropy(levels // (bins // joint_bins), joint_bins)
         return out
     out = np.empty((n, c), dtype=np.float64)

@@ -9,6 +9,11 @@ from pydantic import Field
 
 from geodiv.config import StrictModel, load_config, validate_config
 
+#: Inverse L2 strength for logistic regression, on standardised features (one decade apart).
+DEFAULT_C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+#: Ridge penalty on standardised features.
+DEFAULT_ALPHA_GRID: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+
 
 class FeatureConfig(StrictModel):
     normalize: Literal["satmae", "zscore", "raw"] = "satmae"
@@ -26,8 +31,8 @@ class KnnConfig(StrictModel):
 
 
 class LinearConfig(StrictModel):
-    c_grid: list[float] = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
-    alpha_grid: list[float] = [1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
+    c_grid: list[float] = list(DEFAULT_C_GRID)
+    alpha_grid: list[float] = list(DEFAULT_ALPHA_GRID)
     max_iter: int = Field(1000, ge=10)
     refit_on_train_val: bool = True
     threads: int | None = 1  # BLAS threads while fitting (None: library default)

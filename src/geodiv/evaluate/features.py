@@ -132,15 +132,15 @@ def normalize_images(x: np.ndarray, bands: Sequence[str], scheme: str) -> np.nda
 def resize_center_crop(x: torch.Tensor, transform: EvalTransform) -> torch.Tensor:
     """SatMAE's evaluation geometry with ``geodiv.data.transforms`` (bicubic, antialias pinned): resize the shorter
     side to ``int(size / crop_pct)`` and centre-crop ``size``; with ``crop=False`` resize to ``size`` x ``size``."""
-    from geodiv.data.transforms import center_crop, resize
+    from geodiv.data.transforms import eval_geometry, resample, resize
 
     size = transform.size
     if not transform.crop:
         return resize(x, (size, size))
     h, w = x.shape[-2:]
-    short = int(size / transform.crop_pct)
-    shape = (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
-    return center_crop(resize(x, shape), size).contiguous()
+    arr = x.detach().cpu().numpy()
+    out = resample(arr.reshape((-1, h, w)), eval_geometry(h, w, size, transform.crop_pct))
+    return torch.from_numpy(out.reshape(arr.shape[:-2] + (size, size)))
 
 
 def prepare_inputs(
@@ -351,7 +351,7 @@ def read_split(task: Any, split: str) -> tuple[list[np.ndarray], SplitTable]:
     """Iterate a task split once: raw images and the split's table."""
     images, keys, labels, lat, lon, cont = [], [], [], [], [], []
     where = f"task {task.name!r} split {split!r}"
-    for s in progress(task.iter_split(split), total=_safe_n(task, split), desc=f"read {task.name}/{split}", unit="img"):
+    for s in progress(task.iter_split(split), total=split_size(task, split), desc=f"read {task.name}/{split}", unit="img"):
         image = np.asarray(s.image)
         if image.ndim != 3:
             raise DataError(f"{where}: sample {s.key} has an image of shape {image.shape}; expected (C, H, W)")
@@ -375,10 +375,11 @@ def read_split(task: Any, split: str) -> tuple[list[np.ndarray], SplitTable]:
     return images, table
 
 
-def _safe_n(task: Any, split: str) -> int | None:
+def split_size(task: Any, split: str) -> int | None:
+    """``task.n(split)``, or None where the task cannot count without reading (the split is read anyway)."""
     try:
         return int(task.n(split))
-    except Exception:  # noqa: BLE001 - a count is only for the progress bar
+    except Exception:  # noqa: BLE001 - a count is only a hint (progress bar, cache key, empty-val check)
         return None
 
 
@@ -392,7 +393,7 @@ def task_fingerprint(task: Any) -> str:
         "type": task.type,
         "classes": list(task.classes) if task.classes is not None else None,
         "bands": list(task.bands),
-        "n": {s: _safe_n(task, s) for s in task.splits()},
+        "n": {s: split_size(task, s) for s in task.splits()},
         "path": str(getattr(task, "path", None) or getattr(task, "root", "") or ""),
         "options": str(getattr(task, "options", "")),
         "info": getattr(task, "info", None),

@@ -27,7 +27,7 @@ from torch import nn
 
 from geodiv.errors import InputError
 from geodiv.evaluate.config import FinetuneConfig
-from geodiv.evaluate.metrics import METRICS_BY_TYPE, compute_metrics
+from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
 from geodiv.progress import log
 
 
@@ -182,10 +182,6 @@ def predict(result: FinetuneResult, inputs: np.ndarray, *, batch_size: int, out_
     return np.concatenate(outs) if outs else np.zeros((0,))
 
 
-def _as_prediction(task_type: str, scores: np.ndarray) -> np.ndarray:
-    return scores.argmax(1) if task_type == "classification" else scores
-
-
 def finetune(
     encoder: nn.Module,
     train_inputs: np.ndarray,
@@ -272,7 +268,7 @@ def finetune(
             res = FinetuneResult(model, epoch, None, history, mean, std)
             scores = predict(res, val_inputs, batch_size=config.batch_size, out_hw=val_inputs_hw, device=device)
             value = compute_metrics(
-                task_type, val_labels, _as_prediction(task_type, scores), n_classes=n_classes, metrics=[headline],
+                task_type, val_labels, as_prediction(task_type, scores), n_classes=n_classes, metrics=[headline],
                 n_boot=0,
             )[headline].value
             record[f"val_{headline}"] = value

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from geodiv.errors import InputError
+from geodiv.evaluate.config import DEFAULT_ALPHA_GRID, DEFAULT_C_GRID
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, compute_metrics
 
 
@@ -221,9 +222,3 @@ def _fit_linear_probe(
                           warm=best_probe)
     probe.selection = selection
     return probe
-
-
-#: Inverse L2 strength for logistic regression, on standardised features (one decade apart).
-DEFAULT_C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
-#: Ridge penalty on standardised features.
-DEFAULT_ALPHA_GRID: tuple[float, ...] = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)

@@ -211,6 +211,12 @@ def _need_classes(n_classes: int | None, metric: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------ public API
+def as_prediction(task_type: str, scores: np.ndarray) -> np.ndarray:
+    """A head's scores as the ``prediction`` :func:`compute_metrics` takes: the top class for classification,
+    the scores themselves otherwise (multi-label scores, regression values, predicted masks)."""
+    return scores.argmax(1) if task_type == "classification" else scores
+
+
 def bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n) multinomial resampling counts: row b says how often each sample is drawn in replicate b."""
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)

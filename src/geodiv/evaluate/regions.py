@@ -10,16 +10,14 @@ with no training samples has no row in the matrix (there is nothing to train on)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from geodiv.errors import InputError
+from geodiv.geo import CONTINENTS, continent_of
 
 GLOBAL = "global"
-#: Order of continents in reports (geodiv.geo.CONTINENTS; repeated here only as the fallback order).
-_CONTINENT_ORDER = ("Africa", "Antarctica", "Asia", "Europe", "North America", "Oceania", "South America")
 
 
 @dataclass(frozen=True)
@@ -35,15 +33,6 @@ class HeadSpec:
 class RegionPlan:
     heads: list[HeadSpec]
     test_regions: list[tuple[str, np.ndarray]]  # (region, test rows); "global" first
-
-
-def continent_order() -> tuple[str, ...]:
-    try:
-        from geodiv.geo import CONTINENTS
-
-        return tuple(CONTINENTS)
-    except ImportError:  # geo not installed in this tree yet: same names, same order
-        return _CONTINENT_ORDER
 
 
 def plan_regions(
@@ -71,7 +60,8 @@ def plan_regions(
             "evaluated per continent; run without --by, or give the task's samples coordinates"
         )
     present = set(np.concatenate(known).tolist()) - {""}
-    order = [c for c in continent_order() if c in present] + sorted(present - set(continent_order()))
+    # Continents in report order (geodiv.geo.CONTINENTS), then any other names alphabetically.
+    order = [c for c in CONTINENTS if c in present] + sorted(present - set(CONTINENTS))
     for c in order:
         tests.append((c, np.nonzero(known[2] == c)[0]))
     if matrix:
@@ -87,12 +77,6 @@ def fill_continents(continent: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> 
     continent = np.asarray(continent, dtype=object)
     missing = (continent == "") & np.isfinite(lat) & np.isfinite(lon)
     if missing.any():
-        from geodiv.geo import continent_of
-
         found = continent_of(lat[missing], lon[missing])
         continent[missing] = ["" if v is None else str(v) for v in found]
     return continent.astype(str)
-
-
-def region_names(plan: RegionPlan) -> Sequence[str]:
-    return [name for name, _ in plan.test_regions]

@@ -30,13 +30,15 @@ from geodiv.evaluate.features import (
     load_encoder,
     patch_fractions,
     plan_bands,
+    split_size,
     upsample_patch_scores,
 )
 from geodiv.evaluate.finetune import finetune, predict
 from geodiv.evaluate.knn import knn_predict
 from geodiv.evaluate.linear import fit_linear_probe
-from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, compute_metrics
+from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, as_prediction, compute_metrics
 from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
+from geodiv.evaluate.tasks import load_task
 from geodiv.progress import log
 
 PROTOCOLS = ("knn", "linear", "finetune")
@@ -60,12 +62,6 @@ def resolve_task(task: Any) -> Any:
     """A Task object as is; a string through ``geodiv.evaluate.tasks.load_task`` (SimEarth name or path)."""
     if not isinstance(task, (str, os.PathLike)):
         return task
-    try:
-        from geodiv.evaluate.tasks import load_task
-    except ImportError:  # task sources not installed: SimEarth names still work
-        from geodiv.evaluate.simearth_tasks import simearth_task
-
-        return simearth_task(str(task))
     return load_task(task)
 
 
@@ -79,7 +75,7 @@ class _Splits:
         for needed in ("train", "test"):
             if needed not in splits:
                 raise InputError(f"task {task.name!r} has no {needed!r} split (it has {splits}); evaluation needs both")
-        self.has_val = "val" in splits and _n(task, "val") != 0
+        self.has_val = "val" in splits and split_size(task, "val") != 0
         train = store.table(task, "train")
         if self.has_val:
             self.train_rows = np.arange(len(train))
@@ -125,13 +121,6 @@ class _Splits:
         return self.rows(split, self.store.inputs(self.task, self.source(split), plan, transform))
 
 
-def _n(task: Any, split: str) -> int | None:
-    try:
-        return int(task.n(split))
-    except Exception:  # noqa: BLE001 - unknown counts are fine, the split is read anyway
-        return None
-
-
 def _check_labels(task: Any, tables: dict[str, SplitTable], n_classes: int | None) -> None:
     for split, t in tables.items():
         if len(t) == 0:
@@ -161,10 +150,6 @@ def _check_labels(task: Any, tables: dict[str, SplitTable], n_classes: int | Non
 # ------------------------------------------------------------------------------------- protocols
 # A head maps a HeadSpec to {params: test predictions in metric format} (predictions for the whole test set).
 HeadFn = Callable[[HeadSpec], list[tuple[dict, np.ndarray]]]
-
-
-def _metric_prediction(task_type: str, scores: np.ndarray) -> np.ndarray:
-    return scores.argmax(1) if task_type == "classification" else scores
 
 
 def _feature_heads(
@@ -213,7 +198,7 @@ def _feature_heads(
         tgt = np.concatenate([tables["train"].labels[spec.train_idx], tables["val"].labels[spec.val_idx]])
         res = knn_predict(mem, tgt, feats["test"], ks=ks, temperature=cfg.knn.temperature, task_type=task.type,
                           n_classes=n_classes)
-        return [({"k": k, "temperature": cfg.knn.temperature}, _metric_prediction(task.type, s))
+        return [({"k": k, "temperature": cfg.knn.temperature}, as_prediction(task.type, s))
                 for k, s in res.items()]
 
     def linear_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
@@ -236,7 +221,7 @@ def _feature_heads(
                 task_type=task.type, n_classes=n_classes, grid=grid, fixed_param=fixed,
                 refit_on_train_val=cfg.linear.refit_on_train_val, max_iter=cfg.linear.max_iter, seed=seed,
                 threads=cfg.linear.threads)
-            pred = _metric_prediction(task.type, probe.scores(feats["test"]))
+            pred = as_prediction(task.type, probe.scores(feats["test"]))
         if is_global:
             global_param["value"] = probe.param
         params = {probe.param_name: probe.param, "selected_on": "val" if fixed is None and len(spec.val_idx)
@@ -268,7 +253,7 @@ def _finetune_heads(
                          device=cfg.finetune.device or "cpu")
         params = {"epochs": cfg.finetune.epochs, "best_epoch": res.best_epoch, "blr": cfg.finetune.blr,
                   "layer_decay": cfg.finetune.layer_decay}
-        return [(params, _metric_prediction(task.type, scores))]
+        return [(params, as_prediction(task.type, scores))]
 
     return head
 

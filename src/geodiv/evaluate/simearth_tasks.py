@@ -25,11 +25,11 @@ from geodiv.atomic import write_json
 from geodiv.bands import S2_BANDS
 from geodiv.data.catalog import nearest_km
 from geodiv.errors import InputError
+from geodiv.evaluate.tasks import SPLITS, TASK_JSON, load_task, register_source
 from geodiv.progress import log
 
 #: Continents a balanced SimEarth task covers (Antarctica excluded, as in the study).
 TASK_CONTINENTS = ("Africa", "Asia", "Europe", "North America", "Oceania", "South America")
-SPLIT_NAMES = ("train", "val", "test")
 GENERATOR_VERSION = 1
 
 
@@ -134,31 +134,31 @@ def simearth_task(
     params = {"task": name, "sizes": sizes, "seed": seed, "size": size, "balanced": balanced,
               "continents": list(continents), "min_km": min_km, "exclude": ex_digest, "version": GENERATOR_VERSION}
     out = Path(out_dir) if out_dir is not None else default_task_dir(name, params)
-    task_json = out / "task.json"
-    if task_json.is_file() and json.loads(task_json.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
+    spec_file = out / TASK_JSON
+    if spec_file.is_file() and json.loads(spec_file.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
         return _open(out)
     labels = list(continents) if balanced else ["all"]
     counts = {s: _split_counts(n, labels) for s, n in sizes.items()}
     # One draw for all splits, so the min-distance rule holds across splits too.
-    all_counts = {r: sum(counts[s][r] for s in SPLIT_NAMES) for r in labels}
+    all_counts = {r: sum(counts[s][r] for s in SPLITS) for r in labels}
     region_of = {r: (r if balanced else list(continents)) for r in labels}
     lat, lon, drawn_for = draw_locations(
         {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
     )
     # Deal each region's locations out to the splits in order.
-    split_rows: dict[str, list[int]] = {s: [] for s in SPLIT_NAMES}
+    split_rows: dict[str, list[int]] = {s: [] for s in SPLITS}
     for r in all_counts:
         rows = list(np.nonzero(drawn_for == r)[0])
-        for s in SPLIT_NAMES:
+        for s in SPLITS:
             take = counts[s].get(r, 0)
             split_rows[s] += rows[:take]
             rows = rows[take:]
-    for split in SPLIT_NAMES:
+    for split in SPLITS:
         rows = np.asarray(sorted(split_rows[split]), dtype=np.int64)
         if rows.size == 0:
             continue
         _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params)
-    _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLIT_NAMES}, params)
+    _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLITS}, params)
     log(f"SimEarth task {name}: {sum(sizes.values())} samples -> {out}")
     return _open(out)
 
@@ -168,7 +168,7 @@ def _samples(name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int,
     from geodiv.data.shards import Sample
 
     # Patch seeds depend on the split and position, never on the pretraining seeds (disjoint streams).
-    split_seed = SPLIT_NAMES.index(split)
+    split_seed = SPLITS.index(split)
     for i, (la, lo) in enumerate(zip(lat, lon)):
         patch = simearth.simulate_patch(float(la), float(lo), seed=int(hash_seed(seed, split_seed, i)), size=size)
         target = simearth.task_target(name, patch)
@@ -207,7 +207,6 @@ def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size:
 def _write_task_json(out: Path, name: str, spec: dict[str, Any], counts: dict[str, int], params: dict[str, Any]) -> None:
     """task.json last (an interrupted build leaves no loadable task), in the geodiv task-folder layout."""
     from geodiv.evaluate.sources.shards import task_json
-    from geodiv.evaluate.tasks import TASK_JSON
 
     classes = list(spec["classes"]) if spec.get("classes") is not None else None
     write_json(out / TASK_JSON, task_json(
@@ -217,8 +216,6 @@ def _write_task_json(out: Path, name: str, spec: dict[str, Any], counts: dict[st
 
 
 def _open(out: Path):
-    from geodiv.evaluate.tasks import load_task
-
     return load_task(out, format="geodiv")
 
 
@@ -227,8 +224,6 @@ def _load_named(spec: str, **options: Any):
 
 
 def _register() -> None:
-    from geodiv.evaluate.tasks import register_source
-
     register_source("simearth", _load_named, task_names=_task_names,
                     description="SimEarth tasks generated on demand (landcover, treecover, foresttype, builtup)")
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from geodiv.errors import InputError
 from geodiv.models.blocks import Block, DropPath, PatchEmbed, layer_norm, put_rows, take_rows
+from geodiv.models.checkpoint import unwrap
 from geodiv.models.pos_embed import interpolate_grid_table, sincos_1d, sincos_2d
 from geodiv.models.presets import ModelConfig, resolve_config
 
@@ -293,25 +294,13 @@ class SatMAE(_GroupTokenizer):
         noise: torch.Tensor | None,
         generator: torch.Generator | None,
         device: torch.device,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Kept token indices (N, K) into the G*L sequence, in SatMAE's order, and the mask (N, G*L), 1 = removed.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Kept token indices (N, K) into the G*L sequence, in SatMAE's order, the removed ones (N, G*L - K), and
+        the mask (N, G*L), 1 = removed.
 
         ``independent``: argsort ``noise`` (N, G*L), keep the first int(G*L*(1-mask_ratio)) tokens.
         ``spatial``: argsort ``noise`` (N, L), keep the first int(L*(1-mask_ratio)) locations in every group.
         """
-        keep, _, mask = self._split_tokens(n, n_loc, mask_ratio, noise, generator, device)
-        return keep, mask
-
-    def _split_tokens(
-        self,
-        n: int,
-        n_loc: int,
-        mask_ratio: float,
-        noise: torch.Tensor | None,
-        generator: torch.Generator | None,
-        device: torch.device,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``masking``'s kept indices and mask, plus the removed token indices (N, G*L - K)."""
         g = self.num_groups
         spatial = self.config.mask_mode == "spatial"
         length = n_loc if spatial else g * n_loc
@@ -347,7 +336,7 @@ class SatMAE(_GroupTokenizer):
         grid = self.grid_of(imgs)
         patches = self.group_patches(imgs)
         n = imgs.shape[0]
-        keep, removed, mask = self._split_tokens(n, grid[0] * grid[1], mask_ratio, noise, generator, imgs.device)
+        keep, removed, mask = self.masking(n, grid[0] * grid[1], mask_ratio, noise, generator, imgs.device)
         if static_shapes:  # embed every patch, then keep rows: no per-group counts read on the host
             x = take_rows(self.embed_patches(patches, grid), keep)
         else:
@@ -598,8 +587,7 @@ def param_groups(model: nn.Module, weight_decay: float = 0.05, layer_decay: floa
     group also carries ``lr_scale = layer_decay ** (num_layers - layer_id)`` (fine-tuning's layer-wise decay;
     the training loop multiplies its lr by it). Frozen parameters are left out.
     """
-    inner = getattr(model, "module", model)
-    inner = getattr(inner, "_orig_mod", inner)
+    inner = unwrap(model)
     skip = inner.no_weight_decay() if hasattr(inner, "no_weight_decay") else set()
     groups: dict[tuple[int, bool], dict] = {}
     for name, param in inner.named_parameters():

@@ -18,16 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-#: One colour per continent, shared by every map and scatter of the report.
-CONTINENT_COLOURS: dict[str, str] = {
-    "Africa": "#d95f02",
-    "Antarctica": "#999999",
-    "Asia": "#e7298a",
-    "Europe": "#1b9e77",
-    "North America": "#7570b3",
-    "Oceania": "#66a61e",
-    "South America": "#e6ab02",
-}
+from geodiv.data.inspect import CONTINENT_COLOURS  # noqa: E402  (one palette: dataset maps and the report)
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:

@@ -21,17 +21,8 @@ from geodiv.atomic import write_bytes, write_text
 from geodiv.errors import InputError
 from geodiv.report import figures, tables
 from geodiv.report.summary import summarise
-
-#: Diversity measures shown and correlated, in this order (columns of diversity.csv).
-DIVERSITY_MEASURES = (
-    "continent_entropy",
-    "biome_entropy",
-    "landcover_entropy",
-    "climate_entropy",
-    "landscape_entropy",
-    "spectral_entropy",
-)
-ZERO_NAME = "zero-pretraining"
+from geodiv.study.plan import ZERO
+from geodiv.study.runner import DIVERSITY_MEASURES
 
 
 @dataclass
@@ -66,7 +57,11 @@ def performance_by_dataset(results: pd.DataFrame, task_metrics: dict[str, str], 
     The mean over tasks is the study's single performance number (as in the paper's correlation analysis):
     metrics are on comparable 0..1-ish scales (accuracy, F1, R^2); RMSE-like metrics are never main metrics.
     """
-    table = tables.main_table(results, task_metrics, protocol=protocol)
+    return _task_means(tables.main_table(results, task_metrics, protocol=protocol), task_metrics)
+
+
+def _task_means(table: pd.DataFrame, task_metrics: dict[str, str]) -> pd.DataFrame:
+    """``performance_by_dataset`` from an already computed ``main_table``."""
     if table.empty:
         return table
     cols = [t for t in task_metrics if t in table]
@@ -159,14 +154,14 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         sections.append(sec)
 
     # 3. Diversity and correlation
-    perf = performance_by_dataset(results, task_metrics, main_protocol)
+    perf = _task_means(facts.get("main_table", pd.DataFrame()), task_metrics)
     if not diversity.empty and not perf.empty:
         measures = [m for m in DIVERSITY_MEASURES if m in diversity]
         sec = Section("Diversity and performance")
-        shown = diversity[[m for m in measures] + [c for c in ("n_samples",) if c in diversity]]
-        sec.markdown = shown.to_markdown(floatfmt=".3f") if hasattr(shown, "to_markdown") else shown.to_string()
+        shown = diversity[measures + [c for c in ("n_samples",) if c in diversity]]
+        sec.markdown = shown.to_markdown(floatfmt=".3f")
         sec.html = shown.to_html(float_format=lambda v: f"{v:.3f}", classes="diversity")
-        pretrained = perf.drop(index=[i for i in perf.index if i == ZERO_NAME], errors="ignore")
+        pretrained = perf.drop(index=ZERO, errors="ignore")
         stats = correlation_stats(diversity, pretrained["mean_over_tasks"], measures)
         facts["correlations"] = stats
         if stats:
@@ -226,7 +221,7 @@ def _paper_comparison(perf: pd.DataFrame, meta: dict) -> Section | None:
     region_of = {n: d.get("region") for n, d in meta.get("datasets", {}).items()}
     pairs = []
     for dataset in perf.index:
-        region = "zero" if dataset == ZERO_NAME else region_of.get(dataset)
+        region = "zero" if dataset == ZERO else region_of.get(dataset)
         match = pub.index[pub["region"].fillna("zero") == region] if region else []
         if len(match):
             pairs.append((dataset, match[0]))
@@ -289,10 +284,9 @@ def write_report(study_dir: str | Path) -> Path:
             body.append(_img_tag(png, caption))
     timings = meta.get("timings") or {}
     if timings:
-        md += ["## Wall time by step", "", "| step | seconds |", "|---|---|"]
-        md += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
-        body.append("<h2>Wall time by step</h2>" + _md_table_to_html(
-            ["| step | seconds |", "|---|---|"] + [f"| {k} | {v:.1f} |" for k, v in timings.items()]))
+        lines = timings_table(timings)
+        md += ["## Wall time by step", "", *lines]
+        body.append("<h2>Wall time by step</h2>" + _md_table_to_html(lines))
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
@@ -300,6 +294,11 @@ def write_report(study_dir: str | Path) -> Path:
     index = out / "index.html"
     write_text(index, page)
     return index
+
+
+def timings_table(timings: dict[str, float]) -> list[str]:
+    """Markdown lines of the wall time by step kind that ``study.json`` records."""
+    return ["| step | seconds |", "|---|---|", *(f"| {k} | {v:.1f} |" for k, v in timings.items())]
 
 
 def _paragraphs(text: str) -> str:

@@ -91,18 +91,24 @@ def format_cell(mean: float, std: float, n: float, decimals: int = 2) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def _display_rows(table: pd.DataFrame, task_metrics: Mapping[str, str], decimals: int):
+    """Per dataset: its name, each task's displayed cell with whether it is the column's best, its mean rank."""
+    tasks = [t for t in task_metrics if t in table]
+    best = best_rows(table, task_metrics, decimals)
+    for dataset, row in table.iterrows():
+        cells = [(format_cell(row[t], row.get(f"{t}_std", math.nan), row.get(f"{t}_n", math.nan), decimals),
+                  str(dataset) in best.get(t, set())) for t in tasks]
+        yield str(dataset), cells, row["mean_rank"]
+
+
 def table_markdown(table: pd.DataFrame, task_metrics: Mapping[str, str], decimals: int = 2) -> str:
     """GitHub-flavoured markdown of ``main_table``; the best value of each column in bold."""
     tasks = [t for t in task_metrics if t in table]
-    best = best_rows(table, task_metrics, decimals)
     header = "| Pretraining | " + " | ".join(f"{t} ({task_metrics[t]})" for t in tasks) + " | mean rank |"
     lines = [header, "|" + "---|" * (len(tasks) + 2)]
-    for dataset, row in table.iterrows():
-        cells = []
-        for t in tasks:
-            cell = format_cell(row[t], row.get(f"{t}_std", math.nan), row.get(f"{t}_n", math.nan), decimals)
-            cells.append(f"**{cell}**" if str(dataset) in best.get(t, set()) else cell)
-        lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {row['mean_rank']:.2f} |")
+    for dataset, cells, rank in _display_rows(table, task_metrics, decimals):
+        shown = [f"**{cell}**" if bold else cell for cell, bold in cells]
+        lines.append(f"| {dataset} | " + " | ".join(shown) + f" | {rank:.2f} |")
     return "\n".join(lines)
 
 
@@ -110,15 +116,11 @@ def table_html(table: pd.DataFrame, task_metrics: Mapping[str, str], decimals: i
     from html import escape
 
     tasks = [t for t in task_metrics if t in table]
-    best = best_rows(table, task_metrics, decimals)
     head = "".join(f"<th>{escape(t)}<br><small>{escape(task_metrics[t])}</small></th>" for t in tasks)
     out = [f"<table class='results'><thead><tr><th>Pretraining</th>{head}<th>mean rank</th></tr></thead><tbody>"]
-    for dataset, row in table.iterrows():
-        cells = []
-        for t in tasks:
-            cell = escape(format_cell(row[t], row.get(f"{t}_std", math.nan), row.get(f"{t}_n", math.nan), decimals))
-            cells.append(f"<td><b>{cell}</b></td>" if str(dataset) in best.get(t, set()) else f"<td>{cell}</td>")
-        out.append(f"<tr><th>{escape(str(dataset))}</th>{''.join(cells)}<td>{row['mean_rank']:.2f}</td></tr>")
+    for dataset, cells, rank in _display_rows(table, task_metrics, decimals):
+        shown = [f"<td><b>{escape(cell)}</b></td>" if bold else f"<td>{escape(cell)}</td>" for cell, bold in cells]
+        out.append(f"<tr><th>{escape(dataset)}</th>{''.join(shown)}<td>{rank:.2f}</td></tr>")
     out.append("</tbody></table>")
     return "".join(out)
 

@@ -175,7 +175,7 @@ def realism_check(seed: int = 0, n_patches: int = 48, size: int = 48) -> dict[st
     size as the real patch (spatial statistics).
     """
     from geodiv.geo import sample_locations
-    from geodiv.simearth.landscape import SIM_CLASSES
+    from geodiv.simearth.landscape import C as sim_code
     from geodiv.simearth.world import simulate_patches
 
     real = real_stats()
@@ -188,7 +188,6 @@ def realism_check(seed: int = 0, n_patches: int = 48, size: int = 48) -> dict[st
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     index_sums: dict[str, np.ndarray] = {}
-    sim_code = {name: i for i, name in enumerate(SIM_CLASSES)}
     for patch in simulate_patches(np.array(lats), np.array(lons), seed, size=size):
         img = patch.image[bands_idx].reshape(len(bands_idx), -1).astype(np.float64)
         cls = patch.classes.ravel()

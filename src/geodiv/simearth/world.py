@@ -17,6 +17,7 @@ from scipy import ndimage
 from geodiv.bands import S2_BANDS, S2_GSD_M
 from geodiv.config import StrictModel
 from geodiv.errors import InputError
+from geodiv.geo import annotate, landcover_fractions
 from geodiv.simearth import spectra
 from geodiv.simearth.landscape import (
     BUILT_CODES,
@@ -151,22 +152,25 @@ def render_patch(fractions: Any, climate: str | None, lat: float, lon: float, rn
     return Patch(image=image, classes=layout.labels, meta=meta)
 
 
+def _white_noise_dn(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """(13, h, w) white noise in DN (per-band std ``_NOISE`` x 10000, plus the 0.5 rounding offset)."""
+    noise = rng.standard_normal((len(S2_BANDS), h, w), dtype=np.float32)
+    return noise * (_NOISE * 10000.0)[:, None, None] + np.float32(0.5)
+
+
 @lru_cache(maxsize=1)
 def _noise_bank() -> np.ndarray:
-    """(13, 256, 256) white noise in DN (per-band std ``_NOISE`` x 10000, plus the 0.5 rounding offset)."""
-    bank = np.random.default_rng(7).standard_normal((len(S2_BANDS), 256, 256), dtype=np.float32)
-    return bank * (_NOISE * 10000.0)[:, None, None] + np.float32(0.5)
+    """(13, 256, 256) sensor noise drawn once from a fixed seed."""
+    return _white_noise_dn(np.random.default_rng(7), 256, 256)
 
 
 def _sensor_noise(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """Sensor noise for one patch: a random crop of the noise bank."""
-    bank = _noise_bank()
+    """Sensor noise for one patch: a random crop of the noise bank (fresh noise past the bank's size)."""
     h, w = shape
     if h > 256 or w > 256:
-        return rng.standard_normal((len(S2_BANDS), h, w), dtype=np.float32) * (
-            _NOISE * 10000.0)[:, None, None] + np.float32(0.5)
+        return _white_noise_dn(rng, h, w)
     r0, c0 = rng.integers(0, 256 - h + 1), rng.integers(0, 256 - w + 1)
-    return bank[:, r0:r0 + h, c0:c0 + w]
+    return _noise_bank()[:, r0:r0 + h, c0:c0 + w]
 
 
 def _psf(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -242,44 +246,34 @@ def _meta(labels: np.ndarray, window: np.ndarray, shares: np.ndarray, lat: float
 
 
 # ---------------------------------------------------------------------------------------- geography
-def _geo():
-    try:
-        from geodiv import geo
-    except ImportError as err:  # pragma: no cover - geo is part of the package
-        raise InputError(f"geodiv.geo is not available: {err}") from None
-    return geo
-
-
 def lookup(lat: np.ndarray, lon: np.ndarray, config: SimConfig | None = None) -> dict[str, np.ndarray]:
     """Vectorised geography of many locations: IGBP window fractions, climate, continent, biome.
 
     Raises ``InputError`` for open ocean (no land in the window and no continent) or Antarctica unless allowed.
     """
     cfg = config or SimConfig()
-    geo = _geo()
     lat = np.atleast_1d(np.asarray(lat, np.float64))
     lon = np.atleast_1d(np.asarray(lon, np.float64))
     if lat.shape != lon.shape or not (np.isfinite(lat).all() and np.isfinite(lon).all()):
         raise InputError("lat and lon must be finite arrays of the same shape")
     if (np.abs(lat) > 90).any() or (np.abs(lon) > 180).any():
         raise InputError("latitude must be within [-90, 90] and longitude within [-180, 180] degrees")
-    fractions = np.asarray(geo.landcover_fractions(lat, lon, window=cfg.window), np.float64)
-    continent = geo.continent_of(lat, lon)
-    climate = geo.climate_of(lat, lon)
-    try:
-        biome = geo.biome_of(lat, lon)
-    except Exception:  # noqa: BLE001 - the biome layer is optional in geo; patches do not depend on it
-        biome = np.full(lat.shape, None, dtype=object)
-    for i in range(len(lat)):
-        if not cfg.allow_antarctica and (continent[i] == "Antarctica" or lat[i] < -60):
+    fractions = np.asarray(landcover_fractions(lat, lon, window=cfg.window), np.float64)
+    where = annotate(lat, lon)  # continent, climate and biome from one shared lookup
+    continent = where["continent"]
+    no = np.zeros(lat.shape, bool)
+    antarctic = no if cfg.allow_antarctica else (continent == "Antarctica") | (lat < -60)
+    ocean = no if cfg.allow_ocean else (fractions[:, 1:].sum(axis=1) <= 1e-6) & (continent == None)  # noqa: E711
+    refused = antarctic | ocean
+    if refused.any():
+        i = int(np.argmax(refused))  # the first refused location, Antarctica checked before ocean
+        if antarctic[i]:
             raise InputError(f"location ({lat[i]:.4f}, {lon[i]:.4f}) is in Antarctica; SimEarth excludes it "
                              "unless SimConfig(allow_antarctica=True)")
-        ocean = fractions[i, 1:].sum() <= 1e-6 and continent[i] is None
-        if ocean and not cfg.allow_ocean:
-            raise InputError(f"location ({lat[i]:.4f}, {lon[i]:.4f}) is open ocean (no land within the "
-                             f"{cfg.window} x {cfg.window} cell window); choose a land location or "
-                             "SimConfig(allow_ocean=True)")
-    return {"fractions": fractions, "continent": continent, "climate": climate, "biome": biome}
+        raise InputError(f"location ({lat[i]:.4f}, {lon[i]:.4f}) is open ocean (no land within the "
+                         f"{cfg.window} x {cfg.window} cell window); choose a land location or "
+                         "SimConfig(allow_ocean=True)")
+    return {"fractions": fractions, "continent": continent, "climate": where["climate"], "biome": where["biome"]}
 
 
 def simulate_patch(lat: float, lon: float, seed: int, size: int = 96, config: SimConfig | None = None) -> Patch:

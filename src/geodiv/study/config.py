@@ -141,5 +141,6 @@ def profile_path(profile: str) -> Path:
 
 def load_study_config(config: str | os.PathLike[str] | None = None, profile: str | None = None) -> StudyConfig:
     if (config is None) == (profile is None):
-        raise ConfigError("give exactly one of a study config file or a profile name")
+        raise ConfigError("a study needs exactly one of a study config file (STUDY.yaml) or a profile name "
+                          "(--profile quick|paper)")
     return load_config(StudyConfig, config if config is not None else profile_path(profile))

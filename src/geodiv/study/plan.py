@@ -170,11 +170,12 @@ def format_plan(steps: list[Step], cache: StepCache) -> str:
     """The plan as a table: step kind, name, cached or not, estimated seconds; totals at the end."""
     lines = [f"{'#':>4}  {'step':9s}  {'name':48s}  {'status':7s}  {'est. s':>8s}"]
     todo = 0.0
+    n_done = 0
     for i, s in enumerate(steps, 1):
         done = cache.get(s.kind, s.key) is not None
+        n_done += done
         todo += 0.0 if done else s.estimate_s
         lines.append(f"{i:4d}  {s.kind:9s}  {s.name[:48]:48s}  {'cached' if done else 'to do':7s}  {s.estimate_s:8.1f}")
-    n_done = sum(cache.get(s.kind, s.key) is not None for s in steps)
     lines.append(f"{len(steps)} steps, {n_done} cached; estimated {todo / 60:.1f} min of work left "
                  "(single-process CPU estimate; GPUs are far faster for pretraining)")
     return "\n".join(lines)

@@ -30,16 +30,17 @@ from geodiv.study.plan import (
     ZERO,
     Step,
     dataset_config,
-    evaluation_config,
     format_plan,
     plan_study,
     pretrain_config,
 )
 
-DIVERSITY_COLUMNS = (
+#: Diversity measures the study aggregates into diversity.csv (and the report shows and correlates), in order.
+DIVERSITY_MEASURES = (
     "continent_entropy", "biome_entropy", "landcover_entropy", "climate_entropy", "landscape_entropy",
-    "spectral_entropy", "n_samples",
+    "spectral_entropy",
 )
+DIVERSITY_COLUMNS = (*DIVERSITY_MEASURES, "n_samples")
 
 
 def run_study(
@@ -62,13 +63,17 @@ def run_study(
     start = time.perf_counter()
     # Observed seconds per estimated second, per step kind: the ETA rescales the estimates of each kind by it.
     observed: dict[str, list[float]] = {}
+    # Steps cached before the run, read once for the ETA (not once per step for every later step). The marker of
+    # the step at hand is still read right before it runs: an equal earlier step may have just written it.
+    cached_at_start = [cache.get(s.kind, s.key) is not None for s in steps]
     for i, step in enumerate(steps, 1):
         record = cache.get(step.kind, step.key)
         if record is not None:
             step.outputs.update(record.get("outputs", {}))
             continue
+        pending = [s for s, done in zip(steps[i - 1:], cached_at_start[i - 1:]) if not done]
         log(f"[{i}/{len(steps)}] {step.kind} {step.name} (elapsed {_fmt(time.perf_counter() - start)}, "
-            f"ETA {_fmt(_eta(steps[i - 1:], cache, observed))})")
+            f"ETA {_fmt(_eta(pending, observed))})")
         t0 = time.perf_counter()
         outputs = _RUNNERS[step.kind](cfg, step, by_key, steps)
         took = time.perf_counter() - t0
@@ -85,12 +90,11 @@ def run_study(
     return out
 
 
-def _eta(todo: list[Step], cache: StepCache, observed: dict[str, list[float]]) -> float:
+def _eta(pending: list[Step], observed: dict[str, list[float]]) -> float:
     total = 0.0
-    for s in todo:
-        if cache.get(s.kind, s.key) is None:
-            real, est = observed.get(s.kind, (0.0, 0.0))
-            total += s.estimate_s * (real / est if est > 0 else 1.0)
+    for s in pending:
+        real, est = observed.get(s.kind, (0.0, 0.0))
+        total += s.estimate_s * (real / est if est > 0 else 1.0)
     return total
 
 
@@ -184,7 +188,7 @@ def dataset_locations(directory: Path) -> tuple[np.ndarray, np.ndarray, list[str
         cont = frame["continent"].tolist() if "continent" in frame else [None] * len(frame)
         return frame["lat"].to_numpy(float), frame["lon"].to_numpy(float), cont
     lat, lon, cont = [], [], []
-    for _key, _image, meta in data.iter_samples(directory):
+    for _key, _image, meta in data.iter_samples(directory, decode_image=False):  # metadata only
         lat.append(meta.get("lat", np.nan))
         lon.append(meta.get("lon", np.nan))
         cont.append(meta.get("continent"))
@@ -211,7 +215,7 @@ def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     task_spec = by_key[step.inputs["task"]].outputs["spec"]
     records = evaluate.evaluate(
         checkpoint=checkpoint, task=task_spec, protocol=step.outputs["protocol"], by=step.inputs["by"],
-        out=step.outputs["json"], config=evaluation_config(cfg), seed=step.outputs["seed"],
+        out=step.outputs["json"], config=step.inputs["config"], seed=step.outputs["seed"],
     )
     return {"json": step.outputs["json"], "n_records": len(records)}
 

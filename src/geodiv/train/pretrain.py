@@ -29,6 +29,7 @@ from torch import nn
 
 from geodiv.bands import S2_BANDS
 from geodiv.errors import ConfigError, DataError
+from geodiv.models import build_mae, load_checkpoint, param_groups, save_checkpoint
 from geodiv.progress import log, progress
 from geodiv.train.config import PretrainConfig, load_pretrain_config
 from geodiv.train.distributed import (
@@ -165,8 +166,6 @@ class BatchSource:
 # ------------------------------------------------------------------------------- adapters to the stages
 def build_model(config: PretrainConfig) -> nn.Module:
     """The MAE of ``config``, initialised from ``config.seed`` (``build_mae`` leaves the global RNG alone)."""
-    from geodiv import models
-
     kwargs: dict[str, Any] = {
         "img_size": config.data.img_size,
         "patch_size": config.model.patch_size,
@@ -178,14 +177,7 @@ def build_model(config: PretrainConfig) -> nn.Module:
         "seed": config.seed,
     }
     kwargs.update(config.model.overrides)
-    return models.build_mae(config.model.preset, **kwargs)
-
-
-def models_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: decay on weight matrices and kernels; none on norms, biases, tokens and position tables."""
-    from geodiv import models
-
-    return models.param_groups(model, weight_decay)
+    return build_mae(config.model.preset, **kwargs)
 
 
 def dataset_size(config: PretrainConfig) -> int:
@@ -245,18 +237,6 @@ def visual_batch(config: PretrainConfig, n: int) -> torch.Tensor:
     return torch.stack(samples)
 
 
-def save_checkpoint_file(path: Path, **payload: Any) -> Path:
-    from geodiv import models
-
-    return models.save_checkpoint(path, **payload)
-
-
-def load_checkpoint_file(path: Path) -> dict[str, Any]:
-    from geodiv import models
-
-    return models.load_checkpoint(path)
-
-
 # -------------------------------------------------------------------------------------------- trainer
 class _Trainer:
     def __init__(self, config: PretrainConfig, env: DistEnv) -> None:
@@ -295,9 +275,10 @@ class _Trainer:
         # Noise is per token (independent masking) or per location shared by all groups (spatial masking).
         n_loc = (cfg.data.img_size // cfg.model.patch_size) ** 2
         self.n_noise = n_loc if cfg.model.mask_mode == "spatial" else len(cfg.resolved_groups()) * n_loc
+        # AdamW groups: decay on weight matrices and kernels; none on norms, biases, tokens and position tables.
         # Fused AdamW (torch >= 2.4 on CPU and CUDA): one kernel over all parameters instead of one per tensor.
         self.optimizer = torch.optim.AdamW(
-            models_param_groups(self.model, cfg.optim.weight_decay), lr=self.lr, betas=tuple(cfg.optim.betas),
+            param_groups(self.model, cfg.optim.weight_decay), lr=self.lr, betas=tuple(cfg.optim.betas),
             fused=self.device.type in ("cpu", "cuda"),
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -327,7 +308,7 @@ class _Trainer:
             if self.env.is_main:
                 log(f"--resume: no checkpoint in {self.config.out_dir}; starting from scratch")
             return None, None
-        ckpt = load_checkpoint_file(path)
+        ckpt = load_checkpoint(path)
         state = ckpt.get(RESUME_KEY)
         if not isinstance(state, dict):
             raise DataError(f"{path} has no geodiv resume state (key {RESUME_KEY!r}); it cannot be resumed from")
@@ -337,7 +318,6 @@ class _Trainer:
                 f"{state['steps_per_epoch']} steps/epoch, this run has {self.effective_batch} and "
                 f"{self.steps_per_epoch}; resume with the same batch settings and data"
             )
-        ckpt[RESUME_KEY] = state
         return ckpt, path
 
     def _args_namespace(self) -> argparse.Namespace:
@@ -382,7 +362,7 @@ class _Trainer:
                 "data_positions": positions,
                 "rng": capture_rng(),
             }
-            save_checkpoint_file(
+            save_checkpoint(
                 path,
                 model=self.model,
                 optimizer=self.optimizer,
@@ -523,8 +503,7 @@ class _Trainer:
         with torch.no_grad():
             _, pred, mask = self.model(imgs.to(self.device), mask_ratio=cfg.model.mask_ratio,
                                        noise=noise.to(self.device))
-            grid = (imgs.shape[-2] // cfg.model.patch_size, imgs.shape[-1] // cfg.model.patch_size)
-            recon = self.model.reconstruct(pred.float(), grid).cpu()
+            recon = self.model.reconstruct(pred.float(), self.model.grid_of(imgs)).cpu()
         self.model.train()
         pixel_mask = mask_to_image(mask.float().cpu(), cfg.resolved_groups(), imgs.shape[1], cfg.model.patch_size)
         save_reconstruction_png(

@@ -8,7 +8,6 @@ Locations come from each GeoTIFF's georeference; a row whose file has none falls
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from geodiv.bands import S2_BANDS
 from geodiv.config import StrictModel
+from geodiv.data.shards import safe_key
 from geodiv.errors import DataError, InputError
 
 FMOW_CATEGORIES: tuple[str, ...] = (
@@ -63,17 +63,15 @@ def fmow_table(cfg: FmowSourceConfig):
     table["path"] = [str(p if Path(p).is_absolute() else base / p) for p in table["image_path"].astype(str)]
     table["date"] = table["timestamp"].astype(str)
     table["fmow_id"] = [
-        re.sub(r"[^A-Za-z0-9_-]", "-", f"fmow_{c}_{loc}_{img}")
+        safe_key(f"fmow_{c}_{loc}_{img}")
         for c, loc, img in zip(table["category"], table["location_id"], table["image_id"])
     ]
     return table
 
 
 def fmow_catalog(cfg: FmowSourceConfig, annotate: bool = True):
-    import rasterio
-
     from geodiv.data.catalog import make_catalog
-    from geodiv.data.sources.geotiff import georef_center
+    from geodiv.data.sources.geotiff import georef_center, open_raster
 
     table = fmow_table(cfg)
     lat = np.empty(len(table))
@@ -81,11 +79,8 @@ def fmow_catalog(cfg: FmowSourceConfig, annotate: bool = True):
     has_poly = "polygon" in table.columns
     for i, path in enumerate(table["path"]):
         where = f"fMoW-Sentinel image {path} (CSV row {i})"
-        try:
-            with rasterio.open(path) as src:
-                center = georef_center(src, where)
-        except rasterio.errors.RasterioIOError as err:
-            raise DataError(f"{where}: cannot open ({err})") from None
+        with open_raster(path, where) as src:
+            center = georef_center(src, where)
         if center is None and has_poly and isinstance(table["polygon"].iloc[i], str):
             plat, plon = polygon_centroids([table["polygon"].iloc[i]], where=where)
             center = (float(plat[0]), float(plon[0]))

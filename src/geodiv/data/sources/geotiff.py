@@ -18,6 +18,7 @@ import numpy as np
 
 from geodiv.bands import S2_BANDS, band_indices, canonical_band
 from geodiv.config import StrictModel
+from geodiv.data.catalog import latlon_columns, make_catalog, row_meta
 from geodiv.data.shards import Sample, to_uint16
 from geodiv.errors import DataError, InputError
 
@@ -56,6 +57,25 @@ def file_band_names(src: Any, configured: Sequence[str] | None, where: str) -> l
     )
 
 
+def open_raster(path: str | os.PathLike[str], where: str) -> Any:
+    """An open rasterio dataset (use it in ``with``); a file rasterio cannot open is a ``DataError``."""
+    import rasterio
+
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise DataError(f"{where}: cannot open ({err})") from None
+
+
+def without_nodata(data: Any, where: str, fix: str) -> np.ndarray:
+    """The plain array of a (possibly masked) read; nodata pixels in it are a ``DataError`` ending in ``fix``."""
+    if np.ma.isMaskedArray(data):
+        if data.mask.any():
+            raise DataError(f"{where}: {int(data.mask.sum())} nodata pixel(s) in the window{fix}")
+        data = data.data
+    return data
+
+
 def georef_center(src: Any, where: str) -> tuple[float, float] | None:
     """(lat, lon) of the raster centre from its georeference, or None when it has none."""
     from rasterio.warp import transform
@@ -81,11 +101,7 @@ def read_geotiff(
     from rasterio.windows import Window
 
     where = f"GeoTIFF {path}"
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as err:
-        raise DataError(f"{where}: cannot open ({err})") from None
-    with src:
+    with open_raster(path, where) as src:
         names = file_band_names(src, band_names, where)
         try:
             idx = band_indices(names, bands, where=where)
@@ -100,10 +116,7 @@ def read_geotiff(
             data = src.read([i + 1 for i in idx], window=window, masked=src.nodata is not None)
         except rasterio.errors.RasterioIOError as err:
             raise DataError(f"{where}: cannot read pixels ({err}); the file is truncated or corrupt") from None
-        if np.ma.isMaskedArray(data):
-            if data.mask.any():
-                raise DataError(f"{where}: {int(data.mask.sum())} nodata pixel(s) in the window; drop or fill the file")
-            data = data.data
+        data = without_nodata(data, where, "; drop or fill the file")
         if scale != 1.0:
             data = data.astype(np.float64) * scale
         image = to_uint16(data, len(bands), size, where)
@@ -142,15 +155,9 @@ def list_geotiffs(cfg: GeoTiffSourceConfig) -> Any:
 def catalog_from_files(table: Any, id_prefix: str, annotate: bool = True,
                        extra: dict[str, Any] | None = None):
     """Catalog rows for files listed in ``table``; lat/lon from its columns, else from each file's georeference."""
-    import rasterio
-
-    from geodiv.data.catalog import make_catalog
-
     lat = np.full(len(table), np.nan)
     lon = np.full(len(table), np.nan)
-    cols = {c.lower(): c for c in table.columns}
-    lat_c = next((cols[c] for c in ("lat", "latitude") if c in cols), None)
-    lon_c = next((cols[c] for c in ("lon", "lng", "longitude") if c in cols), None)
+    lat_c, lon_c = latlon_columns(table)
     if lat_c and lon_c:
         lat[:] = table[lat_c].to_numpy(dtype=np.float64)
         lon[:] = table[lon_c].to_numpy(dtype=np.float64)
@@ -158,11 +165,8 @@ def catalog_from_files(table: Any, id_prefix: str, annotate: bool = True,
         if np.isfinite(lat[i]) and np.isfinite(lon[i]):
             continue
         where = f"GeoTIFF {path}"
-        try:
-            with rasterio.open(path) as src:
-                center = georef_center(src, where)
-        except rasterio.errors.RasterioIOError as err:
-            raise DataError(f"{where}: cannot open ({err})") from None
+        with open_raster(path, where) as src:
+            center = georef_center(src, where)
         if center is None:
             raise DataError(f"{where}: no georeference and no lat/lon given; add lat/lon columns to the manifest")
         lat[i], lon[i] = center
@@ -195,18 +199,3 @@ class FileSamples(Sequence):
         image, _ = read_geotiff(row["source"], self.bands, self.size, self.band_names, self.scale)
         return Sample(str(row["id"]), image, row_meta(row, self.meta_columns))
 
-
-def row_meta(row: Any, extra_columns: Sequence[str] = ()) -> dict[str, Any]:
-    """JSON metadata of a catalog row: location, source, date, annotations and the listed extra columns."""
-    from geodiv.data.catalog import ANNOTATIONS, BASE_COLUMNS
-
-    meta: dict[str, Any] = {}
-    for k in (*BASE_COLUMNS, *ANNOTATIONS, *extra_columns):
-        if k in row.index:
-            v = row[k]
-            if isinstance(v, np.generic):
-                v = v.item()
-            if isinstance(v, float) and not np.isfinite(v):
-                v = None
-            meta[k] = v
-    return meta

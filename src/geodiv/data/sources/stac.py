@@ -26,9 +26,9 @@ from pydantic import Field
 
 from geodiv.bands import SATMAE_BANDS, canonical_band
 from geodiv.config import StrictModel, load_config, validate_config
-from geodiv.data.catalog import make_catalog, read_catalog, write_catalog
+from geodiv.data.catalog import make_catalog, read_catalog, row_meta, write_catalog
 from geodiv.data.shards import Sample, write_shards
-from geodiv.data.sources.geotiff import row_meta
+from geodiv.data.sources.geotiff import without_nodata
 from geodiv.errors import ConfigError, DataError, InputError
 from geodiv.progress import log
 
@@ -208,11 +208,7 @@ def read_window(href: str, lat: float, lon: float, size: int, resampling: str, w
                             masked=src.nodata is not None)
     except rasterio.errors.RasterioIOError as err:
         raise DataError(f"{where}: cannot read {href} ({err})") from None
-    if np.ma.isMaskedArray(data):
-        if data.mask.any():
-            raise DataError(f"{where}: {int(data.mask.sum())} nodata pixel(s) in the window (swath edge?)")
-        data = data.data
-    return data
+    return without_nodata(data, where, " (swath edge?)")
 
 
 def _baseline(item: Any) -> float:

@@ -22,7 +22,8 @@ import numpy as np
 
 from geodiv.bands import S2_BANDS, band_indices, canonical_band, satmae_stats
 from geodiv.config import StrictModel
-from geodiv.data.shards import Sample, decode_npy, to_uint16
+from geodiv.data.catalog import LAT_NAMES, LON_NAMES
+from geodiv.data.shards import Sample, decode_npy, safe_key, to_uint16
 from geodiv.errors import DataError, InputError
 
 IMAGE_SUFFIXES: tuple[str, ...] = ("npy", "npz", "pth", "pt", "tif", "tiff")
@@ -167,7 +168,7 @@ class ForeignShards:
 
     def _normalise_meta(self, meta: dict[str, Any], raw: dict[str, Any], where: str) -> dict[str, Any]:
         out = dict(meta)
-        for name, alts in (("lat", ("lat", "latitude")), ("lon", ("lon", "lng", "longitude"))):
+        for name, alts in (("lat", LAT_NAMES), ("lon", LON_NAMES)):
             v = next((meta[a] for a in alts if meta.get(a) is not None), None)
             if v is not None:
                 out[name] = float(v)
@@ -210,12 +211,12 @@ class ForeignShards:
             if arr.shape[0] != len(names):
                 raise DataError(f"{where}: image has {arr.shape[0]} bands, band_names lists {len(names)}")
             try:
-                arr = arr[band_indices(names, self.bands, where=where)]
+                idx = band_indices(names, self.bands, where=where)
             except InputError as err:
                 raise DataError(str(err)) from None
-            arr = self._to_reflectance(arr, [names[i] for i in band_indices(names, self.bands)], where)
+            arr = self._to_reflectance(arr[idx], [names[i] for i in idx], where)
             image = to_uint16(arr, len(self.bands), self.size, where)
-            yield Sample(_safe_key(key), image, meta)
+            yield Sample(safe_key(key), image, meta)
 
     def _to_reflectance(self, arr: np.ndarray, names: list[str], where: str) -> np.ndarray:
         if self.cfg.denormalize == "satmae":
@@ -234,8 +235,3 @@ class ForeignShards:
             )
         return arr
 
-
-def _safe_key(key: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_-]", "-", key)

@@ -9,19 +9,17 @@ from __future__ import annotations
 from geodiv.evaluate.sources import bigearthnet, fmow, forty, geobench, geotiff_manifest, mosaiks, shards
 from geodiv.evaluate.tasks import register_source
 
-register_source("geodiv", shards.load, detect=shards.detect, priority=10,
-                description="geodiv task folder: task.json + split shard folders")
-register_source("geobench", geobench.load, detect=geobench.detect, priority=20,
-                description="GEO-Bench v1 task folder: task_specs.pkl, *_partition.json, *.hdf5")
-register_source("forty", forty.load, detect=forty.detect, priority=30,
-                description="ForTy TFRecord shards (*.tfrecord*)")
-register_source("bigearthnet", bigearthnet.load, detect=bigearthnet.detect, priority=40,
-                description="BigEarthNet-S2 folder of patch folders with *_labels_metadata.json")
-register_source("fmow", fmow.load, detect=fmow.detect, priority=50,
-                description="fMoW-Sentinel CSV (category, image_path, polygon ...) or folder of them")
-register_source("mosaiks", mosaiks.load, detect=mosaiks.detect, priority=60,
-                description="MOSAIKS-style label table (lat, lon, value) + imagery")
-register_source("geotiff", geotiff_manifest.load, detect=geotiff_manifest.detect, priority=70,
-                description="GeoTIFF manifest CSV/Parquet (path, label[, lat, lon, split])")
+#: The built-in path sources in detection order: (name, reader module with ``load``/``detect``, description).
+_BUILT_IN = (
+    ("geodiv", shards, "geodiv task folder: task.json + split shard folders"),
+    ("geobench", geobench, "GEO-Bench v1 task folder: task_specs.pkl, *_partition.json, *.hdf5"),
+    ("forty", forty, "ForTy TFRecord shards (*.tfrecord*)"),
+    ("bigearthnet", bigearthnet, "BigEarthNet-S2 folder of patch folders with *_labels_metadata.json"),
+    ("fmow", fmow, "fMoW-Sentinel CSV (category, image_path, polygon ...) or folder of them"),
+    ("mosaiks", mosaiks, "MOSAIKS-style label table (lat, lon, value) + imagery"),
+    ("geotiff", geotiff_manifest, "GeoTIFF manifest CSV/Parquet (path, label[, lat, lon, split])"),
+)
+for _rank, (_name, _reader, _description) in enumerate(_BUILT_IN, start=1):
+    register_source(_name, _reader.load, detect=_reader.detect, priority=10 * _rank, description=_description)
 
 __all__ = ["bigearthnet", "fmow", "forty", "geobench", "geotiff_manifest", "mosaiks", "shards"]

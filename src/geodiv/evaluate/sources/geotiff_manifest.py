@@ -82,14 +82,19 @@ def find_column(table, role: str, *, path: Path, required: bool = True, given: s
     return None
 
 
-def detect(path: Path) -> bool:
+def readable_table(path: Path):
+    """The table at ``path`` when it is a readable CSV/Parquet file, else None (the table detectors' shared test)."""
     if not (path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq")):
-        return False
+        return None
     try:
-        table = read_table(path)
+        return read_table(path)
     except Exception:
-        return False
-    return find_column(table, "path", path=path, required=False) is not None
+        return None
+
+
+def detect(path: Path) -> bool:
+    table = readable_table(path)
+    return table is not None and find_column(table, "path", path=path, required=False) is not None
 
 
 def resolve_path(value: str, root: Path) -> Path:

@@ -24,18 +24,15 @@ import numpy as np
 
 from geodiv.data.catalog import EARTH_RADIUS_KM
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources.geotiff_manifest import ManifestTask, find_column, read_table
+from geodiv.evaluate.sources.geotiff_manifest import ManifestTask, find_column, read_table, readable_table
 from geodiv.evaluate.tasks import SourceTask, TaskOptions, TaskSample, canonical_split, split_options
 
 LABEL_COLUMNS = ("value", "label", "y", "target", "population")
 
 
 def detect(path: Path) -> bool:
-    if not (path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".pq")):
-        return False
-    try:
-        table = read_table(path)
-    except Exception:
+    table = readable_table(path)
+    if table is None:
         return False
     has = lambda role: find_column(table, role, path=path, required=False) is not None  # noqa: E731
     return has("lat") and has("lon") and not has("path")
