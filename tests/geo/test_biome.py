@@ -152,3 +152,21 @@ def test_layer_errors(biome_layers, tmp_path):
     gpd.GeoDataFrame({"name": ["x"]}, geometry=[box(0, 0, 1, 1)], crs=4326).to_file(path, driver="GeoJSON")
     with pytest.raises(InputError, match="no biome column"):
         biome_of(0.5, 0.5, layer=path)
+
+
+def test_overlapping_polygons_resolve_to_the_first_in_file_order(tmp_path):
+    """Many nested squares around the points: the spatial index returns them in its own order, the layer's
+    documented rule is file order."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(0)
+    n = 120
+    half = rng.uniform(1.0, 5.0, n)
+    numbers = rng.integers(1, len(BIOMES) + 1, n)
+    frame = gpd.GeoDataFrame({"BIOME_NUM": numbers}, geometry=[box(-h, -h, h, h) for h in half], crs=4326)
+    path = tmp_path / "overlapping.gpkg"
+    frame.to_file(path, driver="GPKG")
+    lat, lon = rng.uniform(-0.9, 0.9, 200), rng.uniform(-0.9, 0.9, 200)  # inside every square
+    got = biome_of(lat, lon, layer={"path": str(path), "column": "BIOME_NUM"})
+    assert set(got.tolist()) == {BIOMES[numbers[0] - 1]}
