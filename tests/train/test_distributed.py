@@ -17,9 +17,37 @@ from geodiv.train.logs import read_log
 
 from .tiny import TINY_MODEL, tiny_config
 
-#: Largest weight difference allowed after 4 AdamW steps (lr 6.25e-4). The two runs differ only in float
-#: summation order (DDP averages two half-batch gradients); measured ~3e-6.
-ATOL = 1e-5
+#: Largest weight difference allowed after 4 AdamW steps (lr 6.25e-4) for parameters the loss determines. The two
+#: runs differ only in float summation order (DDP averages two half-batch gradients), i.e. relative gradient
+#: differences of ~1e-7; AdamW turns them into update differences of about lr x 1e-7 per step. Measured: <= 6e-8
+#: (AMD EPYC, AVX2 and AVX-512 paths, 1 and 2 threads); the bound leaves a 16x margin for other CPUs.
+ATOL = 1e-6
+
+
+def key_bias_slices(state: dict[str, torch.Tensor]) -> dict[str, slice]:
+    """The key third of every attention ``qkv.bias``. Softmax attention is invariant to adding one vector to all
+    keys (q.(k + b) shifts every score of a query by the same q.b), so the loss's gradient with respect to the key
+    bias is analytically zero. What each run computes there is rounding noise, which AdamW normalises up to
+    a full step of size lr: the two runs may legitimately differ there by up to the step size (seen: 1.6e-5 on one
+    CPU with 1 thread), so those entries are not what the comparison checks."""
+    slices = {}
+    for name, value in state.items():
+        if name.endswith("attn.qkv.bias"):
+            third = value.shape[0] // 3
+            slices[name] = slice(third, 2 * third)
+    return slices
+
+
+def determined_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Max |a - b| per parameter over the entries whose gradient is not analytically zero."""
+    keys = key_bias_slices(a)
+    diff = {}
+    for name in a:
+        delta = (a[name] - b[name]).abs()
+        if name in keys:
+            delta = torch.cat([delta[: keys[name].start], delta[keys[name].stop:]])
+        diff[name] = delta.max().item()
+    return diff
 
 
 def test_two_gloo_processes_match_one_process(shards, tmp_path):
@@ -43,9 +71,13 @@ def test_two_gloo_processes_match_one_process(shards, tmp_path):
     a, b = load_checkpoint(single), load_checkpoint(tmp_path / "two" / single.name)
     assert b["args"].world_size == 2 and b["args"].accum_iter == 2 and b["args"].batch_size == 4
     assert a["geodiv"]["effective_batch"] == b["geodiv"]["effective_batch"] == 16
-    assert len(b["geodiv"]["data_positions"]) == 2
-    diff = {k: (a["model"][k] - b["model"][k]).abs().max().item() for k in a["model"]}
+    # data order: each rank stopped where the single process stopped (same epoch, same shard position)
+    assert b["geodiv"]["data_positions"] == a["geodiv"]["data_positions"] * 2
+    diff = determined_difference(a["model"], b["model"])
     assert max(diff.values()) <= ATOL, sorted(diff.items(), key=lambda kv: -kv[1])[:5]
+    # the undetermined key-bias entries still moved no more than AdamW's steps allow (4 steps of at most ~lr)
+    for name, keys in key_bias_slices(a["model"]).items():
+        assert (a["model"][name][keys] - b["model"][name][keys]).abs().max().item() <= 4 * 6.25e-4 * 2
     # the tolerance is small against the update itself: the weights moved far more than ATOL
     init = build_mae("tiny", img_size=16, patch_size=8, seed=0, **TINY_MODEL["overrides"]).state_dict()
     moved = max((a["model"][k] - init[k]).abs().max().item() for k in init)
