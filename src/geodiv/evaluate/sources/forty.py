@@ -280,7 +280,7 @@ class ForTyTask(SourceTask):
 
     def _list_keys(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for name, path in self._files.items():
+        for name in self._files:
             m = _SPLIT_IN_NAME.search(name)
             split = SPLIT_ALIASES[m.group(1).lower()] if m else "all"
             out.setdefault(split, []).extend(f"{name}#{i}" for i in range(len(self._offsets_of(name))))
