@@ -69,6 +69,30 @@ def test_fmow_sentinel_csv_and_13_band_tiffs(tmp_path):
         fmow_catalog(FmowSourceConfig(csv=str(tmp_path / "bad.csv")))
 
 
+@pytest.mark.parametrize("variant", ["documented", "author_prefix"])
+def test_fmow_paths_one_rule_for_documented_columns_and_author_paths(tmp_path, variant):
+    """Without image_path the path is rebuilt from SatMAE's layout; absolute author paths (/atlas/u/...) are
+    re-rooted under the CSV's folder, as the evaluate stage does (one rule: fmow_image_paths)."""
+    import pandas as pd
+
+    from geodiv.data.sources.fmow import fmow_image_paths
+
+    csv = fixture_module("fmow").make(tmp_path / "fmow")
+    table = pd.read_csv(csv)
+    rel = list(table["image_path"])
+    if variant == "documented":
+        table = table.drop(columns="image_path")
+    else:
+        table["image_path"] = ["/atlas/u/someone/fmow-sentinel/" + p for p in rel]
+    table.to_csv(csv, index=False)
+    assert fmow_image_paths(table, csv, csv.parent) == [str(csv.parent / p) for p in rel]
+    cat = fmow_catalog(FmowSourceConfig(csv=str(csv)))
+    assert list(cat["continent"]) == ["Europe", "Africa", "Asia"]
+    table.drop(columns=["location_id"] + (["image_path"] if variant != "documented" else [])).to_csv(csv, index=False)
+    with pytest.raises(DataError, match="lacks column"):
+        fmow_catalog(FmowSourceConfig(csv=str(csv)))
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     return fixture_module("wds").make(tmp_path_factory.mktemp("wds"))

@@ -314,6 +314,7 @@ def evaluate(
         notes = plan.notes()
         if getattr(task_obj, "filled_bands", None):
             notes.append(f"task source mean-filled bands {', '.join(task_obj.filled_bands)}")
+        notes.extend(getattr(task_obj, "info", {}).get("notes", []))  # source facts (e.g. val used as test)
         if splits.val_source == "train":
             notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
         t0 = time.perf_counter()

@@ -57,6 +57,20 @@ def file_band_names(src: Any, configured: Sequence[str] | None, where: str) -> l
     )
 
 
+def resolve_path(value: str, root: Path) -> Path:
+    """``value`` as a file: absolute, under ``root``, or under ``root`` after dropping leading parts (so tables
+    written on another machine, with its absolute paths, still resolve)."""
+    p = Path(str(value))
+    if p.is_absolute() and p.is_file():
+        return p
+    parts = p.parts[1:] if p.is_absolute() else p.parts
+    for i in range(len(parts)):
+        candidate = root.joinpath(*parts[i:])
+        if candidate.is_file():
+            return candidate
+    return root / Path(*parts) if parts else root
+
+
 def open_raster(path: str | os.PathLike[str], where: str) -> Any:
     """An open rasterio dataset (use it in ``with``); a file rasterio cannot open is a ``DataError``."""
     import rasterio

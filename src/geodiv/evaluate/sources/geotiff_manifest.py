@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from geodiv.bands import S2_BANDS, SATMAE_BANDS, canonical_band
+from geodiv.data.sources.geotiff import resolve_path
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.sources._raster import read_geotiff
 from geodiv.evaluate.tasks import (
@@ -95,19 +96,6 @@ def readable_table(path: Path):
 def detect(path: Path) -> bool:
     table = readable_table(path)
     return table is not None and find_column(table, "path", path=path, required=False) is not None
-
-
-def resolve_path(value: str, root: Path) -> Path:
-    """``value`` as a file: absolute, under ``root``, or under ``root`` after dropping leading parts."""
-    p = Path(str(value))
-    if p.is_absolute() and p.is_file():
-        return p
-    parts = p.parts[1:] if p.is_absolute() else p.parts
-    for i in range(len(parts)):
-        candidate = root.joinpath(*parts[i:])
-        if candidate.is_file():
-            return candidate
-    return root / Path(*parts) if parts else root
 
 
 def band_names_for(path: Path, count: int, descriptions: tuple, file_bands: list[str] | None, *, where: str) -> list[str]:
