@@ -55,6 +55,7 @@ def run_study(
     out = Path(out)
     cache = StepCache(out / "cache")
     steps = plan_study(cfg, out)
+    _check_task_options(cfg)
     if dry_run:
         return format_plan(steps, cache)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +208,20 @@ def _run_task(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     return {"dir": None, "spec": task.name}  # a path to a real task: loaded by evaluate
 
 
+def _task_options(cfg: StudyConfig, name: str) -> dict:
+    return next((dict(t.options) for t in cfg.tasks if t.name == name), {})
+
+
+def _check_task_options(cfg: StudyConfig) -> None:
+    """Load each real task that has options once, so a reader refuses a bad option before hours of pretraining."""
+    from geodiv import simearth
+    from geodiv.evaluate.tasks import load_task
+
+    for task in cfg.tasks:
+        if task.options and task.name not in simearth.TASKS:
+            load_task(task.name, **task.options)
+
+
 def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     from geodiv import evaluate
 
@@ -216,6 +231,7 @@ def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     records = evaluate.evaluate(
         checkpoint=checkpoint, task=task_spec, protocol=step.outputs["protocol"], by=step.inputs["by"],
         out=step.outputs["json"], config=step.inputs["config"], seed=step.outputs["seed"],
+        task_options=_task_options(cfg, step.outputs["task"]),
     )
     return {"json": step.outputs["json"], "n_records": len(records)}
 
@@ -259,7 +275,7 @@ def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> d
     tasks = {}
     for s in steps:
         if s.kind == "task":
-            t = load_task(s.outputs["spec"])
+            t = load_task(s.outputs["spec"], **_task_options(cfg, s.name))
             tasks[s.name] = {"type": t.type, "metric": METRICS_BY_TYPE[t.type][0], "classes": t.classes}
     points = {}
     for s in steps:
