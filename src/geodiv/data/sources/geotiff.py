@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import model_validator
 
 from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, band_indices, canonical_band
 from geodiv.config import StrictModel
@@ -84,6 +85,19 @@ class GeoTiffSourceConfig(StrictModel):
     band_names: list[str] | None = None
     #: multiply pixel values by this before storing as uint16 (e.g. 10000 for reflectance stored as 0..1 floats)
     scale: float = 1.0
+    #: named order of 13-band files without descriptions: ``standard`` or ``eurosat`` (B1..B12, B8A); sets band_names
+    band_order: Literal["standard", "eurosat"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _band_order_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("band_order") is not None:
+            named = list(BAND_ORDERS.get(data["band_order"], ()))
+            if data.get("band_names") is not None and list(data["band_names"]) != named:
+                raise ValueError("give band_names or band_order, not both")
+            if named:
+                data = {**data, "band_names": named}
+        return data
 
 
 def file_band_names(src: Any, configured: Sequence[str] | None, where: str) -> list[str]:
