@@ -110,7 +110,7 @@ class GeoBenchTask(SourceTask):
         self.type = LABEL_TYPES[kind]
         self.classes = self._class_names(label_type)
         if band_remap is not None and band_remap not in BAND_REMAPS:
-            raise InputError(f"band_remap must be one of {', '.join(BAND_REMAPS)}, got {band_remap!r}")
+            raise InputError(f"{self.path}: band_remap must be one of {', '.join(BAND_REMAPS)}, got {band_remap!r}")
         if band_remap is None and self.name in MISLABELLED:
             warnings.warn(
                 f"{self.path}: GEO-Bench's {self.name} labels its bands in standard Sentinel-2 order but the pixels "
