@@ -216,3 +216,19 @@ def test_geobench_without_georeference_says_so_and_takes_a_location_table(geoben
     located = load_task(folder, locations=str(table))
     assert located.has_location
     assert {s.continent for s in located.iter_split("test")} == {"Europe"}
+
+
+def test_geobench_by_continent_from_the_cli(tmp_path):
+    """`geodiv evaluate --by continent` on files written by geobench: locations come from the band transforms."""
+    from geodiv.cli import main
+
+    folder, _ = _written()
+    config = tmp_path / "eval.yaml"
+    config.write_text("random_init: {preset: tiny, overrides: {img_size: 16, patch_size: 8}}\n"
+                      "metrics: {n_boot: 0}\nknn: {k: [1]}\n")
+    out = tmp_path / "res.json"
+    assert main(["evaluate", "--checkpoint", "random", "--task", str(folder), "--protocol", "knn", "--by", "continent",
+                 "--out", str(out), "--config", str(config), "--task-option", "band_remap=eurosat"]) == 0
+    records = json.loads(out.read_text())
+    assert {(r["region"], r["n"]) for r in records if r["train_region"] == "global"} == {
+        ("global", 2), ("Europe", 1), ("Africa", 1)}
