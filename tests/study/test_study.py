@@ -136,3 +136,6 @@ def test_study_passes_task_options_to_the_reader(tmp_path):
     bad = study.model_copy(update={"tasks": [study.tasks[0].model_copy(update={"options": {"imagry": "x"}})]})
     with pytest.raises(InputError, match="unknown option.*imagry"):
         run_study(study=bad, out=tmp_path / "bad", dry_run=True)
+    simearth = micro_study(tasks=[{"name": "landcover", "options": {"imagery": "x"}}])
+    with pytest.raises(InputError, match="do not apply to a SimEarth task"):
+        run_study(study=simearth, out=tmp_path / "bad2", dry_run=True)

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from geodiv.atomic import atomic_open, write_json, write_text
-from geodiv.errors import DataError
+from geodiv.errors import DataError, InputError
 from geodiv.progress import log
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
@@ -215,11 +215,20 @@ def _task_options(cfg: StudyConfig, name: str) -> dict:
 def _check_task_options(cfg: StudyConfig) -> None:
     """Load each real task that has options once, so a reader refuses a bad option before hours of pretraining."""
     from geodiv import simearth
-    from geodiv.evaluate.tasks import load_task
+    from geodiv.evaluate.tasks import TaskOptions, load_task, split_options
 
     for task in cfg.tasks:
-        if task.options and task.name not in simearth.TASKS:
+        if not task.options:
+            continue
+        if task.name not in simearth.TASKS:
             load_task(task.name, **task.options)
+            continue
+        _, extra = split_options(task.options)  # a SimEarth task is read back as a geodiv task folder
+        if extra:
+            raise InputError(
+                f"study task {task.name!r}: option(s) {', '.join(sorted(extra))} do not apply to a SimEarth task "
+                f"(set its sizes with n_train/n_val/n_test/size); its options are {', '.join(TaskOptions.model_fields)}"
+            )
 
 
 def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
