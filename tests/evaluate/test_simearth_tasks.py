@@ -34,7 +34,6 @@ def test_unknown_simearth_task():
 
 
 def test_unknown_option_of_a_named_simearth_task_is_a_clear_error():
-    from geodiv.errors import InputError
     from geodiv.evaluate.tasks import load_task
 
     with pytest.raises(InputError, match=r"unknown option\(s\) for the SimEarth task 'landcover': imagery \(known: n_train"):
