@@ -220,21 +220,21 @@ class GeoBenchTask(SourceTask):
             return False
         return isinstance(attrs, dict) and self._georeference(attrs) is not None
 
-    def _georeference(self, attrs: dict) -> tuple[Any, Any] | None:
-        """(transform, CRS as text) of the first kept band that has both, or None."""
+    def _georeference(self, attrs: dict) -> tuple[Any, str, int] | None:
+        """(transform, CRS as text, index of that band in the kept bands) of the first kept band with both."""
         by_info = {}
         for desc in attrs.get("bands_order") or []:
             meta = attrs.get(desc)
             if isinstance(meta, dict):
                 info = meta.get("band_info")
                 by_info.setdefault(str(getattr(info, "name", desc)) if isinstance(info, PickledRecord) else desc, meta)
-        for raw in self._band_names:
+        for i, raw in enumerate(self._band_names):
             meta = by_info.get(raw)
             if meta is None:
                 continue
             transform, crs = _affine(meta.get("transform")), _crs_text(meta.get("crs"))
             if transform is not None and crs is not None:
-                return transform, crs
+                return transform, crs, i
         return None
 
     # -- keys ----------------------------------------------------------------------------------------------
@@ -290,9 +290,9 @@ class GeoBenchTask(SourceTask):
                 lat = lon = None
                 georef = self._georeference(attrs)
                 if georef is not None:
-                    # the grid of the first kept band: its transform is for its own (possibly coarser) raster
-                    first = np.asarray(fp[by_name[self._band_names[0]]])
-                    lat, lon = centre_lat_lon(georef[0], georef[1], first.shape[1], first.shape[0])
+                    # the transform is for that band's own (possibly coarser) raster: its centre is the sample's
+                    height, width = bands[georef[2]].shape[:2]
+                    lat, lon = centre_lat_lon(georef[0], georef[1], width, height)
                 if self.type == "segmentation":
                     if "label" not in by_name:
                         raise DataError(f"{where}: segmentation sample without a 'label' band")
