@@ -13,6 +13,9 @@ from geodiv.errors import InputError
 #: The 13-band order of Sentinel-2 L1C/L2A products, fMoW-Sentinel and SatMAE.
 S2_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 
+#: The band order of EuroSAT-MS GeoTIFFs: B1..B12 then B8A (phelber/EuroSAT issue 7; torchgeo PR 2480).
+EUROSAT_MS_BANDS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B8A") + ("B8A",)
+
 #: Central wavelength and bandwidth in nm (Sentinel-2A, ESA Sentinel-2 User Handbook).
 S2_CENTER_NM: dict[str, float] = {
     "B1": 442.7, "B2": 492.4, "B3": 559.8, "B4": 664.6, "B5": 704.1, "B6": 740.5, "B7": 782.8,

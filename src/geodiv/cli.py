@@ -154,6 +154,7 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ evaluate
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from geodiv import evaluate
+    from geodiv.config import parse_override
 
     records = evaluate.evaluate(
         checkpoint=a.checkpoint,
@@ -163,6 +164,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         out=a.out,
         config=a.config,
         seed=a.seed,
+        task_options=dict(parse_override(s) for s in a.task_option or []),
     )
     print(evaluate.format_summary(records))
     print(f"wrote {len(records)} records -> {a.out} (and {Path(a.out).with_suffix('.csv')})")
@@ -273,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="evaluate a checkpoint on a downstream task")
     s.add_argument("--checkpoint", help="checkpoint path, or 'random' for zero pretraining")
     s.add_argument("--task", required=True, help="SimEarth task name or a task folder/manifest")
+    s.add_argument("--task-option", action="append", metavar="KEY=VALUE",
+                   help="an option of the task's reader (value parsed as YAML), e.g. imagery=shards/ or "
+                        "band_order=eurosat; repeat for several (docs/tasks.md lists each reader's options)")
     s.add_argument("--protocol", choices=["knn", "linear", "finetune"], required=True)
     s.add_argument("--by", choices=["continent"], default=None)
     s.add_argument("--out", required=True)

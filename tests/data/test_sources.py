@@ -69,6 +69,65 @@ def test_fmow_sentinel_csv_and_13_band_tiffs(tmp_path):
         fmow_catalog(FmowSourceConfig(csv=str(tmp_path / "bad.csv")))
 
 
+@pytest.mark.parametrize("variant", ["documented", "author_prefix"])
+def test_fmow_paths_one_rule_for_documented_columns_and_author_paths(tmp_path, variant):
+    """Without image_path the path is rebuilt from SatMAE's layout; absolute author paths (/atlas/u/...) are
+    re-rooted under the CSV's folder, as the evaluate stage does (one rule: fmow_image_paths)."""
+    import pandas as pd
+
+    from geodiv.data.sources.fmow import fmow_image_paths
+
+    csv = fixture_module("fmow").make(tmp_path / "fmow")
+    table = pd.read_csv(csv)
+    rel = list(table["image_path"])
+    if variant == "documented":
+        table = table.drop(columns="image_path")
+    else:
+        table["image_path"] = ["/atlas/u/someone/fmow-sentinel/" + p for p in rel]
+    table.to_csv(csv, index=False)
+    assert fmow_image_paths(table, csv, csv.parent) == [str(csv.parent / p) for p in rel]
+    cat = fmow_catalog(FmowSourceConfig(csv=str(csv)))
+    assert list(cat["continent"]) == ["Europe", "Africa", "Asia"]
+    table.drop(columns=["location_id"] + (["image_path"] if variant != "documented" else [])).to_csv(csv, index=False)
+    with pytest.raises(DataError, match="lacks column"):
+        fmow_catalog(FmowSourceConfig(csv=str(csv)))
+
+
+@pytest.mark.parametrize("provider,baseline,applied,offset", [
+    ("earthsearch", "05.09", True, 0),       # Earth Search v1 removed the offset: earthsearch:boa_offset_applied
+    ("earthsearch", "05.09", False, 1000),   # not removed: raster:bands offset -0.1 / scale 0.0001
+    ("planetary", "05.09", False, 1000),     # Planetary Computer: ESA's values, baseline >= 04.00
+    ("planetary", "03.01", False, 0),        # older baseline: no offset
+])
+def test_stac_items_as_each_provider_writes_them(tmp_path, provider, baseline, applied, offset):
+    stac_fx = fixture_module("stac")
+    fx = stac_fx.make_provider(tmp_path / "stac", provider, baseline=baseline, offset_applied=applied)
+    locs = tmp_path / "locs.csv"
+    locs.write_text("id,lat,lon\nL0,{},{}\n".format(*fx["inside"]))
+    cfg = {"api": str(fx["catalog"]), "locations": str(locs), "bands": ["B2", "B3", "B4", "B5"], "size": 32}
+    stac_build(cfg, out=tmp_path / "out")  # common-name asset keys (blue, rededge1 ...), COGs before jp2
+    (_, image, meta), = list(iter_samples(tmp_path / "out"))
+    assert meta["stac_item"] == fx["item"] and meta["boa_offset"] == offset
+    assert image[:, 16, 16].tolist() == [stac_fx.expected(b) for b in range(4)]
+    stac_build({**cfg, "boa_offset": 0}, out=tmp_path / "raw")  # the config overrides the item's word
+    (_, raw, meta), = list(iter_samples(tmp_path / "raw"))
+    assert raw[:, 16, 16].tolist() == [stac_fx.expected(b) + offset for b in range(4)] and meta["boa_offset"] == 0
+
+
+def test_stac_band_from_eo_common_names():
+    import pystac
+
+    from geodiv.data.sources.stac import asset_band
+
+    def asset(**band):
+        return pystac.Asset(href="x.tif", extra_fields={"eo:bands": [band]} if band else {})
+
+    assert asset_band("nir08", asset()) == "B8A" and asset_band("swir16", asset()) == "B11"
+    assert asset_band("band_x", asset(name="x", common_name="swir22")) == "B12"
+    assert asset_band("re", asset(common_name="rededge", center_wavelength=0.74)) == "B6"
+    assert asset_band("B8A", asset()) == "B8A" and asset_band("scl", asset()) is None
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     return fixture_module("wds").make(tmp_path_factory.mktemp("wds"))

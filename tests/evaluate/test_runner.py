@@ -70,7 +70,7 @@ def test_cli_evaluate_writes_results(tmp_path, monkeypatch, tiny_config):
 
     cfg = tmp_path / "eval.yaml"
     cfg.write_text(yaml.safe_dump(tiny_config))
-    monkeypatch.setattr(runner, "resolve_task", lambda spec: SyntheticTask(n=(12, 3, 6)))
+    monkeypatch.setattr(runner, "resolve_task", lambda spec, options=None: SyntheticTask(n=(12, 3, 6)))
     out = tmp_path / "r.json"
     assert cli.main(["evaluate", "--checkpoint", "random", "--task", "x", "--protocol", "knn", "--out", str(out),
                      "--config", str(cfg)]) == 0

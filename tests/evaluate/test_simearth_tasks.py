@@ -31,3 +31,10 @@ def test_far_from_uses_great_circle_distance():
 def test_unknown_simearth_task():
     with pytest.raises(InputError, match="unknown SimEarth task"):
         simearth_task("nope")
+
+
+def test_unknown_option_of_a_named_simearth_task_is_a_clear_error():
+    from geodiv.evaluate.tasks import load_task
+
+    with pytest.raises(InputError, match=r"unknown option\(s\) for the SimEarth task 'landcover': imagery \(known: n_train"):
+        load_task("landcover", imagery="cells/")

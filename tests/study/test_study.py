@@ -1,6 +1,7 @@
 """The study runner end to end on a micro configuration: plan, cache, resume, aggregates, report."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -107,3 +108,34 @@ def test_report_from_study(tmp_path, micro):
     md = (out / "report" / "report.md").read_text()
     assert "| Pretraining | landcover (accuracy) |" in md and "![" in md
     assert (out / "correlations.csv").is_file()
+
+
+def test_study_passes_task_options_to_the_reader(tmp_path):
+    """A MOSAIKS table with imagery as a study task (`tasks: [{name: PATH, options: {...}}]`), end to end."""
+    import importlib.util
+
+    from geodiv.errors import InputError
+
+    spec = importlib.util.spec_from_file_location(
+        "mosaiks_fixture", Path(__file__).resolve().parents[1] / "fixtures" / "mosaiks" / "make_fixture.py")
+    fix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fix)
+    table, shards = fix.make_table(tmp_path), fix.make_shards(tmp_path, size=32)
+    options = {"imagery": str(shards), "split_fractions": [0.5, 0.2, 0.3]}
+    study = micro_study(
+        datasets=[],  # the zero-pretraining baseline only: the task is what is under test
+        tasks=[{"name": str(table), "options": options}],
+        evaluation={"protocols": ["knn"], "main_protocol": "knn", "by_region": False, "zero_pretraining": True,
+                    "options": {"metrics": {"n_boot": 0}, "knn": {"k": [2]}}},
+    )
+    run_study(study=study, out=tmp_path / "study")
+    results = pd.read_csv(tmp_path / "study" / "results.csv")
+    assert set(results["task"]) == {str(table)} and set(results["metric"]) >= {"r2"} and set(results["n"]) == {3}
+    meta = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert meta["tasks"][str(table)]["metric"] == "r2"
+    bad = study.model_copy(update={"tasks": [study.tasks[0].model_copy(update={"options": {"imagry": "x"}})]})
+    with pytest.raises(InputError, match="unknown option.*imagry"):
+        run_study(study=bad, out=tmp_path / "bad", dry_run=True)
+    simearth = micro_study(tasks=[{"name": "landcover", "options": {"imagery": "x"}}])
+    with pytest.raises(InputError, match="do not apply to a SimEarth task"):
+        run_study(study=simearth, out=tmp_path / "bad2", dry_run=True)

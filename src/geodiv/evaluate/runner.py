@@ -58,11 +58,14 @@ def feature_store(cache_dir: str | os.PathLike[str] | None) -> FeatureStore:
     return _STORES[key]
 
 
-def resolve_task(task: Any) -> Any:
-    """A Task object as is; a string through ``geodiv.evaluate.tasks.load_task`` (SimEarth name or path)."""
+def resolve_task(task: Any, options: dict[str, Any] | None = None) -> Any:
+    """A Task object as is; a string through ``geodiv.evaluate.tasks.load_task`` (SimEarth name or path) with the
+    reader's ``options`` (each reader validates its own)."""
     if not isinstance(task, (str, os.PathLike)):
+        if options:
+            raise InputError(f"task options {sorted(options)} apply to a task name or path, not to a loaded task")
         return task
-    return load_task(task)
+    return load_task(task, **(options or {}))
 
 
 # --------------------------------------------------------------------------------------- data prep
@@ -267,9 +270,11 @@ def evaluate(
     out: str | os.PathLike[str] | None = None,
     config: EvalConfig | dict | str | os.PathLike[str] | None = None,
     seed: int = 0,
+    task_options: dict[str, Any] | None = None,
 ) -> list[dict]:
     """Evaluate ``checkpoint`` (path, 'random'/None for zero pretraining, or an encoder module) on ``task``
     (Task object, SimEarth task name or task path) with ``protocol`` ('knn', 'linear', 'finetune', or a list).
+    ``task_options`` go to the task's reader (``load_task(task, **task_options)``; docs/tasks.md lists them).
 
     Returns records ``{task, protocol, metric, value, ci_low, ci_high, region, train_region, n, checkpoint,
     n_train, params, notes, checkpoint_id}``; with ``out`` they are written as JSON and as CSV beside it.
@@ -279,7 +284,7 @@ def evaluate(
     for p in protocols:
         if p not in PROTOCOLS:
             raise InputError(f"unknown protocol {p!r}; use one of {', '.join(PROTOCOLS)}")
-    task_obj = resolve_task(task)
+    task_obj = resolve_task(task, task_options)
     if task_obj.type not in TASK_TYPES:
         raise InputError(f"task {task_obj.name!r} has type {task_obj.type!r}; expected one of {TASK_TYPES}")
     n_classes = len(task_obj.classes) if task_obj.classes is not None else None
@@ -314,6 +319,7 @@ def evaluate(
         notes = plan.notes()
         if getattr(task_obj, "filled_bands", None):
             notes.append(f"task source mean-filled bands {', '.join(task_obj.filled_bands)}")
+        notes.extend(getattr(task_obj, "info", {}).get("notes", []))  # source facts (e.g. val used as test)
         if splits.val_source == "train":
             notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
         t0 = time.perf_counter()

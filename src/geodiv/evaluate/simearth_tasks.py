@@ -220,6 +220,13 @@ def _open(out: Path):
 
 
 def _load_named(spec: str, **options: Any):
+    import inspect
+
+    known = [p for p in inspect.signature(simearth_task).parameters if p != "name"]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(f"unknown option(s) for the SimEarth task {spec!r}: {', '.join(unknown)} "
+                         f"(known: {', '.join(known)})")
     return simearth_task(str(spec), **options)
 
 

@@ -463,9 +463,10 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     for entry in sorted(_SOURCES.values(), key=lambda e: e.priority):
         if entry.detect is not None and entry.detect(path):
             return entry.name
-    known = ", ".join(f"{e.name} ({e.description})" for e in _SOURCES.values() if e.detect is not None)
+    known = "".join(f"\n  - {e.name}: {e.description}" for e in sorted(_SOURCES.values(), key=lambda e: e.priority)
+                    if e.detect is not None)
     raise InputError(
-        f"cannot tell the task format of {path}: it matches none of the known layouts: {known}. "
+        f"cannot tell the task format of {path}: it matches none of the supported formats and versions:{known}\n"
         "See docs/tasks.md, or pass format=NAME to load_task."
     )
 

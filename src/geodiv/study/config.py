@@ -75,6 +75,11 @@ class TaskSection(StrictModel):
     protocols: list[Literal["knn", "linear", "finetune"]] | None = Field(
         None, description="subset of the study's protocols for this task (default: all)"
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="options of the task's reader (load_task keywords, e.g. imagery, locations, band_remap); "
+                    "checked by the reader before the study runs",
+    )
 
 
 class EvaluationSection(StrictModel):

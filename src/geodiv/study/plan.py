@@ -135,7 +135,9 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
     task_keys: dict[str, str] = {}
     exclude = sorted(dataset_keys.values())
     for task in cfg.tasks:
-        inputs = {"task": task.model_dump(), "size": _task_size(cfg, task), "world_seed": cfg.data.seed,
+        # options enter the key only when given, so studies without them keep their cached steps
+        dump = task.model_dump(exclude=set() if task.options else {"options"})
+        inputs = {"task": dump, "size": _task_size(cfg, task), "world_seed": cfg.data.seed,
                   "exclude": exclude}
         key = step_key("task", inputs)
         task_keys[task.name] = key

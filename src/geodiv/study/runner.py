@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from geodiv.atomic import atomic_open, write_json, write_text
-from geodiv.errors import DataError
+from geodiv.errors import DataError, InputError
 from geodiv.progress import log
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
@@ -55,6 +55,7 @@ def run_study(
     out = Path(out)
     cache = StepCache(out / "cache")
     steps = plan_study(cfg, out)
+    _check_task_options(cfg)
     if dry_run:
         return format_plan(steps, cache)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +208,29 @@ def _run_task(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     return {"dir": None, "spec": task.name}  # a path to a real task: loaded by evaluate
 
 
+def _task_options(cfg: StudyConfig, name: str) -> dict:
+    return next((dict(t.options) for t in cfg.tasks if t.name == name), {})
+
+
+def _check_task_options(cfg: StudyConfig) -> None:
+    """Load each real task that has options once, so a reader refuses a bad option before hours of pretraining."""
+    from geodiv import simearth
+    from geodiv.evaluate.tasks import TaskOptions, load_task, split_options
+
+    for task in cfg.tasks:
+        if not task.options:
+            continue
+        if task.name not in simearth.TASKS:
+            load_task(task.name, **task.options)
+            continue
+        _, extra = split_options(task.options)  # a SimEarth task is read back as a geodiv task folder
+        if extra:
+            raise InputError(
+                f"study task {task.name!r}: option(s) {', '.join(sorted(extra))} do not apply to a SimEarth task "
+                f"(set its sizes with n_train/n_val/n_test/size); its options are {', '.join(TaskOptions.model_fields)}"
+            )
+
+
 def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     from geodiv import evaluate
 
@@ -216,6 +240,7 @@ def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     records = evaluate.evaluate(
         checkpoint=checkpoint, task=task_spec, protocol=step.outputs["protocol"], by=step.inputs["by"],
         out=step.outputs["json"], config=step.inputs["config"], seed=step.outputs["seed"],
+        task_options=_task_options(cfg, step.outputs["task"]),
     )
     return {"json": step.outputs["json"], "n_records": len(records)}
 
@@ -259,7 +284,7 @@ def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> d
     tasks = {}
     for s in steps:
         if s.kind == "task":
-            t = load_task(s.outputs["spec"])
+            t = load_task(s.outputs["spec"], **_task_options(cfg, s.name))
             tasks[s.name] = {"type": t.type, "metric": METRICS_BY_TYPE[t.type][0], "classes": t.classes}
     points = {}
     for s in steps:

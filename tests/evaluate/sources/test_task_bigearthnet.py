@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geodiv.errors import DataError
+from geodiv.errors import DataError, InputError
 from geodiv.evaluate.sources.bigearthnet import CLASSES_19, CLASSES_43
 from geodiv.evaluate.tasks import detect_format, load_task
 
@@ -73,3 +73,40 @@ def test_real_example_patches():
             assert s.image.shape == (12, 48, 48) and s.continent == "Europe"
             assert sorted(CLASSES_43[i] for i in np.flatnonzero(s.label)) == sorted(meta["labels"])
             assert 0 < float(s.image[1].mean()) < 10000  # B2 reflectance x 10000
+
+
+def test_bigearthnet_v2_reben_metadata_parquet_and_tile_tree(tmp_path, fixture_writer):
+    import pandas as pd
+
+    fix = fixture_writer("bigearthnet_task")
+    root = fix.make_v2(tmp_path)
+    assert detect_format(root) == "bigearthnet" and detect_format(root / "metadata.parquet") == "bigearthnet"
+    task = load_task(root)
+    assert task.info["version"] == "2.0" and task.classes == list(CLASSES_19) and task.has_location
+    meta = pd.read_parquet(root / "metadata.parquet")
+    expected_splits = {s: list(meta.loc[meta["split"] == v, "patch_id"])
+                       for s, v in (("train", "train"), ("val", "validation"), ("test", "test"))}
+    assert {s: task.keys(s) for s in task.splits()} == expected_splits
+    for split in task.splits():
+        for s in task.iter_split(split):
+            labels = list(meta.set_index("patch_id").loc[s.key, "labels"])
+            assert sorted(task.classes[i] for i in np.flatnonzero(s.label)) == sorted(labels)
+            tile = "_".join(s.key.split("_")[:-2])
+            with rasterio.open(root / "BigEarthNet-S2" / tile / s.key / f"{s.key}_B8A.tif") as src:
+                b8a = src.read(1)
+            assert s.image.shape == (12, 12, 12) and b8a.shape == (6, 6)  # 20 m band onto the 10 m grid
+            with rasterio.open(root / "BigEarthNet-S2" / tile / s.key / f"{s.key}_B02.tif") as src:
+                np.testing.assert_array_equal(s.image[1], src.read(1))
+            assert s.continent == "Europe"
+    with pytest.raises(InputError, match="19-class nomenclature only"):
+        load_task(root, nomenclature=43)
+
+
+def test_unknown_layout_error_lists_formats_and_versions(tmp_path):
+    (tmp_path / "patch").mkdir()
+    (tmp_path / "patch" / "patch_B02.tif").write_bytes(b"")
+    with pytest.raises(InputError) as err:
+        detect_format(tmp_path)
+    text = str(err.value)
+    for fact in ("BigEarthNet-S2 v1.0", "v2.0 (reBEN)", "GEO-Bench v1", "ForTy v1", "fMoW-Sentinel"):
+        assert fact in text

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from geodiv.errors import DataError
+from geodiv.errors import DataError, InputError
 from geodiv.evaluate.tasks import IGNORE_INDEX, detect_format, load_task
 
 
@@ -63,3 +66,63 @@ def test_configurable_layout_and_clear_errors(tmp_path, fix):
     truncated.write_bytes(truncated.read_bytes()[:-10])
     with pytest.raises(DataError, match="truncated TFRecord"):
         load_task(folder).n("test")
+
+
+# -- records written by tensorflow-datasets' own encoder (tests/fixtures/forty_tfds/write_with_tfds.py) --------
+TFDS = Path(__file__).resolve().parents[2] / "fixtures" / "forty_tfds"
+
+
+def _tfds_copy(tmp_path, encoding, with_features_json=True):
+    folder = tmp_path / encoding
+    shutil.copytree(TFDS / encoding, folder)
+    if not with_features_json:
+        (folder / "features.json").unlink()
+    return folder
+
+
+@pytest.mark.parametrize("encoding,convention", [("none", "0-8"), ("bytes", "1-9"), ("zlib", "1-9")])
+@pytest.mark.parametrize("with_features_json", [True, False])
+def test_tfds_encodings_and_class_conventions(tmp_path, encoding, convention, with_features_json):
+    exp = np.load(TFDS / "expected.npz")
+    folder = _tfds_copy(tmp_path, encoding, with_features_json)
+    task = load_task(folder, season=3)
+    assert task.info["class_convention"].startswith(convention)
+    assert [task.n(s) for s in task.splits()] == [3, 1, 2]
+    first = 0 if convention == "0-8" else 1
+    for split, file in (("train", "train"), ("val", "validation"), ("test", "test")):
+        for j, s in enumerate(task.iter_split(split)):
+            key = f"{encoding}/forty_v1-{file}.tfrecord-00000-of-00001/{j}"
+            np.testing.assert_array_equal(s.image, exp[f"{key}/s2"][3].transpose(2, 0, 1))
+            codes = exp[f"{key}/labels"].astype(int)
+            expected = np.where(codes == first + 8, IGNORE_INDEX, codes - first)  # unknown -> ignored
+            np.testing.assert_array_equal(s.label, expected)
+            # TFDS stores float64 scalars in a float_list: float32 precision is what the files hold
+            assert (s.lat, s.lon) == tuple(exp[f"{key}/latlon"].astype(np.float32).astype(float))
+
+
+def test_tfds_wrong_convention_or_encoding_is_a_clear_error(tmp_path):
+    zlib_dir = _tfds_copy(tmp_path, "zlib", with_features_json=False)
+    with pytest.raises(DataError, match=r"record 0: label code\(s\) \[9\] are outside the class-code convention 0-8"):
+        list(load_task(zlib_dir, class_convention="0-8").iter_split("train"))
+    none_dir = _tfds_copy(tmp_path, "none")
+    with pytest.raises(DataError, match=r"label code\(s\) \[0\] are outside the class-code convention 1-9"):
+        list(load_task(none_dir, class_convention="1-9").iter_split("train"))
+    with pytest.raises(DataError, match=r"not a whole number|not a square mask"):
+        list(load_task(zlib_dir, encoding="bytes", class_convention="1-9").iter_split("train"))
+
+
+def test_convention_that_labels_cannot_tell_asks_for_configuration(tmp_path, fix):
+    folder, _ = fix.make(tmp_path)
+    for path in folder.glob("*.tfrecord*"):  # rewrite the labels with codes 1..8 only
+        path.unlink()
+    import tfrecord
+
+    writer = tfrecord.TFRecordWriter(str(folder / "forty_v1-train.tfrecord-00000-of-00001"))
+    writer.write({"id": (0, "int"), "lat": (1.0, "float"), "lon": (2.0, "float"),
+                  "s2": (np.zeros(4 * 8 * 8 * 10, np.float32).tobytes(), "byte"),
+                  "segmentation_labels": ((np.arange(64) % 8 + 1).tolist(), "int")})
+    writer.close()
+    with pytest.raises(InputError, match="class_convention='1-9'"):
+        load_task(folder)
+    task = load_task(folder, class_convention="1-9")
+    assert np.unique(next(task.iter_split("all" if "all" in task.splits() else "train")).label).tolist() == list(range(8))

@@ -41,7 +41,9 @@ def test_classification_task_maps_bands_labels_and_partitions(geobench_tasks):
     assert abs(float(first.image[0].mean()) - float(raw[2].mean())) < 0.05 * float(raw[2].mean()) + 1
     # labels come from the pickled metadata: the fixture writes label = index % 10
     assert [s.label for s in samples] == [6, 7]
-    assert first.lat is None and first.continent is None and not task.has_location
+    # the bands' transform (UTM 33N, corner 500000 E, 5000000 N, 10 m) puts the centre of the 8 x 8 grid here
+    assert task.has_location and first.continent == "Europe"
+    assert first.lat == pytest.approx(45.1533, abs=1e-3) and first.lon == pytest.approx(15.0003, abs=1e-3)
     stats = task.info["band_stats"]
     assert set(stats) == set(task.bands) and stats["B2"]["mean"] > 0
 
@@ -87,10 +89,10 @@ def test_band_selection_and_mean_fill(geobench_tasks):
 
 
 def test_location_table_enables_continents(geobench_tasks, tmp_path):
-    folder = geobench_tasks["classification"]
+    folder = geobench_tasks["segmentation"]  # files without band transform/CRS
     table = tmp_path / "locations.csv"
     keys = json.loads((folder / "default_partition.json").read_text())["test"]
-    table.write_text("id,lat,lon\n" + f"{keys[0]},48.85,2.35\n{keys[1]},-23.55,-46.63\n")
+    table.write_text("id,lat,lon\n" + f"{keys[0]},48.85,2.35\n")
     task = load_task(folder)
     with pytest.raises(InputError, match="no sample locations.*locations="):
         task.require_location()
@@ -98,7 +100,7 @@ def test_location_table_enables_continents(geobench_tasks, tmp_path):
     assert located.has_location
     located.require_location()
     got = [(s.key, s.lat, s.continent) for s in located.iter_split("test")]
-    assert got == [(keys[0], 48.85, "Europe"), (keys[1], -23.55, "South America")]
+    assert got == [(keys[0], 48.85, "Europe")]
 
 
 def test_malicious_pickle_in_hdf5_attribute_is_refused(geobench_tasks, tmp_path):
@@ -156,3 +158,77 @@ def test_label_count_mismatch_names_file_and_sample(geobench_tasks):
         fp.attrs["pickle"] = str(pickle.dumps(attrs))
     with pytest.raises(DataError, match=rf"{name}\.hdf5.*19 entries but the task has 43 classes"):
         list(load_task(folder).iter_split("train"))
+
+
+# -- files written by geobench 1.0.0 itself (tests/fixtures/geobench_v1/write_with_geobench.py) ----------------
+def _written():
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parents[2] / "fixtures" / "geobench_v1"
+    return here / "m-eurosat-mini", np.load(here / "expected.npz")
+
+
+def test_geobench_written_files_read_pixels_labels_splits_and_locations():
+    from pyproj import Transformer
+
+    folder, exp = _written()
+    with pytest.warns(UserWarning, match="EuroSAT-MS order"):
+        task = load_task(folder)  # m-eurosat without band_remap: GEO-Bench's labels, with a warning
+    assert task.has_location and task.info["band_remap"] == "none"
+    assert task.classes == list(exp["classes"])
+    names = [str(n) for n in exp["names"]]
+    by_split = {s: [n for n, sp in zip(names, exp["splits"]) if sp == s] for s in ("train", "valid", "test")}
+    assert [task.keys(s) for s in ("train", "val", "test")] == [by_split["train"], by_split["valid"], by_split["test"]]
+    continents = {}
+    for split in task.splits():
+        for s in task.iter_split(split):
+            i = names.index(s.key)
+            np.testing.assert_array_equal(s.image, exp["images"][i])  # standard labels: channels as written
+            assert s.label == int(exp["labels"][i])
+            a, b, c, d, e, f = exp["transforms"][i]
+            x, y = a * 4 + b * 4 + c, d * 4 + e * 4 + f  # centre of the 8 x 8 grid
+            lon, lat = Transformer.from_crs(int(exp["epsg"][i]), 4326, always_xy=True).transform(x, y)
+            assert s.lat == pytest.approx(lat, abs=1e-6) and s.lon == pytest.approx(lon, abs=1e-6)
+            continents[s.key] = s.continent
+    assert continents["s5"] == "Africa" and continents["s0"] == "Europe"
+
+
+def test_geobench_eurosat_band_remap_relabels_the_channels():
+    folder, exp = _written()
+    task = load_task(folder, band_remap="eurosat", bands=["B8A", "B9", "B12"])
+    sample = next(task.iter_split("train"))
+    i = [str(n) for n in exp["names"]].index(sample.key)
+    # EuroSAT-MS files hold B1..B12 then B8A: B8A is the 13th channel, B9 the 9th, B12 the 12th
+    np.testing.assert_array_equal(sample.image, exp["images"][i][[12, 8, 11]])
+    with pytest.raises(InputError, match="band_remap must be one of"):
+        load_task(folder, band_remap="sentinel")
+
+
+def test_geobench_without_georeference_says_so_and_takes_a_location_table(geobench_tasks, tmp_path):
+    folder = geobench_tasks["segmentation"]
+    task = load_task(folder)
+    assert not task.has_location and "locations=" in task.info["location"]
+    with pytest.raises(InputError, match="locations="):
+        task.require_location()
+    keys = task.keys("test")
+    table = tmp_path / "ids.csv"
+    table.write_text("id,lat,lon\n" + "".join(f"{k},48.1,11.5\n" for k in keys))
+    located = load_task(folder, locations=str(table))
+    assert located.has_location
+    assert {s.continent for s in located.iter_split("test")} == {"Europe"}
+
+
+def test_geobench_by_continent_from_the_cli(tmp_path):
+    """`geodiv evaluate --by continent` on files written by geobench: locations come from the band transforms."""
+    from geodiv.cli import main
+
+    folder, _ = _written()
+    config = tmp_path / "eval.yaml"
+    config.write_text("random_init: {preset: tiny, overrides: {img_size: 16, patch_size: 8}}\n"
+                      "metrics: {n_boot: 0}\nknn: {k: [1]}\n")
+    out = tmp_path / "res.json"
+    assert main(["evaluate", "--checkpoint", "random", "--task", str(folder), "--protocol", "knn", "--by", "continent",
+                 "--out", str(out), "--config", str(config), "--task-option", "band_remap=eurosat"]) == 0
+    records = json.loads(out.read_text())
+    assert {(r["region"], r["n"]) for r in records if r["train_region"] == "global"} == {
+        ("global", 2), ("Europe", 1), ("Africa", 1)}

@@ -108,3 +108,29 @@ def test_unknown_format_and_unknown_name(tmp_path):
         load_task(tmp_path / "x.csv")
     with pytest.raises(InputError, match="neither an existing path nor a known task name"):
         load_task("no-such-task")
+
+
+def test_13_band_files_without_descriptions_band_order(tmp_path, fixture_writer):
+    """EuroSAT-MS's layout is recognised (bands B1..B12, B8A, said in a warning and in info); elsewhere a
+    13-band file without descriptions is read in standard order with a warning; band_order sets it."""
+    import shutil
+
+    folder = fixture_writer("eurosat_ms").make(tmp_path)
+    with pytest.warns(UserWarning, match="EuroSAT-MS's layout"):
+        task = load_task(folder / "manifest.csv", bands=["B8A", "B9", "B12"])
+    assert task.info["band_order"].startswith("EuroSAT-MS")
+    samples = [s for split in task.splits() for s in task.iter_split(split)]
+    assert sorted(s.key for s in samples) == ["Forest_1", "Highway_7", "River_3"]
+    for s in samples:
+        i = ["Forest_1", "River_3", "Highway_7"].index(s.key)
+        assert s.image[:, 0, 0].tolist() == [1000 * (i + 1) + c for c in (12, 8, 11)]  # B8A is the 13th channel
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(folder / "Forest" / "Forest_1.tif", flat / "scene.tif")
+    (flat / "m.csv").write_text("path,label\nscene.tif,Forest\n")
+    with pytest.warns(UserWarning, match="assuming the standard order.*band_order='eurosat'"):
+        assert load_task(flat / "m.csv", split_fractions=(1, 0, 0)).bands[8] == "B8A"
+    chosen = load_task(flat / "m.csv", band_order="eurosat", bands=["B8A"], split_fractions=(1, 0, 0))
+    assert next(chosen.iter_split("train")).image[0, 0, 0] == 1012
+    with pytest.raises(InputError, match="band_order 'sentinel' is not one of"):
+        load_task(flat / "m.csv", band_order="sentinel")

@@ -51,3 +51,26 @@ def test_label_column_must_be_clear(tmp_path):
     path.write_text("lat,lon,a,b\n1,2,3,4\n")
     with pytest.raises(InputError, match="label_column"):
         load_task(path, imagery=str(path))
+
+
+def test_cli_evaluates_a_table_with_imagery_through_task_options(tmp_path, fix):
+    """`geodiv evaluate --task table.csv --task-option imagery=...` end to end; a bad option is refused."""
+    import json
+
+    from geodiv.cli import main
+
+    table = fix.make_table(tmp_path)
+    shards = fix.make_shards(tmp_path)
+    config = tmp_path / "eval.yaml"
+    config.write_text("random_init: {preset: tiny, overrides: {img_size: 16, patch_size: 8}}\n"
+                      "metrics: {n_boot: 0}\nknn: {k: [2]}\n")
+    out = tmp_path / "res.json"
+    argv = ["evaluate", "--checkpoint", "random", "--task", str(table), "--protocol", "knn", "--out", str(out),
+            "--config", str(config), "--task-option", f"imagery={shards}",
+            "--task-option", "split_fractions=[0.5, 0.2, 0.3]", "--task-option", "label_transform=log1p"]
+    assert main(argv) == 0
+    records = json.loads(out.read_text())
+    assert {r["task"] for r in records} == {"mosaiks-population"} and {r["metric"] for r in records} >= {"r2"}
+    # 9 matched cells: round(0.3 * 9) = 3 test cells, round(0.2 * 9) = 2 val cells
+    assert {r["n"] for r in records} == {3} and records[0]["n_train"] == 6
+    assert main(argv[:-2] + ["--task-option", "label_transfrom=log1p"]) == 2  # typo: the reader names its options

@@ -1,5 +1,15 @@
-"""fMoW-Sentinel as SatMAE reads it: a CSV (``category, location_id, image_id, timestamp, image_path`` and
-optionally ``polygon``) and one 13-band Sentinel-2 GeoTIFF per row (standard band order, no band descriptions).
+"""fMoW-Sentinel as SatMAE reads it: a CSV (``category, location_id, image_id, timestamp`` and optionally
+``polygon`` and ``image_path``) and one 13-band Sentinel-2 GeoTIFF per row (standard band order, no band
+descriptions).
+
+Image paths (one rule for the data and evaluate stages, :func:`fmow_image_paths`): with an ``image_path``
+column, each path is re-rooted under ``root`` (default: the CSV's folder) by dropping the leading parts that
+do not exist there (the release's CSVs hold the authors' absolute ``/atlas/u/...`` paths); the number of parts
+to drop is found on the first row and applied to all, and a row that still does not resolve is searched on
+its own. Without ``image_path`` (the columns the fMoW-Sentinel README documents), the path is rebuilt as
+SatMAE lays the files out: ``<split>/<category>/<category>_<location_id>/<category>_<location_id>_<image_id>.tif``
+where ``<split>`` is the CSV's name (``train``, ``val``, ``test_gt``) or its canonical split name, whichever
+folder exists under ``root`` (``split_dir`` overrides it).
 
 ``label`` is the index of ``category`` in :data:`FMOW_CATEGORIES` (the 62 classes, alphabetical, as SatMAE).
 Locations come from each GeoTIFF's georeference; a row whose file has none falls back to the centroid of its
@@ -31,7 +41,11 @@ FMOW_CATEGORIES: tuple[str, ...] = (
     "surface_mine", "swimming_pool", "toll_booth", "tower", "tunnel_opening", "waste_disposal",
     "water_treatment_facility", "wind_farm", "zoo",
 )
-FMOW_COLUMNS: tuple[str, ...] = ("category", "location_id", "image_id", "timestamp", "image_path")
+FMOW_COLUMNS: tuple[str, ...] = ("category", "location_id", "image_id", "timestamp")
+#: the columns that name a file when ``image_path`` is absent
+FMOW_ID_COLUMNS: tuple[str, ...] = ("category", "location_id", "image_id")
+_SPLIT_DIRS = {"test_gt": ("test_gt", "test"), "test": ("test", "test_gt"), "validation": ("validation", "val"),
+               "val": ("val", "validation")}
 
 
 class FmowSourceConfig(StrictModel):
@@ -39,6 +53,48 @@ class FmowSourceConfig(StrictModel):
     csv: str
     #: folder that image_path is relative to (default: the CSV's folder)
     root: str | None = None
+    #: folder under root holding this CSV's images when the path is rebuilt (default: from the CSV's name)
+    split_dir: str | None = None
+
+
+def fmow_split_dir(csv: Path, root: Path) -> str:
+    """The folder under ``root`` of a split CSV's images: its name, or its other common spelling, that exists."""
+    stem = csv.stem.lower()
+    candidates = _SPLIT_DIRS.get(stem, (stem,))
+    return next((c for c in candidates if (root / c).is_dir()), candidates[0])
+
+
+def fmow_image_paths(table, csv: Path, root: Path, split_dir: str | None = None) -> list[str]:
+    """The image file of each row of an fMoW-Sentinel CSV (module docstring: the one rule of both stages)."""
+    from geodiv.data.sources.geotiff import resolve_path
+
+    if "image_path" in table.columns and table["image_path"].notna().all():
+        raw = [str(p) for p in table["image_path"]]
+        if not raw:
+            return []
+        first = Path(raw[0])
+        if first.is_absolute() and first.is_file():
+            return raw
+        parts = first.parts[1:] if first.is_absolute() else first.parts
+        drop = next((i for i in range(len(parts)) if root.joinpath(*parts[i:]).is_file()), 0)
+        out = []
+        for text in raw:
+            p = Path(text)
+            rel = p.parts[1:] if p.is_absolute() else p.parts
+            candidate = root.joinpath(*rel[drop:])
+            out.append(str(candidate if candidate.is_file() else resolve_path(text, root)))
+        return out
+    missing = [c for c in FMOW_ID_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"fMoW-Sentinel CSV {csv} has no image_path and lacks {', '.join(missing)}; the image path is rebuilt "
+            "from category, location_id and image_id (SatMAE's layout), so the CSV needs them or an image_path"
+        )
+    folder = root / (split_dir or fmow_split_dir(csv, root))
+    return [
+        str(folder / c / f"{c}_{loc}" / f"{c}_{loc}_{img}.tif")
+        for c, loc, img in zip(table["category"].astype(str), table["location_id"], table["image_id"])
+    ]
 
 
 def fmow_table(cfg: FmowSourceConfig):
@@ -51,7 +107,8 @@ def fmow_table(cfg: FmowSourceConfig):
     table = pd.read_csv(csv)
     missing = [c for c in FMOW_COLUMNS if c not in table.columns]
     if missing:
-        raise DataError(f"fMoW-Sentinel CSV {csv} lacks column(s) {', '.join(missing)}; SatMAE's CSVs have {', '.join(FMOW_COLUMNS)}")
+        raise DataError(f"fMoW-Sentinel CSV {csv} lacks column(s) {', '.join(missing)}; the fMoW-Sentinel README "
+                        f"documents {', '.join(FMOW_COLUMNS)}, polygon (and SatMAE's CSVs add image_path)")
     base = Path(cfg.root) if cfg.root else csv.parent
     index = {c: i for i, c in enumerate(FMOW_CATEGORIES)}
     labels = []
@@ -60,7 +117,7 @@ def fmow_table(cfg: FmowSourceConfig):
             raise DataError(f"fMoW-Sentinel CSV {csv}, row {row}: unknown category {cat!r}")
         labels.append(index[cat])
     table["label"] = np.asarray(labels, dtype=np.int64)
-    table["path"] = [str(p if Path(p).is_absolute() else base / p) for p in table["image_path"].astype(str)]
+    table["path"] = fmow_image_paths(table, csv, base, cfg.split_dir)
     table["date"] = table["timestamp"].astype(str)
     table["fmow_id"] = [
         safe_key(f"fmow_{c}_{loc}_{img}")

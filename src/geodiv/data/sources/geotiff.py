@@ -2,7 +2,9 @@
 
 Band names come from the file's band descriptions (``B02``, ``B8A``, ``08A - Vegetation Red Edge`` ... mapped
 with ``geodiv.bands.canonical_band``), else from ``band_names`` in the config, else a 13-band file is taken to be
-in the standard Sentinel-2 order. Bands are picked by name into the dataset's order. Locations come from the
+in the standard Sentinel-2 order, with a warning, unless it sits in EuroSAT-MS's layout
+(``<Class>/<Class>_<n>.tif`` with one of EuroSAT's ten classes), whose files hold B1..B12 then B8A
+(:func:`undescribed_13_band_order`). Bands are picked by name into the dataset's order. Locations come from the
 manifest's ``lat``/``lon`` columns, else from the georeference (the raster centre transformed to WGS84); a file with
 neither is an error. Images larger than the dataset size are centre-cropped with a windowed read.
 """
@@ -10,19 +12,66 @@ neither is an error. Images larger than the dataset size are centre-cropped with
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import model_validator
 
-from geodiv.bands import S2_BANDS, band_indices, canonical_band
+from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, band_indices, canonical_band
 from geodiv.config import StrictModel
 from geodiv.data.catalog import latlon_columns, make_catalog, row_meta
 from geodiv.data.shards import Sample, to_uint16
 from geodiv.errors import DataError, InputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: EuroSAT's ten classes: its files are ``<Class>/<Class>_<n>.tif``
+EUROSAT_CLASSES: tuple[str, ...] = ("AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",
+                                    "PermanentCrop", "Residential", "River", "SeaLake")
+#: named band orders of 13-band files without band descriptions (the ``band_order`` option)
+BAND_ORDERS: dict[str, tuple[str, ...]] = {"standard": S2_BANDS, "eurosat": EUROSAT_MS_BANDS}
+_WARNED: set[tuple[str, str]] = set()
+
+
+def is_eurosat_ms_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` sits in EuroSAT-MS's layout: ``<Class>/<Class>_<n>.tif`` with a EuroSAT class."""
+    p = Path(path)
+    m = re.fullmatch(r"([A-Za-z]+)_\d+", p.stem)
+    return bool(m) and m.group(1) in EUROSAT_CLASSES and p.parent.name == m.group(1)
+
+
+def named_band_order(order: str | Sequence[str], count: int, where: str) -> list[str]:
+    """A ``band_order`` option (a name in ``BAND_ORDERS`` or a list of bands) for a file of ``count`` bands."""
+    if isinstance(order, str):
+        if order not in BAND_ORDERS:
+            raise InputError(f"{where}: band_order {order!r} is not one of {', '.join(BAND_ORDERS)} (or a list of bands)")
+        names = list(BAND_ORDERS[order])
+    else:
+        names = [canonical_band(b) for b in order]
+    if len(names) != count:
+        raise InputError(f"{where}: band_order names {len(names)} bands but the file has {count}")
+    return names
+
+
+def undescribed_13_band_order(path: str | os.PathLike[str], where: str) -> list[str]:
+    """Band names of a 13-band file without band descriptions: EuroSAT-MS order when the file sits in EuroSAT's
+    layout, else the standard order; either way a warning (once per folder) says which and how to change it."""
+    eurosat = is_eurosat_ms_file(path)
+    key = (str(Path(path).parent.parent if eurosat else Path(path).parent), str(eurosat))
+    if key not in _WARNED:
+        _WARNED.add(key)
+        if eurosat:
+            warnings.warn(f"{where}: {Path(path).name} sits in EuroSAT-MS's layout (<Class>/<Class>_<n>.tif) and its 13 "
+                          "bands have no descriptions: read in EuroSAT-MS order B1..B12, B8A. Pass "
+                          "band_order='standard' if the files are not EuroSAT's.", stacklevel=3)
+        else:
+            warnings.warn(f"{where}: 13 bands without descriptions in {path}: assuming the standard order (B8A after "
+                          "B8). EuroSAT-MS files hold B1..B12 then B8A: pass band_order='eurosat' for those, or "
+                          "band_order='standard' to confirm.", stacklevel=3)
+    return list(EUROSAT_MS_BANDS if eurosat else S2_BANDS)
 
 
 class GeoTiffSourceConfig(StrictModel):
@@ -36,6 +85,19 @@ class GeoTiffSourceConfig(StrictModel):
     band_names: list[str] | None = None
     #: multiply pixel values by this before storing as uint16 (e.g. 10000 for reflectance stored as 0..1 floats)
     scale: float = 1.0
+    #: named order of 13-band files without descriptions: ``standard`` or ``eurosat`` (B1..B12, B8A); sets band_names
+    band_order: Literal["standard", "eurosat"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _band_order_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("band_order") is not None:
+            named = list(BAND_ORDERS.get(data["band_order"], ()))
+            if data.get("band_names") is not None and list(data["band_names"]) != named:
+                raise ValueError("give band_names or band_order, not both")
+            if named:
+                data = {**data, "band_names": named}
+        return data
 
 
 def file_band_names(src: Any, configured: Sequence[str] | None, where: str) -> list[str]:
@@ -51,10 +113,24 @@ def file_band_names(src: Any, configured: Sequence[str] | None, where: str) -> l
         except InputError as err:
             raise DataError(f"{where}: band description not understood ({err}); give band_names") from None
     if src.count == len(S2_BANDS):
-        return list(S2_BANDS)
+        return undescribed_13_band_order(src.name, where)
     raise DataError(
         f"{where}: {src.count} bands without names; give band_names (file order) in the source config"
     )
+
+
+def resolve_path(value: str, root: Path) -> Path:
+    """``value`` as a file: absolute, under ``root``, or under ``root`` after dropping leading parts (so tables
+    written on another machine, with its absolute paths, still resolve)."""
+    p = Path(str(value))
+    if p.is_absolute() and p.is_file():
+        return p
+    parts = p.parts[1:] if p.is_absolute() else p.parts
+    for i in range(len(parts)):
+        candidate = root.joinpath(*parts[i:])
+        if candidate.is_file():
+            return candidate
+    return root / Path(*parts) if parts else root
 
 
 def open_raster(path: str | os.PathLike[str], where: str) -> Any:

@@ -6,8 +6,20 @@ For each location: search items of ``collection`` covering the point (``datetime
 point from each band's cloud-optimised GeoTIFF (coarser bands resampled onto the 10 m grid, ``resampling``),
 and store it. A ``api`` that is an http(s) URL is searched with pystac-client; a local ``catalog.json`` is searched
 with pystac (same rules; static catalogs have no search endpoint). Planetary Computer asset URLs are signed when the
-optional ``planetary-computer`` package is importable (``sign: auto``). Items of processing baseline 04.00 or later
-carry a +1000 offset in L2A reflectance; ``harmonize`` removes it so all items share one scale.
+optional ``planetary-computer`` package is importable (``sign: auto``).
+
+Bands are found by asset key (``B02``, ``B8A``) or by the asset's ``eo:bands`` ``name`` / ``common_name``
+(Earth Search v1's ``blue``, ``nir08``, ``swir16``, ``rededge1`` ...; a bare ``rededge`` by its centre
+wavelength); cloud-optimised GeoTIFF assets win over JPEG 2000 duplicates (``blue-jp2``); ``assets:``
+maps bands to keys by hand.
+
+L2A offset (``harmonize``): products of processing baseline 04.00 or later store reflectance x 10000 + 1000.
+What is subtracted so every item shares the pre-04.00 scale follows what the item says, in this order:
+``earthsearch:boa_offset_applied: true`` (Earth Search v1 already removed it) -> 0; the assets'
+``raster:bands`` ``offset``/``scale`` (e.g. -0.1 / 0.0001) -> ``-offset / scale`` (1000); otherwise
+``s2:processing_baseline`` >= 04.00 -> 1000 (Planetary Computer serves ESA's values unchanged and marks the
+baseline). ``boa_offset: N`` in the config overrides the rule; ``harmonize: false`` subtracts nothing. Each
+sample's metadata records the offset removed (``boa_offset``).
 
 Problems name the location and item: no item found, an item without a needed band asset, a window outside the
 raster, nodata pixels. With ``on_error: skip`` they are counted and reported at the end.
@@ -24,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from geodiv.bands import SATMAE_BANDS, canonical_band
+from geodiv.bands import S2_CENTER_NM, SATMAE_BANDS, canonical_band
 from geodiv.config import StrictModel, load_config, validate_config
 from geodiv.data.catalog import make_catalog, read_catalog, row_meta, write_catalog
 from geodiv.data.shards import Sample, write_shards
@@ -60,6 +72,8 @@ class StacBuildConfig(StrictModel):
     resampling: Literal["nearest", "bilinear", "cubic"] = "bilinear"
     sign: Literal["auto", "never"] = "auto"
     harmonize: bool = True
+    #: value subtracted from every band (overrides what the item says; None: the rule in the module docstring)
+    boa_offset: int | None = Field(None, ge=0)
     on_error: Literal["raise", "skip"] = "raise"
 
 
@@ -159,18 +173,44 @@ def _signer(cfg: StacBuildConfig):
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def band_assets(item: Any, bands: Sequence[str], explicit: dict[str, str] | None) -> dict[str, Any]:
-    """{band: asset} by explicit mapping, asset key (``B02``) or ``eo:bands`` name; ``DataError`` if one lacks."""
-    found: dict[str, Any] = {}
-    for key, asset in item.assets.items():
-        names = [key] + [b.get("name", "") for b in asset.extra_fields.get("eo:bands", []) or []]
-        for nm in names:
+#: STAC ``eo`` common names (and Earth Search v1 asset keys) of the Sentinel-2 bands.
+COMMON_NAMES: dict[str, str] = {
+    "coastal": "B1", "blue": "B2", "green": "B3", "red": "B4", "rededge1": "B5", "rededge2": "B6",
+    "rededge3": "B7", "nir": "B8", "nir08": "B8A", "nir09": "B9", "cirrus": "B10", "swir16": "B11", "swir22": "B12",
+}
+_REDEDGE = ("B5", "B6", "B7")
+
+
+def asset_band(key: str, asset: Any) -> str | None:
+    """The Sentinel-2 band a single-band asset holds (asset key, ``eo:bands`` name or common name), or None."""
+    eo = asset.extra_fields.get("eo:bands") or []
+    if len(eo) > 1:  # a multi-band asset (visual/TCI)
+        return None
+    info = eo[0] if eo and isinstance(eo[0], dict) else {}
+    for name in (key, info.get("name")):
+        if name:
             try:
-                cb = canonical_band(nm)
+                return canonical_band(str(name))
             except InputError:
-                continue
+                pass
+    for name in (key, info.get("name"), info.get("common_name")):
+        if name and str(name).lower() in COMMON_NAMES:
+            return COMMON_NAMES[str(name).lower()]
+    wavelength = info.get("center_wavelength")
+    if str(info.get("common_name", "")).lower() == "rededge" and isinstance(wavelength, (int, float)):
+        return min(_REDEDGE, key=lambda b: abs(S2_CENTER_NM[b] - 1000 * wavelength))
+    return None
+
+
+def band_assets(item: Any, bands: Sequence[str], explicit: dict[str, str] | None) -> dict[str, Any]:
+    """{band: asset} by explicit mapping, asset key (``B02``) or ``eo:bands`` name / common name (COG assets
+    before JPEG 2000 duplicates); ``DataError`` if one lacks."""
+    found: dict[str, Any] = {}
+    by_format = sorted(item.assets.items(), key=lambda kv: "tiff" not in str(kv[1].media_type or "").lower())
+    for key, asset in by_format:
+        cb = asset_band(key, asset)
+        if cb is not None:
             found.setdefault(cb, asset)
-            break
     out = {}
     for b in bands:
         cb = canonical_band(b)
@@ -183,8 +223,8 @@ def band_assets(item: Any, bands: Sequence[str], explicit: dict[str, str] | None
             out[cb] = found[cb]
         else:
             raise DataError(
-                f"STAC item {item.id}: no asset for band {cb} (assets: {', '.join(item.assets)}); "
-                "map bands to asset keys with `assets:` in the config"
+                f"STAC item {item.id}: no asset for band {cb} (assets: {', '.join(item.assets)}; none has that band "
+                "as key, eo:bands name or common name); map bands to asset keys with `assets:` in the config"
             )
     return out
 
@@ -218,6 +258,27 @@ def _baseline(item: Any) -> float:
         return 0.0
 
 
+def boa_offset(item: Any, assets: dict[str, Any], cfg: StacBuildConfig) -> int:
+    """The value to subtract from the item's L2A bands (module docstring: the rule, per provider)."""
+    if cfg.boa_offset is not None:
+        return cfg.boa_offset
+    if not cfg.harmonize:
+        return 0
+    if item.properties.get("earthsearch:boa_offset_applied") is True:
+        return 0
+    offsets = set()
+    for asset in assets.values():
+        rb = asset.extra_fields.get("raster:bands") or []
+        if rb and isinstance(rb[0], dict) and rb[0].get("scale") and rb[0].get("offset") is not None:
+            offsets.add(int(round(-float(rb[0]["offset"]) / float(rb[0]["scale"]))))
+    if len(offsets) == 1:
+        return max(offsets.pop(), 0)
+    if len(offsets) > 1:
+        raise DataError(f"STAC item {item.id}: its band assets give different raster:bands offsets "
+                        f"({sorted(offsets)}); set boa_offset in the config")
+    return L2A_OFFSET if _baseline(item) >= 4.0 else 0
+
+
 class StacSamples(Sequence):
     def __init__(self, catalog: Any, cfg: StacBuildConfig, searcher: Any) -> None:
         self.catalog, self.cfg, self.searcher = catalog.reset_index(drop=True), cfg, searcher
@@ -244,12 +305,13 @@ class StacSamples(Sequence):
             layers.append(read_window(href, lat, lon, self.cfg.size, self.cfg.resampling,
                                       f"{where}, item {item.id}, band {b}"))
         image = np.stack(layers).astype(np.int64)
-        if self.cfg.harmonize and _baseline(item) >= 4.0:
-            image = np.clip(image - L2A_OFFSET, 0, None)
+        offset = boa_offset(item, assets, self.cfg)
+        if offset:
+            image = np.clip(image - offset, 0, None)
         meta = row_meta(row)
         meta.update(
             source=f"stac:{item.id}", stac_item=item.id, date=item.datetime.isoformat() if item.datetime else None,
-            cloud_cover=_cloud(item) if np.isfinite(_cloud(item)) else None,
+            cloud_cover=_cloud(item) if np.isfinite(_cloud(item)) else None, boa_offset=offset,
         )
         return Sample(str(row["id"]), image, meta)
 

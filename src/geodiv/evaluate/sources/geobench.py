@@ -15,7 +15,17 @@ Every pickle is read with :mod:`._unpickle` (plain data only). Band mapping: ``S
 ``geodiv.bands.canonical_band``; ``Landsat8`` bands to the Sentinel-2 band of the same spectral range
 (2->B2, 3->B3, 4->B4, 5 (NIR)->B8A, 6->B11, 7->B12); plain RGB(N) bands by colour (red->B4, green->B3,
 blue->B2, nir->B8); Sentinel-1, elevation, cloud and hyperspectral bands are dropped (``info['dropped_bands']``).
-v1 files carry no coordinates: ``has_location`` is False unless ``locations=ids.csv`` is given.
+Locations: files written by geobench 1.0.0 keep each band's ``transform`` (an ``affine.Affine``) and ``crs``
+(a ``rasterio.crs.CRS``); the centre of the first kept band's grid, reprojected to WGS84, is the sample's
+lat/lon, so per-continent evaluation works. Tasks whose files carry no georeference (older conversions, the
+``ccb`` pickles) have ``has_location`` False and ``info['location']`` says so; give ``locations=ids.csv``
+(columns id,lat,lon, id = sample name) to place them.
+
+m-eurosat: GEO-Bench's converter labels the 13 channels of the EuroSAT-MS GeoTIFFs in standard Sentinel-2
+order, but the files store B1..B12 then B8A (ServiceNow/geo-bench issue 28; phelber/EuroSAT issue 7). So
+the band GEO-Bench calls "08A" holds B9, "09" holds B10, "10" holds B11, "11" holds B12 and "12" holds B8A.
+``band_remap='eurosat'`` relabels them to the true bands; ``band_remap='none'`` keeps GEO-Bench's labels
+(what published GEO-Bench numbers used). Without the option, m-eurosat keeps GEO-Bench's labels and warns.
 """
 
 from __future__ import annotations
@@ -23,14 +33,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geodiv.bands import canonical_band
+from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, canonical_band
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources._raster import resample, stack_bands
+from geodiv.evaluate.sources._raster import centre_lat_lon, resample, stack_bands
 from geodiv.evaluate.sources._unpickle import PickledRecord, pickle_bytes_from_attr, safe_loads
 from geodiv.evaluate.tasks import SourceTask, TaskOptions, TaskSample, canonical_split, split_options
 
@@ -44,6 +55,13 @@ LABEL_TYPES = {
 LANDSAT_TO_S2 = {2: "B2", 3: "B3", 4: "B4", 5: "B8A", 6: "B11", 7: "B12"}
 COLOUR_TO_S2 = {"red": "B4", "green": "B3", "blue": "B2", "nir": "B8"}
 PARTITION_SUFFIX = "_partition.json"
+#: ``band_remap`` values: GEO-Bench's Sentinel-2 label -> the band the channel really holds.
+BAND_REMAPS: dict[str, dict[str, str]] = {
+    "none": {},
+    "eurosat": {s: e for s, e in zip(S2_BANDS, EUROSAT_MS_BANDS) if s != e},
+}
+#: Tasks known to carry an upstream band mislabelling, and the remap that undoes it.
+MISLABELLED = {"m-eurosat": "eurosat"}
 
 
 def detect(path: Path) -> bool:
@@ -73,7 +91,8 @@ def _s2_name(info: Any) -> str | None:
 class GeoBenchTask(SourceTask):
     source = "geobench"
 
-    def __init__(self, path: Path, options: TaskOptions, partition: str | None = None) -> None:
+    def __init__(self, path: Path, options: TaskOptions, partition: str | None = None,
+                 band_remap: str | None = None) -> None:
         self.path = Path(path)
         self.info = {}
         specs_file = self.path / "task_specs.pkl"
@@ -90,11 +109,24 @@ class GeoBenchTask(SourceTask):
             raise DataError(f"{specs_file}: unsupported label type {kind!r}; geodiv reads {', '.join(LABEL_TYPES)}")
         self.type = LABEL_TYPES[kind]
         self.classes = self._class_names(label_type)
+        if band_remap is not None and band_remap not in BAND_REMAPS:
+            raise InputError(f"{self.path}: band_remap must be one of {', '.join(BAND_REMAPS)}, got {band_remap!r}")
+        if band_remap is None and self.name in MISLABELLED:
+            warnings.warn(
+                f"{self.path}: GEO-Bench's {self.name} labels its bands in standard Sentinel-2 order but the pixels "
+                "are in EuroSAT-MS order (B1..B12, B8A; geo-bench issue 28); keeping GEO-Bench's labels. Pass "
+                f"band_remap='{MISLABELLED[self.name]}' for the true bands or band_remap='none' to silence this.",
+                stacklevel=3,
+            )
+        remap = BAND_REMAPS[band_remap or "none"]
+        self.info["band_remap"] = band_remap or "none"
         self._band_names: list[str] = []  # GEO-Bench names of the kept bands, in source_bands order
         source_bands: list[str] = []
         dropped: list[str] = []
         for info in getattr(specs, "bands_info", []) or []:
             s2 = _s2_name(info)
+            if s2 is not None and isinstance(info, PickledRecord) and info.type_name == "Sentinel2":
+                s2 = remap.get(s2, s2)
             raw = str(getattr(info, "name", info))
             if s2 is None or s2 in source_bands:
                 dropped.append(raw)
@@ -111,7 +143,12 @@ class GeoBenchTask(SourceTask):
             patch_size=getattr(specs, "patch_size", None),
         )
         self._partition = self._choose_partition(partition, options)
-        super().__init__(options, source_has_location=False)
+        georeferenced = self._first_sample_georeferenced()
+        self.info["location"] = (
+            "band transform + CRS of each sample file" if georeferenced else
+            "none: the sample files carry no band transform/CRS; pass locations=ids.csv (id,lat,lon)"
+        )
+        super().__init__(options, source_has_location=georeferenced)
 
     # -- metadata ------------------------------------------------------------------------------------------
     def _class_names(self, label_type: Any) -> list[str] | None:
@@ -167,6 +204,39 @@ class GeoBenchTask(SourceTask):
     def _few_shot_native(self) -> bool:
         return getattr(self, "_native_few_shot", False)
 
+    def _first_sample_georeferenced(self) -> bool:
+        """Whether the task's files carry a band transform and CRS (judged on the first sample file)."""
+        import h5py
+
+        first = next(iter(sorted(self.path.glob("*.hdf5"))), None)
+        if first is None:
+            return False
+        try:
+            with h5py.File(first, "r") as fp:
+                if "pickle" not in fp.attrs:
+                    return False
+                attrs = safe_loads(pickle_bytes_from_attr(fp.attrs["pickle"], what=str(first)), what=str(first))
+        except OSError:
+            return False
+        return isinstance(attrs, dict) and self._georeference(attrs) is not None
+
+    def _georeference(self, attrs: dict) -> tuple[Any, str, int] | None:
+        """(transform, CRS as text, index of that band in the kept bands) of the first kept band with both."""
+        by_info = {}
+        for desc in attrs.get("bands_order") or []:
+            meta = attrs.get(desc)
+            if isinstance(meta, dict):
+                info = meta.get("band_info")
+                by_info.setdefault(str(getattr(info, "name", desc)) if isinstance(info, PickledRecord) else desc, meta)
+        for i, raw in enumerate(self._band_names):
+            meta = by_info.get(raw)
+            if meta is None:
+                continue
+            transform, crs = _affine(meta.get("transform")), _crs_text(meta.get("crs"))
+            if transform is not None and crs is not None:
+                return transform, crs, i
+        return None
+
     # -- keys ----------------------------------------------------------------------------------------------
     def _list_keys(self) -> dict[str, list[str]]:
         if self._partition is None:
@@ -217,6 +287,12 @@ class GeoBenchTask(SourceTask):
                     data = np.asarray(fp[by_name[raw]])
                     bands.append(data[..., 0] if data.ndim == 3 and data.shape[-1] == 1 else data)
                 image = stack_bands(bands, where=where)
+                lat = lon = None
+                georef = self._georeference(attrs)
+                if georef is not None:
+                    # the transform is for that band's own (possibly coarser) raster: its centre is the sample's
+                    height, width = bands[georef[2]].shape[:2]
+                    lat, lon = centre_lat_lon(georef[0], georef[1], width, height)
                 if self.type == "segmentation":
                     if "label" not in by_name:
                         raise DataError(f"{where}: segmentation sample without a 'label' band")
@@ -228,7 +304,7 @@ class GeoBenchTask(SourceTask):
                     label = attrs["label"]
         except OSError as err:
             raise DataError(f"{where}: cannot read HDF5 file ({err})") from None
-        return TaskSample(key=key, image=image, label=label)
+        return TaskSample(key=key, image=image, label=label, lat=lat, lon=lon)
 
     @staticmethod
     def _descriptors(fp: Any, attrs: dict) -> dict[str, str]:
@@ -243,9 +319,48 @@ class GeoBenchTask(SourceTask):
         return out
 
 
+class _Affine:
+    """The six coefficients of an affine transform (what ``centre_lat_lon`` reads)."""
+
+    def __init__(self, a: float, b: float, c: float, d: float, e: float, f: float) -> None:
+        self.a, self.b, self.c, self.d, self.e, self.f = a, b, c, d, e, f
+
+
+def _affine(value: Any) -> _Affine | None:
+    """A pickled ``affine.Affine`` (args or state a..f), or a 6/9-number sequence, as an ``_Affine``."""
+    coeffs: Any = None
+    if isinstance(value, PickledRecord):
+        state = value.__dict__.get("_state")
+        if isinstance(state, dict) and all(k in state for k in "abcdef"):
+            coeffs = [state[k] for k in "abcdef"]
+        else:
+            coeffs = value.__dict__.get("_args")
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        coeffs = value
+    try:
+        nums = [float(v) for v in coeffs][:6] if coeffs is not None else []
+    except (TypeError, ValueError):
+        return None
+    return _Affine(*nums) if len(nums) == 6 and all(np.isfinite(nums)) else None
+
+
+def _crs_text(value: Any) -> str | None:
+    """WKT / 'EPSG:n' of a pickled ``rasterio.crs.CRS`` (its state is the WKT, or a dict with it)."""
+    if isinstance(value, PickledRecord):
+        state = value.__dict__.get("_state")
+        if isinstance(state, dict):
+            state = state.get("wkt") or state.get("_wkt") or state.get("init")
+        if not state and value.__dict__.get("_args"):
+            state = value.__dict__["_args"][0]
+        value = state
+    return str(value) if isinstance(value, str) and value.strip() else None
+
+
 def load(spec: str | os.PathLike[str], **options: Any) -> GeoBenchTask:
     common, extra = split_options(options)
     partition = extra.pop("partition", None)
+    band_remap = extra.pop("band_remap", None)
     if extra:
-        raise InputError(f"unknown option(s) for a GEO-Bench task: {', '.join(sorted(extra))} (known: partition)")
-    return GeoBenchTask(Path(spec), common, partition=partition)
+        raise InputError(f"unknown option(s) for a GEO-Bench task: {', '.join(sorted(extra))} "
+                         "(known: partition, band_remap)")
+    return GeoBenchTask(Path(spec), common, partition=partition, band_remap=band_remap)

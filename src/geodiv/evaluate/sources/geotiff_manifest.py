@@ -12,8 +12,10 @@ Columns (names case-insensitive; alternatives in brackets):
   ``split`` (train/val/test; without it the rows are split randomly by ``split_fractions``).
 
 The task type is inferred from the label column unless ``task_type`` is given; ``classes`` fixes class
-names and their order. Image bands: the GeoTIFF band descriptions when they name Sentinel-2 bands, else
-``file_bands`` (a list), else by count (13: all, 12: without B10, 10: SatMAE's ten).
+names and their order. Image bands: ``file_bands`` (a list) or ``band_order`` (``standard``, ``eurosat`` or a
+list), else the GeoTIFF band descriptions when they name Sentinel-2 bands, else by count (13: the standard
+order with a warning, or EuroSAT-MS's B1..B12, B8A when the files sit in EuroSAT's ``<Class>/<Class>_<n>.tif``
+layout, said in ``info['band_order']``; 12: without B10; 10: SatMAE's ten).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from geodiv.bands import S2_BANDS, SATMAE_BANDS, canonical_band
+from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, SATMAE_BANDS, canonical_band
+from geodiv.data.sources.geotiff import named_band_order, resolve_path, undescribed_13_band_order
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.sources._raster import read_geotiff
 from geodiv.evaluate.tasks import (
@@ -97,20 +100,10 @@ def detect(path: Path) -> bool:
     return table is not None and find_column(table, "path", path=path, required=False) is not None
 
 
-def resolve_path(value: str, root: Path) -> Path:
-    """``value`` as a file: absolute, under ``root``, or under ``root`` after dropping leading parts."""
-    p = Path(str(value))
-    if p.is_absolute() and p.is_file():
-        return p
-    parts = p.parts[1:] if p.is_absolute() else p.parts
-    for i in range(len(parts)):
-        candidate = root.joinpath(*parts[i:])
-        if candidate.is_file():
-            return candidate
-    return root / Path(*parts) if parts else root
-
-
-def band_names_for(path: Path, count: int, descriptions: tuple, file_bands: list[str] | None, *, where: str) -> list[str]:
+def band_names_for(path: Path, count: int, descriptions: tuple, file_bands: list[str] | None, *, where: str,
+                   band_order: str | list[str] | None = None) -> list[str]:
+    if band_order is not None:
+        return named_band_order(band_order, count, where)
     if file_bands is not None:
         names = [canonical_band(b) for b in file_bands]
         if len(names) != count:
@@ -121,6 +114,8 @@ def band_names_for(path: Path, count: int, descriptions: tuple, file_bands: list
             return [canonical_band(d) for d in descriptions]
         except InputError:
             pass
+    if count == len(S2_BANDS):
+        return undescribed_13_band_order(path, where)
     if count in BANDS_BY_COUNT:
         return list(BANDS_BY_COUNT[count])
     raise InputError(
@@ -147,6 +142,7 @@ class ManifestTask(SourceTask):
         file_bands: list[str] | None = None,
         columns: dict[str, str] | None = None,
         reader=None,
+        band_order: str | list[str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.name = name or self.path.stem
@@ -162,7 +158,7 @@ class ManifestTask(SourceTask):
         self.type, self.classes, self._labels = self._infer_labels(table[col["label"]], task_type, classes)
         has_coords = self._rows["lat"] is not None
         georeferenced = False
-        if file_bands is not None and has_coords:
+        if file_bands is not None and has_coords and band_order is None:
             self.source_bands = [canonical_band(b) for b in file_bands]
         else:  # the first image tells the band count/names and whether files carry a georeference
             import rasterio
@@ -173,8 +169,11 @@ class ManifestTask(SourceTask):
                 raise DataError(f"{self._where(self._rows['key'][0])}: image {first} does not exist")
             with warnings.catch_warnings(), rasterio.open(first) as src:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self.source_bands = band_names_for(first, src.count, src.descriptions, file_bands, where=str(self.path))
+                self.source_bands = band_names_for(first, src.count, src.descriptions, file_bands, where=str(self.path),
+                                                   band_order=band_order)
                 georeferenced = src.crs is not None
+        if self.source_bands == list(EUROSAT_MS_BANDS):
+            self.info["band_order"] = "EuroSAT-MS (B1..B12, B8A)"
         super().__init__(options, source_has_location=has_coords or georeferenced)
 
     # -- table -----------------------------------------------------------------------------------------------
@@ -293,7 +292,7 @@ class ManifestTask(SourceTask):
 def load(spec: str | os.PathLike[str], **options: Any) -> ManifestTask:
     common, extra = split_options(options)
     path = Path(spec)
-    known = {"name", "task_type", "classes", "image_root", "file_bands", "columns"}
+    known = {"name", "task_type", "classes", "image_root", "file_bands", "columns", "band_order"}
     unknown = set(extra) - known
     if unknown:
         raise InputError(f"unknown option(s) for a GeoTIFF manifest: {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")

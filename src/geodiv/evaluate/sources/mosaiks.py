@@ -131,7 +131,8 @@ def load(spec: str | os.PathLike[str], **options: Any) -> SourceTask:
     import pandas as pd
 
     common, extra = split_options(options)
-    known = {"imagery", "label_column", "label_transform", "max_distance_km", "name", "file_bands", "image_root"}
+    known = {"imagery", "label_column", "label_transform", "max_distance_km", "name", "file_bands", "image_root",
+             "band_order"}
     if set(extra) - known:
         raise InputError(f"unknown option(s) for a MOSAIKS table: {', '.join(sorted(set(extra) - known))} (known: {', '.join(sorted(known))})")
     path = Path(spec)
@@ -185,7 +186,8 @@ def load(spec: str | os.PathLike[str], **options: Any) -> SourceTask:
         raise DataError(f"{imagery}: no image for {len(missing)} cell(s) of {path}, e.g. id {missing[0]!r}")
     joined["path"] = [paths[k] for k in joined["id"]]
     task = ManifestTask(path, joined, common, name=name, task_type="regression",
-                        image_root=extra.get("image_root", imagery.parent), file_bands=extra.get("file_bands"))
+                        image_root=extra.get("image_root", imagery.parent), file_bands=extra.get("file_bands"),
+                        band_order=extra.get("band_order"))
     task.source = "mosaiks"
     task.info["imagery"] = str(imagery)
     return task

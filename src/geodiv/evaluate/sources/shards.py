@@ -122,7 +122,8 @@ class ShardTask(SourceTask):
 def load(spec: str | os.PathLike[str], **options: Any) -> ShardTask:
     common, extra = split_options(options)
     if extra:
-        raise InputError(f"unknown option(s) for a geodiv task folder: {', '.join(sorted(extra))}")
+        raise InputError(f"unknown option(s) for a geodiv task folder: {', '.join(sorted(extra))} "
+                         f"(known: {', '.join(TaskOptions.model_fields)})")
     return ShardTask(Path(spec), common)
 
 
