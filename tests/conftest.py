@@ -10,3 +10,41 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a hard dependency; keep collection errors readable
     pass
+
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "src"))
+
+
+@pytest.fixture
+def lock_holder(tmp_path):
+    """Start a separate process that holds a folder's geodiv lock until it is killed; returns its Popen."""
+    procs = []
+
+    def start(folder):
+        ready = tmp_path / f".ready-{len(procs)}"
+        code = textwrap.dedent(f"""
+            import pathlib, time
+            from geodiv.atomic import folder_lock
+            with folder_lock({str(folder)!r}, "geodiv test-holder"):
+                pathlib.Path({str(ready)!r}).write_text("x")
+                time.sleep(120)
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": SRC})
+        procs.append(proc)
+        for _ in range(600):
+            if ready.exists():
+                return proc
+            time.sleep(0.05)
+        raise AssertionError("the lock holder did not start")
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 import numpy as np
 from pydantic import Field, field_validator
 
-from geodiv.atomic import write_json
+from geodiv.atomic import folder_lock, write_json
 from geodiv.bands import S2_BANDS, canonical_band
 from geodiv.config import StrictModel, read_yaml, validate_config
 from geodiv.data.catalog import (
@@ -265,8 +265,12 @@ def _selected_catalog(cfg: DatasetConfig, out: Path):
 
 
 def build_one(cfg: DatasetConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Build one dataset into ``out`` while holding the folder's lock (a second build waits or stops)."""
+    with folder_lock(out, f"geodiv build {cfg.name}"):
+        return _build_one(cfg, Path(out))
+
+
+def _build_one(cfg: DatasetConfig, out: Path) -> dict[str, Any]:
     prior = out / ".progress" / "run.json"
     config = cfg.model_dump(mode="json")
     if prior.exists():

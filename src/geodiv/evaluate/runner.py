@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from geodiv.atomic import atomic_open, write_json
+from geodiv.atomic import atomic_open, check_target, folder_lock, write_json
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.config import EvalConfig, resolve_config
 from geodiv.evaluate.features import (
@@ -272,8 +272,26 @@ def evaluate(
     (Task object, SimEarth task name or task path) with ``protocol`` ('knn', 'linear', 'finetune', or a list).
 
     Returns records ``{task, protocol, metric, value, ci_low, ci_high, region, train_region, n, checkpoint,
-    n_train, params, notes, checkpoint_id}``; with ``out`` they are written as JSON and as CSV beside it.
+    n_train, params, notes, checkpoint_id}``; with ``out`` they are written as JSON and as CSV beside it, while
+    holding the lock of ``out``'s folder (which also holds the feature cache).
     """
+    if out is None:
+        return _evaluate(checkpoint, task, protocol, by, out, config, seed)
+    check_target(out)
+    check_target(Path(out).with_suffix(".csv"))
+    with folder_lock(Path(out).parent, "geodiv evaluate"):
+        return _evaluate(checkpoint, task, protocol, by, out, config, seed)
+
+
+def _evaluate(
+    checkpoint: Any,
+    task: Any,
+    protocol: str | Sequence[str],
+    by: str | None,
+    out: str | os.PathLike[str] | None,
+    config: EvalConfig | dict | str | os.PathLike[str] | None,
+    seed: int,
+) -> list[dict]:
     cfg = resolve_config(config)
     protocols = [protocol] if isinstance(protocol, str) else list(protocol)
     for p in protocols:

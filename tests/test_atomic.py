@@ -1,0 +1,99 @@
+"""Atomic writes (regular targets only, umask, temp sweeping) and output-folder locks."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from geodiv.atomic import LOCK_NAME, atomic_path, folder_lock, sweep_temp_files, write_text
+from geodiv.errors import InputError, LockedError
+
+
+def test_write_refuses_device_and_folder_targets(tmp_path):
+    with pytest.raises(InputError, match="not a regular file"):
+        write_text("/dev/null", "x")
+    assert not os.path.isfile("/dev/null")  # still the device
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        write_text(tmp_path / "d", "x")
+    write_text(tmp_path / "f.txt", "a")
+    write_text(tmp_path / "f.txt", "b")  # a regular file is replaced
+    assert (tmp_path / "f.txt").read_text() == "b"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_final_mode_follows_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        with open(tmp_path / "b.txt", "w") as fh:  # what open() gives
+            fh.write("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777
+
+
+def test_failed_write_leaves_no_temp_and_names_the_target(tmp_path):
+    import errno
+
+    with pytest.raises(OSError) as info:
+        with atomic_path(tmp_path / "out.bin"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert info.value.filename == str(tmp_path / "out.bin")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_names_the_holder_and_is_taken_over_after_a_kill(tmp_path, lock_holder):
+    folder = tmp_path / "out"
+    proc = lock_holder(folder)
+    try:
+        with pytest.raises(LockedError, match=rf"pid {proc.pid} on host .*geodiv test-holder"):
+            with folder_lock(folder, "geodiv second"):
+                pass
+        # a dead run's temp file, left beside the lock
+        (folder / ".shard-000000.tar.tmp-abc.tar").write_bytes(b"partial")
+        (folder / "keep.tar").write_bytes(b"ok")
+    finally:
+        proc.kill()  # kill -9: the kernel drops the flock, the lock file stays
+        proc.wait()
+    assert json.loads((folder / LOCK_NAME).read_text())["pid"] == proc.pid  # a stale record
+    with folder_lock(folder, "geodiv third"):
+        assert json.loads((folder / LOCK_NAME).read_text())["command"] == "geodiv third"
+        assert not (folder / ".shard-000000.tar.tmp-abc.tar").exists()  # swept
+        assert (folder / "keep.tar").exists()
+
+
+def test_waiting_for_a_lock_proceeds_when_the_holder_ends(tmp_path, lock_holder):
+    folder = tmp_path / "out"
+    proc = lock_holder(folder)
+    killer = subprocess.Popen([sys.executable, "-c", f"import os, time; time.sleep(1.0); os.kill({proc.pid}, 9)"])
+    t0 = time.perf_counter()
+    with folder_lock(folder, "geodiv waiter", wait=True):
+        waited = time.perf_counter() - t0
+    killer.wait()
+    proc.wait()
+    assert waited > 0.5
+
+
+def test_lock_is_reentrant_and_a_failed_first_run_leaves_no_folder(tmp_path):
+    with folder_lock(tmp_path / "a", "x"):
+        with folder_lock(tmp_path / "a", "x"):
+            pass
+    with pytest.raises(RuntimeError):
+        with folder_lock(tmp_path / "new", "x"):
+            raise RuntimeError("failed before writing anything")
+    assert not (tmp_path / "new").exists()
+
+
+def test_sweep_skips_subfolders_with_their_own_lock(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / LOCK_NAME).write_text("")
+    (tmp_path / "sub" / ".x.tmp-1").write_text("")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / ".y.json.tmp-2.json").write_text("")
+    assert sweep_temp_files(tmp_path) == 1
+    assert (tmp_path / "sub" / ".x.tmp-1").exists()
