@@ -61,7 +61,7 @@ def test_dry_run_plans_every_step_with_estimates(tmp_path, micro):
     assert all(keys_a[k] == keys_b[k] for k in keys_a if k[0] in ("dataset", "diversity", "task"))
 
 
-def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro):
+def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro, monkeypatch):
     out = tmp_path / "study"
     run_study(study=micro, out=out)
     results = pd.read_csv(out / "results.csv")
@@ -93,6 +93,17 @@ def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro):
     assert "23 steps, 22 cached" in format_plan(plan_study(micro, out), cache)
     run_study(study=micro, out=out)
     assert cache.get("evaluate", evaluate_step.key) is not None
+    # The folder is self-contained: moved, and rerun from another working directory, every step is still cached
+    # and the aggregates are the same.
+    markers = {p.name: p.stat().st_mtime_ns for p in (out / "cache").glob("*.json")}
+    before = pd.read_csv(out / "results.csv")
+    moved = tmp_path / "elsewhere" / "moved-study"
+    moved.parent.mkdir()
+    out.rename(moved)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    run_study(study=micro, out="moved-study")
+    assert {p.name: p.stat().st_mtime_ns for p in (moved / "cache").glob("*.json")} == markers
+    pd.testing.assert_frame_equal(pd.read_csv(moved / "results.csv"), before)
 
 
 def test_report_from_study(tmp_path, micro):
@@ -107,3 +118,29 @@ def test_report_from_study(tmp_path, micro):
     md = (out / "report" / "report.md").read_text()
     assert "| Pretraining | landcover (accuracy) |" in md and "![" in md
     assert (out / "correlations.csv").is_file()
+
+
+def test_study_config_sections_are_validated_at_the_door(tmp_path, capsys):
+    from geodiv.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text("pretrain: {optim: {epochs: 3, warmup_epochs: 6}}\n")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"s.yaml \(pretrain:\)[\s\S]*warmup_epochs \(6.*\) exceeds epochs \(3\)"):
+        run_study(path, out=out)
+    assert main(["study", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "warmup_epochs" in err and "Traceback" not in err
+    assert not out.exists()  # nothing written
+    path.write_text("data: {options: {margin: -1}}\n")
+    with pytest.raises(ConfigError, match=r"\(dataset one-hot-africa\)[\s\S]*margin"):
+        run_study(path, out=out, dry_run=True)
+
+
+def test_a_second_study_into_a_locked_folder_stops_naming_the_holder(tmp_path, micro, lock_holder):
+    from geodiv.errors import LockedError
+
+    holder = lock_holder(tmp_path / "study")
+    with pytest.raises(LockedError, match=f"pid {holder.pid}"):
+        run_study(study=micro, out=tmp_path / "study")
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == [".geodiv.lock"]

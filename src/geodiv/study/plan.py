@@ -94,6 +94,21 @@ def evaluation_config(cfg: StudyConfig) -> dict[str, Any]:
     return conf
 
 
+def check_sections(cfg: StudyConfig, source: str = "<study config>") -> None:
+    """Validate what the study hands to other stages (each dataset, the pretraining and the evaluation config) as
+    those stages would, before anything runs: a bad value stops with the message the stage's own config gives."""
+    from geodiv.config import validate_config
+    from geodiv.data.build import DatasetConfig
+    from geodiv.evaluate.config import EvalConfig
+    from geodiv.train import PretrainConfig
+
+    for ds in cfg.datasets:
+        if ds.path is None:
+            validate_config(DatasetConfig, dataset_config(cfg, ds.name), f"{source} (dataset {ds.name})")
+    validate_config(PretrainConfig, pretrain_config(cfg, Path("."), Path("."), cfg.seeds[0]), f"{source} (pretrain:)")
+    validate_config(EvalConfig, evaluation_config(cfg), f"{source} (evaluation.options:)")
+
+
 def _task_size(cfg: StudyConfig, task: TaskSection) -> int:
     return task.size or cfg.data.size
 
