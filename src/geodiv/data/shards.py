@@ -525,9 +525,9 @@ def check_manifest(manifest: dict[str, Any], path: Path) -> None:
     if manifest["n_samples"] != listed:
         raise DataError(f"{path}: n_samples is {manifest['n_samples']} but its shards hold {listed} samples; the "
                         f"manifest was edited or is damaged; {fix}")
-    for field, counts in (manifest.get("counts") or {}).items():
+    for name, counts in (manifest.get("counts") or {}).items():
         if isinstance(counts, dict) and counts and sum(counts.values()) != listed:
-            raise DataError(f"{path}: the {field} counts add up to {sum(counts.values())} samples, the shards hold "
+            raise DataError(f"{path}: the {name} counts add up to {sum(counts.values())} samples, the shards hold "
                             f"{listed}; the manifest was edited or is damaged; {fix}")
 
 
