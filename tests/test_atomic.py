@@ -97,3 +97,28 @@ def test_sweep_skips_subfolders_with_their_own_lock(tmp_path):
     (tmp_path / "plain" / ".y.json.tmp-2.json").write_text("")
     assert sweep_temp_files(tmp_path) == 1
     assert (tmp_path / "sub" / ".x.tmp-1").exists()
+
+
+def test_racing_runs_get_the_lock_one_at_a_time(tmp_path):
+    """Four processes released together: exactly one holds the folder, the others are told who does."""
+    go = tmp_path / "go"
+    code = ("import os, pathlib, sys, time\n"
+            "from geodiv.atomic import folder_lock\n"
+            "from geodiv.errors import LockedError\n"
+            "pathlib.Path(sys.argv[1]).write_text('')\n"
+            f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
+            "try:\n"
+            f"    with folder_lock({str(tmp_path / 'out')!r}, 'racer'):\n"
+            "        print('held', flush=True); time.sleep(2)\n"
+            "except LockedError as err:\n"
+            "    print('locked', 'pid' in str(err))\n")
+    src = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "src"))
+    ready = [tmp_path / f"ready{i}" for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(r)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": src}) for r in ready]
+    deadline = time.time() + 60
+    while not all(r.exists() for r in ready) and time.time() < deadline:
+        time.sleep(0.02)
+    go.write_text("")
+    outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert outputs == ["held", "locked True", "locked True", "locked True"]

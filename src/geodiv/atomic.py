@@ -216,9 +216,8 @@ def folder_lock(folder: str | os.PathLike[str], command: str, wait: bool | None 
     if wait is None:
         wait = os.environ.get(WAIT_ENV, "") not in ("", "0", "false", "no")
     path = folder / LOCK_NAME
-    fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the block
+    fh = _open_locked(path, folder, wait)
     try:
-        _acquire(fh, path, folder, wait)
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps({
@@ -254,6 +253,22 @@ def _remove_if_empty(folder: Path) -> None:
             return
     with contextlib.suppress(OSError):
         shutil.rmtree(folder)
+
+
+def _open_locked(path: Path, folder: Path, wait: bool) -> Any:
+    """The lock file, open and locked. Retried if the file we locked was removed meanwhile (a run that failed
+    removes the folder it created), so that two processes never hold locks on two different files."""
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the block
+        try:
+            _acquire(fh, path, folder, wait)
+            if os.path.exists(path) and os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
+                return fh
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
 
 
 def _acquire(fh: Any, path: Path, folder: Path, wait: bool) -> None:
