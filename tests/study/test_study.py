@@ -144,3 +144,23 @@ def test_a_second_study_into_a_locked_folder_stops_naming_the_holder(tmp_path, m
     with pytest.raises(LockedError, match=f"pid {holder.pid}"):
         run_study(study=micro, out=tmp_path / "study")
     assert sorted(p.name for p in (tmp_path / "study").iterdir()) == [".geodiv.lock"]
+
+
+def test_eta_calibrates_each_cost_class_on_its_own(tmp_path):
+    from geodiv.study.plan import Step
+    from geodiv.study.runner import _eta
+
+    study = micro_study(tasks=[{"name": "foresttype", "n_train": 24, "n_val": 12, "n_test": 24},
+                               {"name": "landcover", "n_train": 24, "n_val": 12, "n_test": 24}])
+    classes = {s.cost_class for s in plan_study(study, tmp_path)}
+    assert {"dataset", "pretrain", "evaluate/knn/segmentation", "evaluate/knn", "evaluate/linear"} <= classes
+
+    def step(cls, est):
+        return Step(cls.split("/")[0], cls, "k", est, {}, cost_class=cls)
+
+    pending = [step("evaluate/knn/segmentation", 10.0), step("evaluate/linear", 10.0), step("pretrain", 100.0)]
+    assert _eta(pending, {}) == 120.0  # nothing seen yet: the estimates
+    # The first kNN segmentation step took 50x its estimate: only that class is rescaled by 50; classes not seen
+    # yet take the median ratio of the classes seen (2, 3, 50 -> 3), not the slow class's.
+    seen = {"evaluate/knn/segmentation": [500.0, 10.0], "dataset": [20.0, 10.0], "task": [30.0, 10.0]}
+    assert _eta(pending, seen) == 10.0 * 50 + 10.0 * 3.0 + 100.0 * 3.0

@@ -189,6 +189,8 @@ def _feature_heads(
                                   fractions["val"][spec.val_idx].reshape(-1, n_classes)])
             keep = tgt.sum(1) > 0
             query = feats["test"].reshape(-1, feats["test"].shape[-1]).astype(np.float32)
+            log(f"kNN segmentation ({spec.train_region}): {len(query)} test patch tokens against "
+                f"{int(keep.sum())} train/val tokens")
             res = knn_predict(mem[keep], tgt[keep], query, ks=ks, temperature=cfg.knn.temperature,
                               task_type="distribution", n_classes=n_classes)
             n_test = feats["test"].shape[0]

@@ -88,7 +88,7 @@ def _run_steps(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path)
                                         "outputs": step.outputs, "study_paths": _study_paths(step.outputs, out)})
         rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
         log(f"    done in {took:.1f}s{rate}")
-        real_est = observed.setdefault(step.kind, [0.0, 0.0])
+        real_est = observed.setdefault(step.cost_class, [0.0, 0.0])
         real_est[0] += took
         real_est[1] += step.estimate_s
     aggregate(cfg, steps, out, time.perf_counter() - start)
@@ -120,11 +120,14 @@ def _recorded_outputs(record: dict[str, Any], out: Path) -> dict[str, Any]:
 
 
 def _eta(pending: list[Step], observed: dict[str, list[float]]) -> float:
-    total = 0.0
-    for s in pending:
-        real, est = observed.get(s.kind, (0.0, 0.0))
-        total += s.estimate_s * (real / est if est > 0 else 1.0)
-    return total
+    """Seconds left: each step's estimate rescaled by what its own cost class took per estimated second so far.
+
+    A class not seen yet is rescaled by the median of the classes seen (the machine's speed relative to the
+    reference), never by another class's ratio alone: a slow kNN on segmentation does not inflate linear probes.
+    """
+    ratios = {c: real / est for c, (real, est) in observed.items() if est > 0}
+    fallback = float(np.median(list(ratios.values()))) if ratios else 1.0
+    return sum(s.estimate_s * ratios.get(s.cost_class, fallback) for s in pending)
 
 
 def _fmt(seconds: float) -> str:
