@@ -211,6 +211,16 @@ def test_damaged_checkpoints_give_a_message_never_a_crash_or_a_silent_load(tmp_p
         for k, v in mae.state_dict().items():
             assert torch.equal(model.state_dict()[k], v), (name, k)
     assert loaded_flips < 25
+    # Well-formed torch files whose content is not a model: a message too, never KeyError/IndexError.
+    sd = mae.state_dict()
+    for name, obj in {"scalar_cls": {"model": {**sd, "cls_token": torch.zeros(())}}, "none": None,
+                      "pos_1d": {"model": {**sd, "pos_embed": torch.zeros(5)}}, "ints": {"model": {"a": 1}},
+                      "list": {"model": [1, 2]}, "pos_odd": {"model": {**sd, "pos_embed": torch.zeros(1, 7, 48)}},
+                      "empty": {"model": {}}}.items():
+        torch.save(obj, tmp_path / f"{name}.pth")
+        for kind in ("mae", "encoder"):
+            with pytest.raises(GeodivError, match=f"{name}.pth"):
+                load_pretrained(tmp_path / f"{name}.pth", kind=kind)
 
 
 def test_checksum_mismatch_is_refused_and_unchecked_files_still_load(tmp_path, tiny):

@@ -351,6 +351,8 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
         raise ConfigError(f"checkpoint {path} holds no decoder (an encoder/fine-tuned model); load it with kind='encoder'")
     try:
         inferred = infer_config(state, ckpt)
+    except DataError as err:
+        raise DataError(f"checkpoint {path}: {err}") from None
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise DataError(f"checkpoint {path} does not describe a SatMAE model ({type(err).__name__}: "
                         f"{_first_line(err)}); use a SatMAE or geodiv checkpoint") from None
