@@ -148,3 +148,20 @@ def test_failed_build_leaves_no_empty_folder(tmp_path):
     with pytest.raises(Exception, match="missing.parquet"):
         build_dataset(cfg, tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+def test_build_with_wait_lock_waits_for_the_holder(tmp_path, lock_holder, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from geodiv.atomic import WAIT_ENV
+
+    monkeypatch.setenv(WAIT_ENV, "0")  # restored after the test (the CLI sets it for its process)
+    holder = lock_holder(tmp_path / "oc")
+    killer = subprocess.Popen([sys.executable, "-c", f"import os, time; time.sleep(1); os.kill({holder.pid}, 9)"])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**SMALL, "name": "oceania", "strategy": {"kind": "one_hot", "continent": "Oceania"}}))
+    assert main(["build", str(cfg), "--out", str(tmp_path / "oc"), "--wait-lock"]) == 0
+    killer.wait()
+    assert f"in use by pid {holder.pid}" in capsys.readouterr().err  # it said whom it waited for
+    assert verify_dataset(tmp_path / "oc")["n_samples"] == 9
