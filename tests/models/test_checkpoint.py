@@ -104,6 +104,14 @@ def test_safetensors_export_round_trip(tmp_path, tiny):
     assert back.config == mae.config
     assert all(torch.equal(back.state_dict()[k], v) for k, v in mae.state_dict().items())
     assert load_checkpoint(out)["metadata"]["epoch"] == "1"
+    data = bytearray(out.read_bytes())
+    data[-5] ^= 0x10  # a flipped bit in the last tensor's bytes: still decodes, the checksum catches it
+    (tmp_path / "flip.safetensors").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="does not match the checksum"):
+        load_checkpoint(tmp_path / "flip.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(bytes(data[:100]))
+    with pytest.raises(DataError, match="damaged or truncated"):
+        load_checkpoint(tmp_path / "cut.safetensors")
 
 
 def test_bare_state_dict_and_other_image_size(tmp_path, images, tiny):

@@ -177,18 +177,23 @@ def _check_content(path: Path, ckpt: dict[str, Any], recorded: Any) -> None:
 
 
 def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, Any]:
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
     device = str(map_location)
+    with open(path, "rb"):
+        pass  # not readable (permissions, I/O): an OSError naming the path, for the CLI
     try:
         with safe_open(str(path), framework="pt", device=device) as fh:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
             metadata = dict(fh.metadata() or {})
-    except (SafetensorError, OSError) as err:
-        raise DataError(f"{path} is not a readable safetensors file ({_first_line(err)})") from None
+        model_config = json.loads(metadata["model_config"]) if "model_config" in metadata else None
+    except Exception as err:  # noqa: BLE001 - any decoding failure of a damaged file (SafetensorError, ...)
+        raise DataError(f"{path} is not a readable safetensors file, it is damaged or truncated "
+                        f"({_first_line(err)}); copy it again or use another checkpoint") from None
     ckpt: dict[str, Any] = {"model": tensors, "metadata": metadata}
-    if "model_config" in metadata:
-        ckpt["model_config"] = json.loads(metadata["model_config"])
+    if model_config is not None:
+        ckpt["model_config"] = model_config
+    _check_content(path, {"model": tensors}, metadata.get(CHECKSUM_KEY))
     return ckpt
 
 
@@ -217,6 +222,7 @@ def export_safetensors(
         metadata["epoch"] = str(data["epoch"])
     # safetensors wants contiguous tensors that share no memory.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in data["model"].items()}
+    metadata[CHECKSUM_KEY] = content_digest({"model": tensors})
     out = Path(out)
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
