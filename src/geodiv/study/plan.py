@@ -186,13 +186,16 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         n = task.n_train + task.n_val + task.n_test
         ft_epochs = int(cfg.evaluation.options.get("finetune", {}).get("epochs", 30))
         for dataset, seed, mkey in models:
-            for protocol in protocols:
+            extracts = True  # the first frozen-feature protocol of a model and task extracts the features, the
+            for protocol in protocols:  # others read them from the feature cache: two cost classes
                 inputs = {"model": mkey, "task": task_keys[task.name], "protocol": protocol, "seed": seed,
                           "by": "continent" if cfg.evaluation.by_region else None, "config": eval_conf}
+                features = extracts and protocol != "finetune"
                 if protocol == "finetune":
                     est = ft_epochs * task.n_train * cost * _pixels(_task_size(cfg, task)) / (2 * TRAIN_SAMPLES_PER_S_TINY)
                 else:
-                    est = n * cost * _pixels(_task_size(cfg, task)) / FORWARD_SAMPLES_PER_S_TINY / 2
+                    est = n * cost * _pixels(_task_size(cfg, task)) / FORWARD_SAMPLES_PER_S_TINY / (1 if features else 2)
+                    extracts = False
                 seg = _task_type(task) == "segmentation"
                 if seg and protocol == "knn":
                     tokens = (_task_size(cfg, task) // patch) ** 2
@@ -201,7 +204,8 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
                 steps.append(Step("evaluate", f"{dataset} s{seed} / {task.name} / {protocol}", key, est, inputs,
                                   {"json": str(out / "evaluations" / f"{dataset}-s{seed}__{task.name}__{protocol}-{key[:8]}.json"),
                                    "dataset": dataset, "seed": seed, "task": task.name, "protocol": protocol},
-                                  work=n, cost_class=f"evaluate/{protocol}" + ("/segmentation" if seg else "")))
+                                  work=n, cost_class=f"evaluate/{protocol}" + ("/segmentation" if seg else "")
+                                  + ("+features" if features else "")))
     return steps
 
 
