@@ -55,7 +55,7 @@ def test_lock_names_the_holder_and_is_taken_over_after_a_kill(tmp_path, lock_hol
             with folder_lock(folder, "geodiv second"):
                 pass
         # a dead run's temp file, left beside the lock
-        (folder / ".shard-000000.tar.tmp-abc.tar").write_bytes(b"partial")
+        (folder / ".shard-000000.tar.tmp-k3x_9q2a.tar").write_bytes(b"partial")
         (folder / "keep.tar").write_bytes(b"ok")
     finally:
         proc.kill()  # kill -9: the kernel drops the flock, the lock file stays
@@ -63,7 +63,7 @@ def test_lock_names_the_holder_and_is_taken_over_after_a_kill(tmp_path, lock_hol
     assert json.loads((folder / LOCK_NAME).read_text())["pid"] == proc.pid  # a stale record
     with folder_lock(folder, "geodiv third"):
         assert json.loads((folder / LOCK_NAME).read_text())["command"] == "geodiv third"
-        assert not (folder / ".shard-000000.tar.tmp-abc.tar").exists()  # swept
+        assert not (folder / ".shard-000000.tar.tmp-k3x_9q2a.tar").exists()  # swept
         assert (folder / "keep.tar").exists()
 
 
@@ -89,14 +89,17 @@ def test_lock_is_reentrant_and_a_failed_first_run_leaves_no_folder(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
-def test_sweep_skips_subfolders_with_their_own_lock(tmp_path):
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / LOCK_NAME).write_text("")
-    (tmp_path / "sub" / ".x.tmp-1").write_text("")
-    (tmp_path / "plain").mkdir()
-    (tmp_path / "plain" / ".y.json.tmp-2.json").write_text("")
-    assert sweep_temp_files(tmp_path) == 1
-    assert (tmp_path / "sub" / ".x.tmp-1").exists()
+def test_sweep_removes_only_atomic_temp_names_near_the_folder(tmp_path):
+    temp = ".checkpoint-3.pth.tmp-a1b2c3d4.pth"  # what atomic_path makes
+    for sub in ("", "cache", "evaluations/feature_cache", "a/b/c", "locked"):
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+        (tmp_path / sub / temp).write_text("")
+    (tmp_path / "locked" / LOCK_NAME).write_text("")  # another command's folder: its own sweep
+    (tmp_path / ".notes.tmp-mine").write_text("")  # not a name atomic_path makes
+    assert sweep_temp_files(tmp_path) == 3
+    assert not (tmp_path / temp).exists() and not (tmp_path / "evaluations/feature_cache" / temp).exists()
+    assert (tmp_path / "a/b/c" / temp).exists()  # deeper than SWEEP_DEPTH
+    assert (tmp_path / "locked" / temp).exists() and (tmp_path / ".notes.tmp-mine").exists()
 
 
 def test_racing_runs_get_the_lock_one_at_a_time(tmp_path):

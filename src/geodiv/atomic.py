@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -32,8 +33,10 @@ from geodiv.progress import log
 
 #: Name of the lock file in a locked output folder.
 LOCK_NAME = ".geodiv.lock"
-#: Glob of the temporary files ``atomic_path`` creates (``.NAME.tmp-RANDOM[.SUFFIX]``).
-TEMP_GLOB = ".*.tmp-*"
+#: Names of the temporary files ``atomic_path`` creates: ``.NAME.tmp-`` + mkstemp's 8 characters + suffix.
+TEMP_RE = re.compile(r"^\..+\.tmp-[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
+#: How deep below a locked folder the sweep looks (a study's cache/, evaluations/feature_cache/, a build's .progress/).
+SWEEP_DEPTH = 2
 #: Environment variable that makes ``folder_lock`` wait for a held lock instead of stopping (``--wait-lock``).
 WAIT_ENV = "GEODIV_WAIT_LOCK"
 
@@ -165,26 +168,34 @@ def _holder_text(path: Path) -> str:
     return "another process (its record is not readable)"
 
 
-def sweep_temp_files(folder: str | os.PathLike[str]) -> int:
-    """Remove temporary files of dead atomic writes under ``folder``; return how many were removed.
+def sweep_temp_files(folder: str | os.PathLike[str], depth: int = SWEEP_DEPTH) -> int:
+    """Remove temporary files of dead atomic writes in ``folder`` and its subfolders down to ``depth`` levels;
+    return how many were removed.
 
-    Subfolders that have their own lock file are left to the command that locks them. Call it only while
-    holding ``folder``'s lock (``folder_lock`` does), so that no live writer owns the files.
+    Only names that ``atomic_path`` makes are touched (``TEMP_RE``). Subfolders that have their own lock file are
+    left to the command that locks them. Call it only while holding ``folder``'s lock (``folder_lock`` does), so
+    that no live writer owns the files.
     """
     removed = 0
     folder = Path(folder)
-    for dirpath, dirnames, filenames in os.walk(folder):
-        here = Path(dirpath)
-        if here != folder and LOCK_NAME in filenames:
-            dirnames[:] = []
-            continue
-        for name in filenames:
-            if not Path(name).match(TEMP_GLOB):
+    levels = [folder]
+    for level in range(depth + 1):
+        below = []
+        for here in levels:
+            try:
+                entries = list(os.scandir(here))
+            except OSError:
                 continue
-            with contextlib.suppress(FileNotFoundError):
-                if (here / name).is_file() and not (here / name).is_symlink():
-                    (here / name).unlink()
-                    removed += 1
+            if here != folder and any(e.name == LOCK_NAME for e in entries):
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    below.append(Path(entry.path))
+                elif TEMP_RE.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+        levels = below if level < depth else []
     return removed
 
 

@@ -124,7 +124,7 @@ def test_rerun_build_rebuilds_a_corrupt_shard(tmp_path):
     data = bytearray(shard.read_bytes())
     data[700] ^= 0xFF  # a flipped byte inside the first sample's image
     shard.write_bytes(bytes(data))
-    (out / ".shard-000002.tar.tmp-dead.tar").write_bytes(b"left by a killed run")
+    (out / ".shard-000002.tar.tmp-d3ad_run.tar").write_bytes(b"left by a killed run")
     again = build_dataset(cfg, out)
     assert again == first
     assert {p.name: p.read_bytes() for p in out.glob("shard-*.tar")} == good
