@@ -162,7 +162,9 @@ def test_eta_calibrates_each_cost_class_on_its_own(tmp_path):
 
     pending = [step("evaluate/knn/segmentation", 10.0), step("evaluate/linear", 10.0), step("pretrain", 100.0)]
     assert _eta(pending, {}) == 120.0  # nothing seen yet: the estimates
-    # The first kNN segmentation step took 50x its estimate: only that class is rescaled by 50; classes not seen
-    # yet take the median ratio of the classes seen (2, 3, 50 -> 3), not the slow class's.
-    seen = {"evaluate/knn/segmentation": [500.0, 10.0], "dataset": [20.0, 10.0], "task": [30.0, 10.0]}
-    assert _eta(pending, seen) == 10.0 * 50 + 10.0 * 3.0 + 100.0 * 3.0
+    # The first kNN segmentation step took 50x its estimate: only that class is rescaled by 50; the classes not
+    # seen yet keep their estimates, a class seen is rescaled by its own ratio.
+    seen = {"evaluate/knn/segmentation": [500.0, 10.0], "dataset": [20.0, 10.0]}
+    assert _eta(pending, seen) == 10.0 * 50 + 10.0 + 100.0
+    seen["pretrain"] = [150.0, 100.0]
+    assert _eta(pending, seen) == 10.0 * 50 + 10.0 + 100.0 * 1.5

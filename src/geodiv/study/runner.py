@@ -122,12 +122,11 @@ def _recorded_outputs(record: dict[str, Any], out: Path) -> dict[str, Any]:
 def _eta(pending: list[Step], observed: dict[str, list[float]]) -> float:
     """Seconds left: each step's estimate rescaled by what its own cost class took per estimated second so far.
 
-    A class not seen yet is rescaled by the median of the classes seen (the machine's speed relative to the
-    reference), never by another class's ratio alone: a slow kNN on segmentation does not inflate linear probes.
+    A class not seen yet keeps its built-in estimate: another class's ratio says little about it (the first step
+    of a study also pays one-time start-up costs, and a slow kNN on segmentation says nothing of linear probes).
     """
     ratios = {c: real / est for c, (real, est) in observed.items() if est > 0}
-    fallback = float(np.median(list(ratios.values()))) if ratios else 1.0
-    return sum(s.estimate_s * ratios.get(s.cost_class, fallback) for s in pending)
+    return sum(s.estimate_s * ratios.get(s.cost_class, 1.0) for s in pending)
 
 
 def _fmt(seconds: float) -> str:
