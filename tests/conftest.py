@@ -1,6 +1,12 @@
 """Shared test settings: deterministic, quiet, single-threaded torch (CI has 2 cores and runs 2 workers)."""
 
 import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
 
 os.environ.setdefault("GEODIV_PROGRESS", "0")
 
@@ -11,13 +17,6 @@ try:
 except ImportError:  # pragma: no cover - torch is a hard dependency; keep collection errors readable
     pass
 
-
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import textwrap  # noqa: E402
-import time  # noqa: E402
-
-import pytest  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "src"))
 
