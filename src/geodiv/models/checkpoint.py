@@ -48,7 +48,7 @@ def _digest_into(h: Any, obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().to("cpu").contiguous().reshape(-1)
         h.update(f"T{t.dtype}{tuple(obj.shape)}:".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.view(torch.uint8).numpy() if t.numel() else b"")  # the buffer itself, no copy
     elif isinstance(obj, Mapping):
         h.update(f"D{len(obj)}:".encode())
         for key in sorted(obj, key=repr):
