@@ -112,9 +112,13 @@ def test_racing_runs_get_the_lock_one_at_a_time(tmp_path):
             f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
             "try:\n"
             f"    with folder_lock({str(tmp_path / 'out')!r}, 'racer'):\n"
-            "        print('held', flush=True); time.sleep(2)\n"
+            "        print('held', flush=True)\n"
+            "        t0 = time.time()  # hold until the three others were refused (or 30 s)\n"
+            f"        while len(list(pathlib.Path({str(tmp_path)!r}).glob('refused-*'))) < 3 and time.time() - t0 < 30:\n"
+            "            time.sleep(0.01)\n"
             "except LockedError as err:\n"
-            "    print('locked', 'pid' in str(err))\n")
+            "    print('locked', 'pid' in str(err))\n"
+            f"    pathlib.Path({str(tmp_path)!r}, f'refused-{{os.getpid()}}').write_text('')\n")
     src = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "src"))
     ready = [tmp_path / f"ready{i}" for i in range(4)]
     procs = [subprocess.Popen([sys.executable, "-c", code, str(r)], stdout=subprocess.PIPE, text=True,
