@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from geodiv.errors import GeodivError
+from geodiv.errors import GeodivError, os_error_message
 
 
 def _print_json(obj) -> None:
@@ -196,6 +197,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="geodiv", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("where", help="continent, land cover, climate and biome of a location")
@@ -229,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder (a suite builds into OUT/NAME)")
     s.add_argument("--only", help="build only this dataset of a suite")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field of every dataset (n=1000)")
+    _wait_lock_flag(s)
     s.set_defaults(func=_cmd_build)
 
     s = sub.add_parser("inspect", help="counts, map and example grid of a dataset")
@@ -270,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output folder")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+    _wait_lock_flag(s)
     s.set_defaults(func=_cmd_pretrain)
 
     s = sub.add_parser("evaluate", help="evaluate a checkpoint on a downstream task")
@@ -283,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--config", help="evaluation config YAML")
     s.add_argument("--seed", type=int, default=0)
+    _wait_lock_flag(s)
     s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("study", help="run the whole study and write the report")
@@ -290,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=["quick", "paper"])
     s.add_argument("--out", required=True)
     s.add_argument("--dry-run", action="store_true", help="print the plan with estimated cost")
+    _wait_lock_flag(s)
     s.set_defaults(func=_cmd_study)
 
     s = sub.add_parser("report", help="(re)write the report of a study folder")
@@ -298,12 +304,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _wait_lock_flag(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--wait-lock", action="store_true",
+                   help="if another run holds the output folder, wait for it instead of stopping")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
+    if getattr(args, "wait_lock", False):
+        from geodiv.atomic import WAIT_ENV
+
+        os.environ[WAIT_ENV] = "1"  # read by every folder lock of this run (and torchrun's processes)
     try:
         return int(args.func(args) or 0)
     except GeodivError as err:
+        if args.debug:
+            raise
         print(f"geodiv {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # permissions, read-only or full disks, paths that are files or folders
+        if args.debug:
+            raise
+        print(f"geodiv {args.command}: error: {os_error_message(err)} (--debug shows the traceback)",
+              file=sys.stderr)
         return 2
 
 

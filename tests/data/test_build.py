@@ -113,3 +113,55 @@ def test_build_refuses_impossible_sizes(tmp_path):
     cat = candidate_catalog(cfg)
     with pytest.raises(DataError, match="the dataset needs"):
         select(cfg.strategy, cat, len(cat) + 1, seed=0)
+
+
+def test_rerun_build_rebuilds_a_corrupt_shard(tmp_path):
+    out = tmp_path / "oc"
+    cfg = {**SMALL, "name": "oceania", "strategy": {"kind": "one_hot", "continent": "Oceania"}}
+    first = build_dataset(cfg, out)
+    good = {p.name: p.read_bytes() for p in out.glob("shard-*.tar")}
+    shard = out / "shard-000001.tar"
+    data = bytearray(shard.read_bytes())
+    data[700] ^= 0xFF  # a flipped byte inside the first sample's image
+    shard.write_bytes(bytes(data))
+    (out / ".shard-000002.tar.tmp-d3ad_run.tar").write_bytes(b"left by a killed run")
+    again = build_dataset(cfg, out)
+    assert again == first
+    assert {p.name: p.read_bytes() for p in out.glob("shard-*.tar")} == good
+    assert verify_dataset(out)["n_samples"] == 9
+    assert not list(out.glob(".*.tmp-*"))  # the dead run's temp file was swept
+
+
+def test_build_into_a_folder_another_build_holds_stops(tmp_path, lock_holder, capsys):
+    holder = lock_holder(tmp_path / "oc")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**SMALL, "name": "oceania", "strategy": {"kind": "one_hot", "continent": "Oceania"}}))
+    assert main(["build", str(cfg), "--out", str(tmp_path / "oc")]) == 2
+    err = capsys.readouterr().err
+    assert f"pid {holder.pid}" in err and "--wait-lock" in err
+    assert sorted(p.name for p in (tmp_path / "oc").iterdir()) == [".geodiv.lock"]
+
+
+def test_failed_build_leaves_no_empty_folder(tmp_path):
+    cfg = {**SMALL, "name": "oceania", "strategy": {"kind": "one_hot", "continent": "Oceania"},
+           "exclude": [str(tmp_path / "missing.parquet")]}
+    with pytest.raises(Exception, match="missing.parquet"):
+        build_dataset(cfg, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_build_with_wait_lock_waits_for_the_holder(tmp_path, lock_holder, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from geodiv.atomic import WAIT_ENV
+
+    monkeypatch.setenv(WAIT_ENV, "0")  # restored after the test (the CLI sets it for its process)
+    holder = lock_holder(tmp_path / "oc")
+    killer = subprocess.Popen([sys.executable, "-c", f"import os, time; time.sleep(1); os.kill({holder.pid}, 9)"])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**SMALL, "name": "oceania", "strategy": {"kind": "one_hot", "continent": "Oceania"}}))
+    assert main(["build", str(cfg), "--out", str(tmp_path / "oc"), "--wait-lock"]) == 0
+    killer.wait()
+    assert f"in use by pid {holder.pid}" in capsys.readouterr().err  # it said whom it waited for
+    assert verify_dataset(tmp_path / "oc")["n_samples"] == 9

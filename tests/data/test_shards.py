@@ -183,3 +183,39 @@ def test_corrupt_header_and_truncated_member_name_the_shard_and_sample(small_dat
     path.write_bytes(b"not a tar at all" * 40)
     with pytest.raises(DataError, match=r"shard-000000\.tar: corrupt or truncated tar"):
         list(iter_samples(small_dataset, verify=False))
+
+
+def _edit_manifest(root, change):
+    path = root / "manifest.json"
+    m = json.loads(path.read_text())
+    change(m)
+    path.write_text(json.dumps(m))
+
+
+def test_lying_manifest_counts_are_refused(small_dataset):
+    from geodiv.data import inspect_dataset
+
+    _edit_manifest(small_dataset, lambda m: m.update(n_samples=1000))
+    with pytest.raises(DataError, match="n_samples is 1000 but its shards hold 13 samples"):
+        read_manifest(small_dataset)
+    with pytest.raises(DataError, match="n_samples is 1000"):
+        inspect_dataset(small_dataset)
+
+    def counts(m):
+        m["n_samples"] = 13
+        m["counts"]["continent"] = {"Europe": 40}
+
+    _edit_manifest(small_dataset, counts)
+    with pytest.raises(DataError, match="continent counts add up to 40"):
+        read_manifest(small_dataset)
+
+
+@pytest.mark.parametrize("bad", ["../../other/shard.tar", "/etc/passwd", "sub/../../x.tar"])
+def test_shard_paths_outside_the_dataset_are_refused(small_dataset, bad):
+    def escape(m):
+        m["shards"][0]["path"] = bad
+        m["counts"] = {}
+
+    _edit_manifest(small_dataset, escape)
+    with pytest.raises(DataError, match="outside the dataset folder"):
+        list(iter_samples(small_dataset, verify=False))

@@ -76,3 +76,11 @@ def test_cli_evaluate_writes_results(tmp_path, monkeypatch, tiny_config):
                      "--config", str(cfg)]) == 0
     assert len(json.loads(out.read_text())) == 2
     assert np.isfinite(json.loads(out.read_text())[0]["value"])
+
+
+def test_evaluate_into_a_locked_folder_stops_before_any_work(tmp_path, lock_holder):
+    from geodiv.errors import LockedError
+
+    holder = lock_holder(tmp_path / "e")
+    with pytest.raises(LockedError, match=f"pid {holder.pid}"):  # refused before the task is even looked up
+        evaluate(checkpoint="random", task="no-such-task", protocol="knn", out=tmp_path / "e" / "r.json")

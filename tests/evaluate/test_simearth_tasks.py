@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from geodiv.errors import InputError
+from geodiv.errors import DataError, InputError, LockedError
 from geodiv.evaluate.simearth_tasks import TASK_CONTINENTS, far_from, simearth_task
+from geodiv.evaluate.tasks import load_task
 
 
 def test_simearth_task_is_balanced_disjoint_and_cached(tmp_path):
@@ -20,6 +21,17 @@ def test_simearth_task_is_balanced_disjoint_and_cached(tmp_path):
     stamp = (tmp_path / "t" / "task.json").stat().st_mtime_ns
     again = simearth_task("treecover", **kwargs)  # same arguments: the folder is reused
     assert (tmp_path / "t" / "task.json").stat().st_mtime_ns == stamp and again.n("train") == 6
+    # A truncated task.json is called damaged, not an unknown format.
+    text = (tmp_path / "t" / "task.json").read_text()
+    (tmp_path / "t" / "task.json").write_text(text[: len(text) // 2])
+    with pytest.raises(DataError, match="task.json: cannot read the task description.*damaged or truncated"):
+        load_task(tmp_path / "t")
+
+
+def test_a_task_folder_being_written_is_locked(tmp_path, lock_holder):
+    holder = lock_holder(tmp_path / "t")
+    with pytest.raises(LockedError, match=f"pid {holder.pid}"):
+        simearth_task("treecover", n_train=2, n_val=2, n_test=2, size=16, out_dir=tmp_path / "t")
 
 
 def test_far_from_uses_great_circle_distance():

@@ -104,6 +104,14 @@ def test_safetensors_export_round_trip(tmp_path, tiny):
     assert back.config == mae.config
     assert all(torch.equal(back.state_dict()[k], v) for k, v in mae.state_dict().items())
     assert load_checkpoint(out)["metadata"]["epoch"] == "1"
+    data = bytearray(out.read_bytes())
+    data[-5] ^= 0x10  # a flipped bit in the last tensor's bytes: still decodes, the checksum catches it
+    (tmp_path / "flip.safetensors").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="does not match the checksum"):
+        load_checkpoint(tmp_path / "flip.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(bytes(data[:100]))
+    with pytest.raises(DataError, match="damaged or truncated"):
+        load_checkpoint(tmp_path / "cut.safetensors")
 
 
 def test_bare_state_dict_and_other_image_size(tmp_path, images, tiny):
@@ -170,3 +178,90 @@ def test_broken_and_mismatched_checkpoints(tmp_path, tiny):
     torch.save({"model": odd}, tmp_path / "odd.pth")
     with pytest.raises(ConfigError, match="pass channel_groups"):
         load_pretrained(tmp_path / "odd.pth", kind="encoder")
+
+
+def _fuzz_files(data: bytes, n: int, seed: int) -> list[tuple[str, bytes]]:
+    """Garbage, truncated and bit-flipped versions of a checkpoint's bytes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = [("empty", b""), ("zeros", bytes(4096)), ("text", b"not a checkpoint\n" * 10),
+           ("pickle-int", pickle.dumps(3)), ("pickle-list", pickle.dumps([1, 2, 3]))]
+    for i in range(n):
+        out.append((f"random{i}", rng.bytes(int(rng.integers(1, 5000)))))
+        out.append((f"cut{i}", data[: int(rng.integers(1, len(data)))]))
+        flipped = bytearray(data)
+        pos = int(rng.integers(0, len(data)))
+        flipped[pos] ^= 1 << int(rng.integers(0, 8))
+        out.append((f"flip{i}", bytes(flipped)))
+    return out
+
+
+def test_damaged_checkpoints_give_a_message_never_a_crash_or_a_silent_load(tmp_path, tiny):
+    from geodiv.errors import GeodivError
+
+    mae = build_mae("tiny", **tiny)
+    save_checkpoint(tmp_path / "c.pth", mae, epoch=1, args={"blr": 1e-4})
+    data = (tmp_path / "c.pth").read_bytes()
+    loaded_flips = 0
+    for name, blob in _fuzz_files(data, 25, seed=0):
+        path = tmp_path / f"{name}.pth"
+        path.write_bytes(blob)
+        try:
+            model = load_pretrained(path, kind="mae")
+        except GeodivError as err:
+            assert str(path) in str(err), (name, err)
+            continue
+        # A flip may land where it changes nothing that decodes (zip padding, a record's unused field):
+        # then the model must be the saved one, bit for bit.
+        assert name.startswith("flip"), name
+        loaded_flips += 1
+        for k, v in mae.state_dict().items():
+            assert torch.equal(model.state_dict()[k], v), (name, k)
+    assert loaded_flips < 25
+    # Well-formed torch files whose content is not a model: a message too, never KeyError/IndexError.
+    sd = mae.state_dict()
+    for name, obj in {"scalar_cls": {"model": {**sd, "cls_token": torch.zeros(())}}, "none": None,
+                      "pos_1d": {"model": {**sd, "pos_embed": torch.zeros(5)}}, "ints": {"model": {"a": 1}},
+                      "list": {"model": [1, 2]}, "pos_odd": {"model": {**sd, "pos_embed": torch.zeros(1, 7, 48)}},
+                      "empty": {"model": {}}}.items():
+        torch.save(obj, tmp_path / f"{name}.pth")
+        for kind in ("mae", "encoder"):
+            with pytest.raises(GeodivError, match=f"{name}.pth"):
+                load_pretrained(tmp_path / f"{name}.pth", kind=kind)
+
+
+def test_checksum_mismatch_is_refused_and_unchecked_files_still_load(tmp_path, tiny):
+    from geodiv.models.checkpoint import CHECKSUM_KEY
+
+    mae = build_mae("tiny", **tiny)
+    save_checkpoint(tmp_path / "c.pth", mae)
+    raw = torch.load(tmp_path / "c.pth", weights_only=False)
+    assert CHECKSUM_KEY in raw
+    raw["model"]["cls_token"] = raw["model"]["cls_token"] + 1e-3  # changed weights, stale checksum
+    torch.save(raw, tmp_path / "changed.pth")
+    with pytest.raises(DataError, match="does not match the checksum"):
+        load_pretrained(tmp_path / "changed.pth", kind="mae")
+    del raw[CHECKSUM_KEY]  # a published SatMAE-style file: no checksum, loads
+    torch.save(raw, tmp_path / "published.pth")
+    assert torch.equal(load_pretrained(tmp_path / "published.pth", kind="mae").cls_token, raw["model"]["cls_token"])
+    assert CHECKSUM_KEY not in load_checkpoint(tmp_path / "c.pth")
+
+
+def test_disk_full_while_saving_names_the_disk(tmp_path, tiny, monkeypatch):
+    import errno
+
+    from geodiv.errors import os_error_message
+
+    def short_write(obj, f, *args, **kwargs):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4416 vs 4310")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    with pytest.raises(OSError) as info:
+        save_checkpoint(tmp_path / "checkpoint-0.pth", build_mae("tiny", **tiny))
+    assert info.value.errno == errno.ENOSPC
+    message = os_error_message(info.value)
+    assert "no space left on the disk holding" in message and "checkpoint-0.pth" in message
+    assert list(tmp_path.iterdir()) == []  # neither the checkpoint nor its temp file

@@ -58,3 +58,24 @@ def test_features_refuse_bad_inputs(tmp_path, mae_checkpoint):
     assert not (tmp_path / "f.npy").exists()
     assert main(["features", "--checkpoint", str(mae_checkpoint), "--input", str(tmp_path / "raw.npy"),
                  "--out", str(tmp_path / "f.npy")]) == 2
+
+
+def test_features_refuse_non_finite_input_naming_the_sample(tmp_path, mae_checkpoint, inputs, capsys):
+    path, x = inputs
+    x = x.copy()
+    x[3, 2, 5, 7] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    with pytest.raises(InputError, match=r"sample 3 \(0-based\) holds NaN"):
+        features_from_file(mae_checkpoint, tmp_path / "nan.npy", tmp_path / "f.npy", batch_size=2, device="cpu")
+    assert not (tmp_path / "f.npy").exists()
+    x[3, 2, 5, 7] = np.inf
+    np.save(tmp_path / "inf.npy", x)
+    with pytest.raises(InputError, match="sample 3"):
+        features_from_file(mae_checkpoint, tmp_path / "inf.npy", tmp_path / "f.npy", device="cpu")
+
+
+def test_features_to_a_device_file_is_refused(mae_checkpoint, inputs, capsys):
+    path, _ = inputs
+    assert main(["features", "--checkpoint", str(mae_checkpoint), "--input", str(path), "--out", "/dev/null",
+                 "--device", "cpu"]) == 2
+    assert "not a regular file" in capsys.readouterr().err

@@ -62,7 +62,7 @@ def test_dry_run_plans_every_step_with_estimates(tmp_path, micro):
     assert all(keys_a[k] == keys_b[k] for k in keys_a if k[0] in ("dataset", "diversity", "task"))
 
 
-def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro):
+def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro, monkeypatch):
     out = tmp_path / "study"
     run_study(study=micro, out=out)
     results = pd.read_csv(out / "results.csv")
@@ -94,6 +94,17 @@ def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro):
     assert "23 steps, 22 cached" in format_plan(plan_study(micro, out), cache)
     run_study(study=micro, out=out)
     assert cache.get("evaluate", evaluate_step.key) is not None
+    # The folder is self-contained: moved, and rerun from another working directory, every step is still cached
+    # and the aggregates are the same.
+    markers = {p.name: p.stat().st_mtime_ns for p in (out / "cache").glob("*.json")}
+    before = pd.read_csv(out / "results.csv")
+    moved = tmp_path / "elsewhere" / "moved-study"
+    moved.parent.mkdir()
+    out.rename(moved)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    run_study(study=micro, out="moved-study")
+    assert {p.name: p.stat().st_mtime_ns for p in (moved / "cache").glob("*.json")} == markers
+    pd.testing.assert_frame_equal(pd.read_csv(moved / "results.csv"), before)
 
 
 def test_report_from_study(tmp_path, micro):
@@ -139,3 +150,53 @@ def test_study_passes_task_options_to_the_reader(tmp_path):
     simearth = micro_study(tasks=[{"name": "landcover", "options": {"imagery": "x"}}])
     with pytest.raises(InputError, match="do not apply to a SimEarth task"):
         run_study(study=simearth, out=tmp_path / "bad2", dry_run=True)
+
+
+def test_study_config_sections_are_validated_at_the_door(tmp_path, capsys):
+    from geodiv.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text("pretrain: {optim: {epochs: 3, warmup_epochs: 6}}\n")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"s.yaml \(pretrain:\)[\s\S]*warmup_epochs \(6.*\) exceeds epochs \(3\)"):
+        run_study(path, out=out)
+    assert main(["study", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "warmup_epochs" in err and "Traceback" not in err
+    assert not out.exists()  # nothing written
+    path.write_text("data: {options: {margin: -1}}\n")
+    with pytest.raises(ConfigError, match=r"\(dataset one-hot-africa\)[\s\S]*margin"):
+        run_study(path, out=out, dry_run=True)
+
+
+def test_a_second_study_into_a_locked_folder_stops_naming_the_holder(tmp_path, micro, lock_holder):
+    from geodiv.errors import LockedError
+
+    holder = lock_holder(tmp_path / "study")
+    with pytest.raises(LockedError, match=f"pid {holder.pid}"):
+        run_study(study=micro, out=tmp_path / "study")
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == [".geodiv.lock"]
+
+
+def test_eta_calibrates_each_cost_class_on_its_own(tmp_path):
+    from geodiv.study.plan import Step
+    from geodiv.study.runner import _eta
+
+    study = micro_study(tasks=[{"name": "foresttype", "n_train": 24, "n_val": 12, "n_test": 24},
+                               {"name": "landcover", "n_train": 24, "n_val": 12, "n_test": 24}])
+    classes = {s.cost_class for s in plan_study(study, tmp_path)}
+    # kNN comes first for each model and task: it extracts the features that linear probing then reuses
+    assert {"dataset", "pretrain", "evaluate/knn/segmentation+features", "evaluate/knn+features",
+            "evaluate/linear", "evaluate/linear/segmentation"} == classes - {"diversity", "task"}
+
+    def step(cls, est):
+        return Step(cls.split("/")[0], cls, "k", est, {}, cost_class=cls)
+
+    pending = [step("evaluate/knn/segmentation", 10.0), step("evaluate/linear", 10.0), step("pretrain", 100.0)]
+    assert _eta(pending, {}) == 120.0  # nothing seen yet: the estimates
+    # The first kNN segmentation step took 50x its estimate: only that class is rescaled by 50; the classes not
+    # seen yet keep their estimates, a class seen is rescaled by its own ratio.
+    seen = {"evaluate/knn/segmentation": [500.0, 10.0], "dataset": [20.0, 10.0]}
+    assert _eta(pending, seen) == 10.0 * 50 + 10.0 + 100.0
+    seen["pretrain"] = [150.0, 100.0]
+    assert _eta(pending, seen) == 10.0 * 50 + 10.0 + 100.0 * 1.5

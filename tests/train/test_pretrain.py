@@ -166,3 +166,37 @@ def test_resume_is_exact_with_dataloader_workers(shards, tmp_path):
     pretrain(tiny_config(shards, tmp_path / "stopped", **{**kw, "max_steps": 3}))
     resumed = pretrain(tiny_config(shards, tmp_path / "stopped", **kw), resume=True)
     _assert_same_tensors(_weights(straight), _weights(resumed))
+
+
+def test_pretraining_on_a_bad_shard_leaves_nothing_behind(shards, tmp_path):
+    import shutil
+
+    from geodiv.errors import DataError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(shards, bad)
+    first = bad / "shard-000000.tar"
+    data = bytearray(first.read_bytes())
+    data[1000] ^= 0xFF
+    first.write_bytes(bytes(data))
+    out = tmp_path / "run"
+    with pytest.raises(DataError, match="shard-000000.tar"):
+        pretrain(tiny_config(bad, out, log=NO_PICTURES))
+    assert not out.exists()  # no folder with a header-only log.csv
+
+
+def test_disk_full_during_a_checkpoint_names_the_disk(shards, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from geodiv.cli import main
+
+    def short_write(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 4416 vs 4310")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    conf = tmp_path / "p.yaml"
+    conf.write_text(yaml.safe_dump(tiny_config(shards, tmp_path / "run", log=NO_PICTURES).model_dump(mode="json")))
+    assert main(["pretrain", str(conf), "--set", "optim.epochs=1", "--set", "optim.warmup_epochs=0"]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the disk holding" in err and "checkpoint-0.pth" in err and "Traceback" not in err
+    assert not list((tmp_path / "run").glob("*.pth")) and not list((tmp_path / "run").glob(".*.tmp-*"))

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 import numpy as np
 from pydantic import Field, field_validator
 
-from geodiv.atomic import write_json
+from geodiv.atomic import folder_lock, write_json
 from geodiv.bands import S2_BANDS, canonical_band
 from geodiv.config import StrictModel, read_yaml, validate_config
 from geodiv.data.catalog import (
@@ -28,12 +28,12 @@ from geodiv.data.catalog import (
     row_meta,
     write_catalog,
 )
-from geodiv.data.shards import MANIFEST, Sample, read_manifest, safe_key, write_shards
+from geodiv.data.shards import MANIFEST, Sample, read_manifest, safe_key, verify_shard, write_shards
 from geodiv.data.sources.fmow import FMOW_BANDS, FmowSourceConfig, fmow_catalog
 from geodiv.data.sources.geotiff import FileSamples, GeoTiffSourceConfig, geotiff_catalog
 from geodiv.data.sources.webdataset import ForeignShards, WebDatasetSourceConfig
 from geodiv.data.strategies import GlobalStrategy, Strategy, pool_regions, select
-from geodiv.errors import ConfigError, InputError
+from geodiv.errors import ConfigError, DataError, InputError
 from geodiv.progress import log
 
 
@@ -265,8 +265,12 @@ def _selected_catalog(cfg: DatasetConfig, out: Path):
 
 
 def build_one(cfg: DatasetConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Build one dataset into ``out`` while holding the folder's lock (a second build waits or stops)."""
+    with folder_lock(out, f"geodiv build {cfg.name}"):
+        return _build_one(cfg, Path(out))
+
+
+def _build_one(cfg: DatasetConfig, out: Path) -> dict[str, Any]:
     prior = out / ".progress" / "run.json"
     config = cfg.model_dump(mode="json")
     if prior.exists():
@@ -276,9 +280,9 @@ def build_one(cfg: DatasetConfig, out: str | os.PathLike[str]) -> dict[str, Any]
                 f"{out} holds a build of a different config; build into a new folder or delete {out}"
             )
     if (out / MANIFEST).exists():
-        manifest = read_manifest(out)
-        if manifest.get("config") == config:
-            log(f"{out}: already built ({manifest['n_samples']} samples)")
+        manifest = _finished_manifest(out)
+        if manifest is not None and manifest.get("config") == config:
+            log(f"{out}: already built ({manifest['n_samples']} samples; every shard matches its sha256)")
             manifest.pop("root", None)
             return manifest
     catalog = _selected_catalog(cfg, out)
@@ -288,6 +292,19 @@ def build_one(cfg: DatasetConfig, out: str | os.PathLike[str]) -> dict[str, Any]
         seed=cfg.seed, on_error=cfg.on_error, resume=True, total=len(catalog), desc=cfg.name,
         extra={"name": cfg.name, "catalog": "catalog.parquet"},
     )
+
+
+def _finished_manifest(out: Path) -> dict[str, Any] | None:
+    """The manifest of a finished build whose shards all match their sha256, else None (the build resumes: shards
+    that still match their progress record are kept, the first damaged one and those after it are rewritten)."""
+    try:
+        manifest = read_manifest(out)
+        for shard in manifest["shards"]:
+            verify_shard(out, shard)
+    except DataError as err:
+        log(f"{out}: the finished build does not check out ({err}); rebuilding what is damaged")
+        return None
+    return manifest
 
 
 def build_dataset(

@@ -23,7 +23,7 @@ import tarfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
@@ -502,8 +502,33 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
     missing = [k for k in ("n_samples", "bands", "size", "shards") if k not in manifest]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}; not a geodiv manifest")
+    check_manifest(manifest, path)
     manifest["root"] = str(path.parent)
     return manifest
+
+
+def check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """Refuse a manifest whose shard paths leave the dataset folder or whose counts disagree with its shards."""
+    fix = "rebuild the dataset with `geodiv build` (finished shards are kept)"
+    shards = manifest["shards"]
+    if not isinstance(shards, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("path"), str) and isinstance(s.get("n"), int) and s["n"] >= 0
+        and isinstance(s.get("sha256"), str) for s in shards
+    ):
+        raise DataError(f"{path}: 'shards' must list {{path, sha256, n}} entries; the manifest is damaged; {fix}")
+    for s in shards:
+        rel = PurePosixPath(s["path"])
+        if rel.is_absolute() or ".." in rel.parts or "\\" in s["path"] or not rel.parts:
+            raise DataError(f"{path}: shard path {s['path']!r} is outside the dataset folder; geodiv reads only "
+                            f"shards inside {path.parent}; {fix}")
+    listed = sum(s["n"] for s in shards)
+    if manifest["n_samples"] != listed:
+        raise DataError(f"{path}: n_samples is {manifest['n_samples']} but its shards hold {listed} samples; the "
+                        f"manifest was edited or is damaged; {fix}")
+    for name, counts in (manifest.get("counts") or {}).items():
+        if isinstance(counts, dict) and counts and sum(counts.values()) != listed:
+            raise DataError(f"{path}: the {name} counts add up to {sum(counts.values())} samples, the shards hold "
+                            f"{listed}; the manifest was edited or is damaged; {fix}")
 
 
 def verify_shard(root: Path, shard: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 from geodiv.errors import InputError
 from geodiv.evaluate.config import FinetuneConfig
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
-from geodiv.progress import log
+from geodiv.progress import log, progress
 
 
 class SegmentationDecoder(nn.Module):
@@ -239,6 +239,7 @@ def finetune(
     headline = METRICS_BY_TYPE[task_type][0]
     best_state, best_val, best_epoch, history = None, None, config.epochs - 1, []
     step = 0
+    bar = progress(total=config.epochs * steps_per_epoch, desc="fine-tune", unit="step")
     for epoch in range(config.epochs):
         model.train()
         order = torch.randperm(len(x_all), generator=gen)
@@ -263,6 +264,7 @@ def finetune(
             opt.step()
             running += float(loss.item())
             step += 1
+            bar.update(1)
         record = {"epoch": epoch, "train_loss": running / steps_per_epoch}
         if val_inputs is not None and val_labels is not None and len(val_labels):
             res = FinetuneResult(model, epoch, None, history, mean, std)
@@ -278,6 +280,7 @@ def finetune(
         history.append(record)
         log(f"fine-tune epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k}={v}" for k, v in record.items()
                                                                        if k != "epoch"))
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from geodiv.errors import InputError
+from geodiv.progress import progress
 
 # Similarity blocks are (query chunk x memory) float32; keep each under ~64 MB.
 _MAX_BLOCK_ELEMENTS = 16_000_000
@@ -35,13 +36,15 @@ def nearest_neighbours(
     chunk = max(1, _MAX_BLOCK_ELEMENTS // max(1, memory.shape[0]))
     idx = np.empty((queries.shape[0], k), dtype=np.int64)
     sim = np.empty((queries.shape[0], k), dtype=np.float32)
-    for start in range(0, queries.shape[0], chunk):
-        s = queries[start : start + chunk] @ memory.T
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(k), (len(s), 1))
-        top_sim = np.take_along_axis(s, top, axis=1)
-        order = np.argsort(-top_sim, axis=1, kind="stable")
-        idx[start : start + chunk] = np.take_along_axis(top, order, axis=1)
-        sim[start : start + chunk] = np.take_along_axis(top_sim, order, axis=1)
+    with progress(total=queries.shape[0], desc="kNN search", unit="query") as bar:
+        for start in range(0, queries.shape[0], chunk):
+            s = queries[start : start + chunk] @ memory.T
+            top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(k), (len(s), 1))
+            top_sim = np.take_along_axis(s, top, axis=1)
+            order = np.argsort(-top_sim, axis=1, kind="stable")
+            idx[start : start + chunk] = np.take_along_axis(top, order, axis=1)
+            sim[start : start + chunk] = np.take_along_axis(top_sim, order, axis=1)
+            bar.update(len(s))
     return idx, sim
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from geodiv.atomic import atomic_open, write_json
+from geodiv.atomic import atomic_open, check_target, folder_lock, write_json
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.config import EvalConfig, resolve_config
 from geodiv.evaluate.features import (
@@ -192,6 +192,8 @@ def _feature_heads(
                                   fractions["val"][spec.val_idx].reshape(-1, n_classes)])
             keep = tgt.sum(1) > 0
             query = feats["test"].reshape(-1, feats["test"].shape[-1]).astype(np.float32)
+            log(f"kNN segmentation ({spec.train_region}): {len(query)} test patch tokens against "
+                f"{int(keep.sum())} train/val tokens")
             res = knn_predict(mem[keep], tgt[keep], query, ks=ks, temperature=cfg.knn.temperature,
                               task_type="distribution", n_classes=n_classes)
             n_test = feats["test"].shape[0]
@@ -277,8 +279,27 @@ def evaluate(
     ``task_options`` go to the task's reader (``load_task(task, **task_options)``; docs/tasks.md lists them).
 
     Returns records ``{task, protocol, metric, value, ci_low, ci_high, region, train_region, n, checkpoint,
-    n_train, params, notes, checkpoint_id}``; with ``out`` they are written as JSON and as CSV beside it.
+    n_train, params, notes, checkpoint_id}``; with ``out`` they are written as JSON and as CSV beside it, while
+    holding the lock of ``out``'s folder (which also holds the feature cache).
     """
+    if out is None:
+        return _evaluate(checkpoint, task, protocol, by, out, config, seed, task_options)
+    check_target(out)
+    check_target(Path(out).with_suffix(".csv"))
+    with folder_lock(Path(out).parent, "geodiv evaluate"):
+        return _evaluate(checkpoint, task, protocol, by, out, config, seed, task_options)
+
+
+def _evaluate(
+    checkpoint: Any,
+    task: Any,
+    protocol: str | Sequence[str],
+    by: str | None,
+    out: str | os.PathLike[str] | None,
+    config: EvalConfig | dict | str | os.PathLike[str] | None,
+    seed: int,
+    task_options: dict[str, Any] | None = None,
+) -> list[dict]:
     cfg = resolve_config(config)
     protocols = [protocol] if isinstance(protocol, str) else list(protocol)
     for p in protocols:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from geodiv.atomic import write_json
+from geodiv.atomic import folder_lock, write_json
 from geodiv.bands import S2_BANDS
 from geodiv.data.catalog import nearest_km
 from geodiv.errors import InputError
@@ -134,33 +134,34 @@ def simearth_task(
     params = {"task": name, "sizes": sizes, "seed": seed, "size": size, "balanced": balanced,
               "continents": list(continents), "min_km": min_km, "exclude": ex_digest, "version": GENERATOR_VERSION}
     out = Path(out_dir) if out_dir is not None else default_task_dir(name, params)
-    spec_file = out / TASK_JSON
-    if spec_file.is_file() and json.loads(spec_file.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
+    with folder_lock(out, f"geodiv task {name}"):  # one writer per task folder
+        spec_file = out / TASK_JSON
+        if spec_file.is_file() and json.loads(spec_file.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
+            return _open(out)
+        labels = list(continents) if balanced else ["all"]
+        counts = {s: _split_counts(n, labels) for s, n in sizes.items()}
+        # One draw for all splits, so the min-distance rule holds across splits too.
+        all_counts = {r: sum(counts[s][r] for s in SPLITS) for r in labels}
+        region_of = {r: (r if balanced else list(continents)) for r in labels}
+        lat, lon, drawn_for = draw_locations(
+            {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
+        )
+        # Deal each region's locations out to the splits in order.
+        split_rows: dict[str, list[int]] = {s: [] for s in SPLITS}
+        for r in all_counts:
+            rows = list(np.nonzero(drawn_for == r)[0])
+            for s in SPLITS:
+                take = counts[s].get(r, 0)
+                split_rows[s] += rows[:take]
+                rows = rows[take:]
+        for split in SPLITS:
+            rows = np.asarray(sorted(split_rows[split]), dtype=np.int64)
+            if rows.size == 0:
+                continue
+            _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params)
+        _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLITS}, params)
+        log(f"SimEarth task {name}: {sum(sizes.values())} samples -> {out}")
         return _open(out)
-    labels = list(continents) if balanced else ["all"]
-    counts = {s: _split_counts(n, labels) for s, n in sizes.items()}
-    # One draw for all splits, so the min-distance rule holds across splits too.
-    all_counts = {r: sum(counts[s][r] for s in SPLITS) for r in labels}
-    region_of = {r: (r if balanced else list(continents)) for r in labels}
-    lat, lon, drawn_for = draw_locations(
-        {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
-    )
-    # Deal each region's locations out to the splits in order.
-    split_rows: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for r in all_counts:
-        rows = list(np.nonzero(drawn_for == r)[0])
-        for s in SPLITS:
-            take = counts[s].get(r, 0)
-            split_rows[s] += rows[:take]
-            rows = rows[take:]
-    for split in SPLITS:
-        rows = np.asarray(sorted(split_rows[split]), dtype=np.int64)
-        if rows.size == 0:
-            continue
-        _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params)
-    _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLITS}, params)
-    log(f"SimEarth task {name}: {sum(sizes.values())} samples -> {out}")
-    return _open(out)
 
 
 def _samples(name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int, size: int) -> Iterator[Any]:

@@ -510,6 +510,7 @@ def is_task_folder(path: Path) -> bool:
     if not file.is_file():
         return False
     try:
-        return json.loads(file.read_text(encoding="utf-8")).get("format") == TASK_FORMAT
+        spec = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return True  # a damaged (e.g. truncated) task.json: the geodiv reader says what is wrong with it
+    return isinstance(spec, dict) and spec.get("format") == TASK_FORMAT

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import hashlib
 import json
 import math
 import os
@@ -29,6 +31,38 @@ from geodiv.errors import DataError, InputError, UnsafeCheckpointError
 
 #: Classes a SatMAE/geodiv checkpoint may contain beyond tensors and plain containers.
 ALLOWED_GLOBALS = (argparse.Namespace,)
+#: Top-level key of the content checksum geodiv writes into its checkpoints (published ones have none).
+CHECKSUM_KEY = "geodiv_sha256"
+
+
+def content_digest(obj: Any) -> str:
+    """sha256 of a checkpoint's content: every tensor's dtype, shape and bytes and every plain value, walked in a
+    fixed order (the checksum entry itself excluded). Equal after a save/load round trip; any changed bit that
+    still decodes changes it."""
+    h = hashlib.sha256()
+    _digest_into(h, {k: v for k, v in obj.items() if k != CHECKSUM_KEY} if isinstance(obj, Mapping) else obj)
+    return h.hexdigest()
+
+
+def _digest_into(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy() if t.numel() else b"")  # the buffer itself, no copy
+    elif isinstance(obj, Mapping):
+        h.update(f"D{len(obj)}:".encode())
+        for key in sorted(obj, key=repr):
+            h.update(f"{key!r}=".encode())
+            _digest_into(h, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__[0]}{len(obj)}:".encode())
+        for item in obj:
+            _digest_into(h, item)
+    elif isinstance(obj, argparse.Namespace):
+        h.update(b"N")
+        _digest_into(h, vars(obj))
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -67,13 +101,18 @@ def save_checkpoint(
     config = getattr(bare, "config", None)
     if config is not None and hasattr(config, "to_dict"):
         ckpt["model_config"] = config.to_dict()
-    reserved = set(ckpt) & set(extra or {})
+    reserved = (set(ckpt) | {CHECKSUM_KEY}) & set(extra or {})
     if reserved:
         raise InputError(f"extra checkpoint keys {sorted(reserved)} would overwrite SatMAE's layout")
     ckpt.update(extra or {})
+    ckpt[CHECKSUM_KEY] = content_digest(ckpt)
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+        try:
+            torch.save(ckpt, tmp)
+        except RuntimeError as err:
+            # torch's zip writer reports a short write (full disk, quota) as "... unexpected pos N vs M".
+            raise OSError(errno.ENOSPC, f"writing the checkpoint failed ({_first_line(err)})", str(path)) from err
     return path
 
 
@@ -97,40 +136,64 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise InputError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         return _load_safetensors(path, map_location)
-    try:
-        with _allow_listed():
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(
-            f"refusing to load checkpoint {path}: it contains objects other than tensors, plain Python data and "
-            f"argparse.Namespace, which could run code when unpickled ({_unsafe_reason(err)}). geodiv never unpickles "
-            "such files. If you trust its origin, re-save only its weights in a trusted environment, e.g. "
-            "torch.save({'model': ckpt['model']}, 'clean.pth'), or export them to .safetensors."
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise DataError(f"checkpoint {path} is not a readable torch file ({_first_line(err)})") from None
+    with open(path, "rb") as fh:  # not readable (permissions, I/O): an OSError naming the path, for the CLI
+        try:
+            with _allow_listed():
+                ckpt = torch.load(fh, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise UnsafeCheckpointError(
+                f"refusing to load checkpoint {path}: it contains objects other than tensors, plain Python data and "
+                f"argparse.Namespace, which could run code when unpickled ({_unsafe_reason(err)}). geodiv never unpickles "
+                "such files. If you trust its origin, re-save only its weights in a trusted environment, e.g. "
+                "torch.save({'model': ckpt['model']}, 'clean.pth'), or export them to .safetensors."
+            ) from None
+        except Exception as err:  # noqa: BLE001 - any decoding failure of a damaged file (KeyError, struct.error, ...)
+            raise DataError(
+                f"checkpoint {path} is not a readable torch file, it is damaged or truncated "
+                f"({type(err).__name__}: {_first_line(err)}); copy it again or use another checkpoint"
+            ) from None
     if isinstance(ckpt, Mapping) and "model" not in ckpt and ckpt and all(
         isinstance(v, torch.Tensor) for v in ckpt.values()
     ):
         ckpt = {"model": dict(ckpt)}
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("model"), Mapping):
         raise DataError(f"checkpoint {path} has no 'model' state_dict (top-level keys: {_keys(ckpt)})")
-    return dict(ckpt)
+    ckpt = dict(ckpt)
+    _check_content(path, ckpt, ckpt.pop(CHECKSUM_KEY, None))
+    return ckpt
+
+
+def _check_content(path: Path, ckpt: dict[str, Any], recorded: Any) -> None:
+    """State dict entries must be tensors under string keys; geodiv's own checkpoints must match their checksum."""
+    bad = [k for k, v in ckpt["model"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise DataError(f"checkpoint {path} is damaged: its 'model' entries {bad[:5]} are not named tensors; "
+                        "copy it again or use another checkpoint")
+    if recorded is None:
+        return  # published SatMAE checkpoints carry no checksum
+    if not isinstance(recorded, str) or content_digest(ckpt) != recorded:
+        raise DataError(f"checkpoint {path} is corrupt: its content does not match the checksum geodiv wrote "
+                        "with it (a changed bit in storage or transfer); copy it again or use another checkpoint")
 
 
 def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, Any]:
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
 
     device = str(map_location)
+    with open(path, "rb"):
+        pass  # not readable (permissions, I/O): an OSError naming the path, for the CLI
     try:
         with safe_open(str(path), framework="pt", device=device) as fh:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
             metadata = dict(fh.metadata() or {})
-    except (SafetensorError, OSError) as err:
-        raise DataError(f"{path} is not a readable safetensors file ({_first_line(err)})") from None
+        model_config = json.loads(metadata["model_config"]) if "model_config" in metadata else None
+    except Exception as err:  # noqa: BLE001 - any decoding failure of a damaged file (SafetensorError, ...)
+        raise DataError(f"{path} is not a readable safetensors file, it is damaged or truncated "
+                        f"({_first_line(err)}); copy it again or use another checkpoint") from None
     ckpt: dict[str, Any] = {"model": tensors, "metadata": metadata}
-    if "model_config" in metadata:
-        ckpt["model_config"] = json.loads(metadata["model_config"])
+    if model_config is not None:
+        ckpt["model_config"] = model_config
+    _check_content(path, {"model": tensors}, metadata.get(CHECKSUM_KEY))
     return ckpt
 
 
@@ -159,6 +222,7 @@ def export_safetensors(
         metadata["epoch"] = str(data["epoch"])
     # safetensors wants contiguous tensors that share no memory.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in data["model"].items()}
+    metadata[CHECKSUM_KEY] = content_digest({"model": tensors})
     out = Path(out)
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -291,7 +355,13 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
     state = _clean_state_dict(ckpt["model"])
     if kind == "mae" and "decoder_embed.weight" not in state:
         raise ConfigError(f"checkpoint {path} holds no decoder (an encoder/fine-tuned model); load it with kind='encoder'")
-    inferred = infer_config(state, ckpt)
+    try:
+        inferred = infer_config(state, ckpt)
+    except DataError as err:
+        raise DataError(f"checkpoint {path}: {err}") from None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+        raise DataError(f"checkpoint {path} does not describe a SatMAE model ({type(err).__name__}: "
+                        f"{_first_line(err)}); use a SatMAE or geodiv checkpoint") from None
     if "channel_groups" not in inferred and "channel_groups" not in overrides:
         sizes = _group_sizes(state)
         raise ConfigError(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from geodiv.atomic import atomic_path
+from geodiv.atomic import atomic_path, check_target
 from geodiv.errors import InputError
 from geodiv.progress import progress
 
@@ -85,6 +85,7 @@ def features_from_file(
     from geodiv.models.checkpoint import load_pretrained
 
     input_npy = Path(input_npy)
+    out_npy = check_target(out_npy)  # refuse a device or folder before any work
     if not input_npy.is_file():
         raise InputError(f"input {input_npy} does not exist")
     if batch_size < 1:
@@ -107,9 +108,19 @@ def features_from_file(
             f"{encoder.config.in_chans}; select the checkpoint's bands (in its band order) before extracting"
         )
     n = images.shape[0]
-    batches = (np.asarray(images[i : i + batch_size], dtype=np.float32) for i in range(0, n, batch_size))
-    feats = extract_features(encoder, batches, pool=pool, device=device, total=n)
-    out_npy = Path(out_npy)
+
+    def batches() -> Iterable[np.ndarray]:
+        for i in range(0, n, batch_size):
+            batch = np.asarray(images[i : i + batch_size], dtype=np.float32)
+            bad = ~np.isfinite(batch).reshape(len(batch), -1).all(axis=1)
+            if bad.any():
+                raise InputError(
+                    f"{input_npy}: sample {i + int(np.argmax(bad))} (0-based) holds NaN or infinite values; "
+                    "fill or drop such samples (e.g. masked pixels) before extracting features"
+                )
+            yield batch
+
+    feats = extract_features(encoder, batches(), pool=pool, device=device, total=n)
     with atomic_path(out_npy, suffix=".npy") as tmp:
         np.save(tmp, feats)
     return feats.shape

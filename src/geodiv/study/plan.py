@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from geodiv.bands import S2_BANDS
+from geodiv.models.presets import PRESETS
 from geodiv.study.cache import StepCache, step_key
 from geodiv.study.config import StudyConfig, TaskSection
 
@@ -24,6 +25,9 @@ TRAIN_SAMPLES_PER_S_TINY = 45.0
 FORWARD_SAMPLES_PER_S_TINY = 250.0
 #: Cost of a preset relative to tiny (FLOPs per sample, satmae.md: tiny 3.02, base 132 GFLOP per step).
 PRESET_COST = {"tiny": 1.0, "small": 3.6, "base": 44.0, "large": 150.0}
+#: Similarity FLOP/s of the kNN search (float32 matmul on one CPU core): kNN on segmentation compares every test
+#: patch token with every train/val patch token, so its cost grows with the product of the two, not linearly.
+KNN_FLOPS_PER_S = 2e10
 
 
 @dataclass
@@ -37,6 +41,12 @@ class Step:
     run: Callable[[], dict] | None = None
     #: samples the step processes (sample-steps for pretraining), for the throughput in the progress log
     work: int = 0
+    #: steps whose cost grows the same way share a cost model: the runner calibrates each from its first step
+    #: (``kind``, or ``evaluate/PROTOCOL[/segmentation]``)
+    cost_class: str = ""
+
+    def __post_init__(self) -> None:
+        self.cost_class = self.cost_class or self.kind
 
 
 def _pixels(size: int) -> float:
@@ -94,6 +104,28 @@ def evaluation_config(cfg: StudyConfig) -> dict[str, Any]:
     return conf
 
 
+def check_sections(cfg: StudyConfig, source: str = "<study config>") -> None:
+    """Validate what the study hands to other stages (each dataset, the pretraining and the evaluation config) as
+    those stages would, before anything runs: a bad value stops with the message the stage's own config gives."""
+    from geodiv.config import validate_config
+    from geodiv.data.build import DatasetConfig
+    from geodiv.evaluate.config import EvalConfig
+    from geodiv.train import PretrainConfig
+
+    for ds in cfg.datasets:
+        if ds.path is None:
+            validate_config(DatasetConfig, dataset_config(cfg, ds.name), f"{source} (dataset {ds.name})")
+    validate_config(PretrainConfig, pretrain_config(cfg, Path("."), Path("."), cfg.seeds[0]), f"{source} (pretrain:)")
+    validate_config(EvalConfig, evaluation_config(cfg), f"{source} (evaluation.options:)")
+
+
+def _task_type(task: TaskSection) -> str | None:
+    """The type of a SimEarth task (known before it is built); None for a task given by path."""
+    from geodiv.simearth import TASK_SPECS
+
+    return TASK_SPECS.get(task.name, {}).get("type")
+
+
 def _task_size(cfg: StudyConfig, task: TaskSection) -> int:
     return task.size or cfg.data.size
 
@@ -145,6 +177,9 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         steps.append(Step("task", task.name, key, n * _pixels(_task_size(cfg, task)) / SIM_PATCHES_PER_S, inputs,
                           {"dir": str(out / "tasks" / f"{task.name}-{key[:8]}")}, work=n))
     eval_conf = evaluation_config(cfg)
+    model_conf = cfg.pretrain.get("model", {})
+    patch = int(model_conf.get("patch_size", 8))
+    width = int(model_conf.get("overrides", {}).get("embed_dim", PRESETS.get(preset, PRESETS["base"])["embed_dim"]))
     models = [(ds.name, seed, model_keys[(ds.name, seed)]) for ds in cfg.datasets for seed in cfg.seeds]
     if cfg.evaluation.zero_pretraining:
         models += [(ZERO, seed, step_key("zero", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
@@ -153,18 +188,26 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         n = task.n_train + task.n_val + task.n_test
         ft_epochs = int(cfg.evaluation.options.get("finetune", {}).get("epochs", 30))
         for dataset, seed, mkey in models:
-            for protocol in protocols:
+            extracts = True  # the first frozen-feature protocol of a model and task extracts the features, the
+            for protocol in protocols:  # others read them from the feature cache: two cost classes
                 inputs = {"model": mkey, "task": task_keys[task.name], "protocol": protocol, "seed": seed,
                           "by": "continent" if cfg.evaluation.by_region else None, "config": eval_conf}
+                features = extracts and protocol != "finetune"
                 if protocol == "finetune":
                     est = ft_epochs * task.n_train * cost * _pixels(_task_size(cfg, task)) / (2 * TRAIN_SAMPLES_PER_S_TINY)
                 else:
-                    est = n * cost * _pixels(_task_size(cfg, task)) / FORWARD_SAMPLES_PER_S_TINY / 2
+                    est = n * cost * _pixels(_task_size(cfg, task)) / FORWARD_SAMPLES_PER_S_TINY / (1 if features else 2)
+                    extracts = False
+                seg = _task_type(task) == "segmentation"
+                if seg and protocol == "knn":
+                    tokens = (_task_size(cfg, task) // patch) ** 2
+                    est += 2.0 * (task.n_train + task.n_val) * tokens * task.n_test * tokens * width / KNN_FLOPS_PER_S
                 key = step_key("evaluate", inputs)
                 steps.append(Step("evaluate", f"{dataset} s{seed} / {task.name} / {protocol}", key, est, inputs,
                                   {"json": str(out / "evaluations" / f"{dataset}-s{seed}__{task.name}__{protocol}-{key[:8]}.json"),
                                    "dataset": dataset, "seed": seed, "task": task.name, "protocol": protocol},
-                                  work=n))
+                                  work=n, cost_class=f"evaluate/{protocol}" + ("/segmentation" if seg else "")
+                                  + ("+features" if features else "")))
     return steps
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from geodiv.atomic import atomic_open, write_json, write_text
+from geodiv.atomic import atomic_open, folder_lock, write_json, write_text
 from geodiv.errors import DataError, InputError
 from geodiv.progress import log
 from geodiv.study.cache import StepCache
@@ -29,6 +29,7 @@ from geodiv.study.config import StudyConfig, load_study_config
 from geodiv.study.plan import (
     ZERO,
     Step,
+    check_sections,
     dataset_config,
     format_plan,
     plan_study,
@@ -52,14 +53,19 @@ def run_study(
 ) -> str | Path:
     """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing."""
     cfg = study if study is not None else load_study_config(config, profile)
-    out = Path(out)
+    check_sections(cfg, str(config) if config is not None else f"profile {profile}" if profile else "<study config>")
+    out = Path(out).resolve()  # steps record paths relative to it (cache markers), so the folder can move
     cache = StepCache(out / "cache")
     steps = plan_study(cfg, out)
     _check_task_options(cfg)
     if dry_run:
         return format_plan(steps, cache)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "study-config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    with folder_lock(out, "geodiv study"):  # one study per folder: a second run waits or stops
+        _run_steps(cfg, steps, cache, out)
+    return out
+
+
+def _run_steps(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path) -> None:
     by_key = {s.key: s for s in steps}
     start = time.perf_counter()
     # Observed seconds per estimated second, per step kind: the ETA rescales the estimates of each kind by it.
@@ -70,7 +76,7 @@ def run_study(
     for i, step in enumerate(steps, 1):
         record = cache.get(step.kind, step.key)
         if record is not None:
-            step.outputs.update(record.get("outputs", {}))
+            step.outputs.update(_recorded_outputs(record, out))
             continue
         pending = [s for s, done in zip(steps[i - 1:], cached_at_start[i - 1:]) if not done]
         log(f"[{i}/{len(steps)}] {step.kind} {step.name} (elapsed {_fmt(time.perf_counter() - start)}, "
@@ -80,23 +86,48 @@ def run_study(
         took = time.perf_counter() - t0
         step.outputs.update(outputs)
         cache.put(step.kind, step.key, {"kind": step.kind, "name": step.name, "seconds": took,
-                                        "outputs": step.outputs})
+                                        "outputs": step.outputs, "study_paths": _study_paths(step.outputs, out)})
         rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
         log(f"    done in {took:.1f}s{rate}")
-        real_est = observed.setdefault(step.kind, [0.0, 0.0])
+        real_est = observed.setdefault(step.cost_class, [0.0, 0.0])
         real_est[0] += took
         real_est[1] += step.estimate_s
     aggregate(cfg, steps, out, time.perf_counter() - start)
+    # Written last: a study that failed leaves no config that looks like a finished study's.
+    write_text(out / "study-config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     log(f"study finished in {_fmt(time.perf_counter() - start)} -> {out}")
-    return out
+
+
+#: Step outputs that are paths; a cache marker also records them relative to the study folder ("study_paths").
+PATH_OUTPUTS = ("dir", "json", "checkpoint", "reconstruction", "spec")
+
+
+def _study_paths(outputs: dict[str, Any], out: Path) -> dict[str, str]:
+    """The path outputs inside the study folder, relative to it (POSIX form)."""
+    rel = {}
+    for key in PATH_OUTPUTS:
+        value = outputs.get(key)
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(out):
+            rel[key] = Path(value).relative_to(out).as_posix()
+    return rel
+
+
+def _recorded_outputs(record: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A cached step's outputs, its paths inside the study resolved against the folder where the study is now."""
+    outputs = dict(record.get("outputs", {}))
+    for key, rel in (record.get("study_paths") or {}).items():
+        outputs[key] = str(out / rel)
+    return outputs
 
 
 def _eta(pending: list[Step], observed: dict[str, list[float]]) -> float:
-    total = 0.0
-    for s in pending:
-        real, est = observed.get(s.kind, (0.0, 0.0))
-        total += s.estimate_s * (real / est if est > 0 else 1.0)
-    return total
+    """Seconds left: each step's estimate rescaled by what its own cost class took per estimated second so far.
+
+    A class not seen yet keeps its built-in estimate: another class's ratio says little about it (the first step
+    of a study also pays one-time start-up costs, and a slow kNN on segmentation says nothing of linear probes).
+    """
+    ratios = {c: real / est for c, (real, est) in observed.items() if est > 0}
+    return sum(s.estimate_s * ratios.get(s.cost_class, 1.0) for s in pending)
 
 
 def _fmt(seconds: float) -> str:

@@ -42,7 +42,9 @@ class MetricsLog:
         if resume_step is not None and self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as fh:
                 self.rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= resume_step]
-        self._rewrite()
+            self._rewrite()
+        elif self.path.is_file():
+            self.path.unlink()  # a fresh run: the file appears with its first row (a run that fails leaves none)
         writer = tensorboard_writer_class() if tensorboard else None
         if writer is not None:
             self._tb = writer(log_dir=str(Path(out_dir) / "tensorboard"), purge_step=resume_step)

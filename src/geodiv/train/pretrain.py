@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geodiv.atomic import folder_lock
 from geodiv.bands import S2_BANDS
 from geodiv.errors import ConfigError, DataError
 from geodiv.models import build_mae, load_checkpoint, param_groups, save_checkpoint
@@ -56,7 +57,10 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     """
     env = init_distributed(config.device)
     try:
-        return _Trainer(config, env).run(resume)
+        # The main process holds the output folder's lock: a second run into it waits or stops.
+        lock = folder_lock(config.out_dir, "geodiv pretrain") if env.is_main else contextlib.nullcontext()
+        with lock:
+            return _Trainer(config, env).run(resume)
     finally:
         shutdown_distributed(env)
 

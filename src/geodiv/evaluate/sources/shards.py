@@ -68,7 +68,8 @@ class ShardTask(SourceTask):
         try:
             spec = json.loads(spec_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise DataError(f"{spec_file}: cannot read the task description ({err})") from None
+            raise DataError(f"{spec_file}: cannot read the task description ({err}); the file is damaged or "
+                            "truncated: rebuild the task folder (or copy it again)") from None
         for field in ("name", "type", "bands", "splits"):
             if field not in spec:
                 raise DataError(f"{spec_file}: missing field {field!r}")
