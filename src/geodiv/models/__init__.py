@@ -10,7 +10,6 @@ from geodiv.models.checkpoint import (
     load_checkpoint,
     load_pretrained,
     save_checkpoint,
-    unwrap,
 )
 from geodiv.models.features import extract_features, features_from_file
 from geodiv.models.presets import PRESETS, ModelConfig, resolve_config, validate_groups
@@ -23,6 +22,7 @@ from geodiv.models.satmae import (
     patchify,
     unpatchify,
 )
+from geodiv.models.wrapping import unwrap
 
 __all__ = [
     "PRESETS",

@@ -25,21 +25,15 @@ import torch
 from torch import nn
 
 from geodiv.atomic import atomic_path
-from geodiv.errors import DataError, InputError, UnsafeCheckpointError
+from geodiv.bands import SATMAE_GROUPS
+from geodiv.errors import ConfigError, DataError, InputError, UnsafeCheckpointError
+from geodiv.models.pos_embed import interpolate_grid_table
+from geodiv.models.presets import ENCODER_KEYS, MAE_KEYS, PRESETS
+from geodiv.models.satmae import build_encoder, build_mae
+from geodiv.models.wrapping import unwrap
 
 #: Classes a SatMAE/geodiv checkpoint may contain beyond tensors and plain containers.
 ALLOWED_GLOBALS = (argparse.Namespace,)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare module behind DistributedDataParallel and/or torch.compile wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__ == "DataParallel":
-            model = model.module
-        else:
-            return model
 
 
 def save_checkpoint(
@@ -210,8 +204,6 @@ def _group_sizes(state: Mapping[str, torch.Tensor]) -> list[int]:
 
 
 def _heads_for(width: int, key: str) -> int:
-    from geodiv.models.presets import PRESETS
-
     for preset in PRESETS.values():
         if preset[key.replace("num_heads", "embed_dim")] == width:
             return preset[key]
@@ -225,8 +217,6 @@ def infer_config(state: Mapping[str, torch.Tensor], ckpt: Mapping[str, Any] | No
     Group *members* cannot be read from shapes; they come from geodiv's config, SatMAE's ``args.grouped_bands``,
     or SatMAE's default groups when the group sizes are (4, 4, 2). Otherwise ``channel_groups`` must be given.
     """
-    from geodiv.bands import SATMAE_GROUPS
-
     ckpt = ckpt or {}
     stored = ckpt.get("model_config")
     if isinstance(stored, Mapping):
@@ -280,11 +270,6 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
     An MAE loads strictly. An encoder accepts an MAE checkpoint (leaving ``channel_cls_embed``, ``fc_norm.*``
     and ``head.*`` freshly initialised) or an encoder checkpoint.
     """
-    from geodiv.errors import ConfigError
-    from geodiv.models.pos_embed import interpolate_grid_table
-    from geodiv.models.presets import ENCODER_KEYS, MAE_KEYS, PRESETS
-    from geodiv.models.satmae import build_encoder, build_mae
-
     if kind not in ("mae", "encoder"):
         raise ConfigError(f"kind must be 'mae' or 'encoder', got {kind!r}")
     ckpt = load_checkpoint(path)

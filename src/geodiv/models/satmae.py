@@ -28,9 +28,9 @@ from torch import nn
 
 from geodiv.errors import InputError
 from geodiv.models.blocks import Block, DropPath, PatchEmbed, layer_norm, put_rows, take_rows
-from geodiv.models.checkpoint import unwrap
 from geodiv.models.pos_embed import interpolate_grid_table, sincos_1d, sincos_2d
 from geodiv.models.presets import ModelConfig, resolve_config
+from geodiv.models.wrapping import unwrap
 
 #: Parameters that weight decay skips besides 1-D tensors and biases (MAE's ``no_weight_decay`` names).
 NO_WEIGHT_DECAY = ("cls_token", "pos_embed", "channel_embed", "channel_cls_embed", "mask_token",
