@@ -14,9 +14,6 @@ from geodiv.diversity.landscape import (
 from geodiv.diversity.scorers import register_scorers
 from geodiv.diversity.spectral import band_histograms, joint_entropy, quantize, spectral_entropy, summarize
 
-# The data stage's ``diversity`` strategy looks its scorers up by name and imports this package to get them.
-register_scorers()
-
 __all__ = [
     "MEASURES",
     "band_histograms",
@@ -32,6 +29,7 @@ __all__ = [
     "landscape_summary",
     "mean_performance",
     "quantize",
+    "register_scorers",
     "shannon_entropy",
     "spectral_entropy",
     "summarize",
