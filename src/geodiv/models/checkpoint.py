@@ -28,7 +28,7 @@ from geodiv.atomic import atomic_path
 from geodiv.bands import SATMAE_GROUPS
 from geodiv.errors import ConfigError, DataError, InputError, UnsafeCheckpointError
 from geodiv.models.pos_embed import interpolate_grid_table
-from geodiv.models.presets import ENCODER_KEYS, MAE_KEYS, PRESETS
+from geodiv.models.presets import ENCODER_KEYS, MAE_KEYS, MODEL_SIZES
 from geodiv.models.satmae import build_encoder, build_mae
 from geodiv.models.wrapping import unwrap
 
@@ -204,7 +204,7 @@ def _group_sizes(state: Mapping[str, torch.Tensor]) -> list[int]:
 
 
 def _heads_for(width: int, key: str) -> int:
-    for preset in PRESETS.values():
+    for preset in MODEL_SIZES.values():
         if preset[key.replace("num_heads", "embed_dim")] == width:
             return preset[key]
     return max(1, width // (64 if key == "num_heads" else 32))
@@ -286,7 +286,7 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
     drop = ENCODER_KEYS if kind == "mae" else MAE_KEYS
     settings = {k: v for k, v in inferred.items() if k not in drop}
     settings.update(overrides)
-    preset = next((name for name, p in PRESETS.items() if p["embed_dim"] == settings["embed_dim"]), "base")
+    preset = next((name for name, p in MODEL_SIZES.items() if p["embed_dim"] == settings["embed_dim"]), "base")
     build = build_mae if kind == "mae" else build_encoder
     model = build(preset, **settings)
 

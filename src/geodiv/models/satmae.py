@@ -29,7 +29,7 @@ from torch import nn
 from geodiv.errors import InputError
 from geodiv.models.blocks import Block, DropPath, PatchEmbed, layer_norm, put_rows, take_rows
 from geodiv.models.pos_embed import interpolate_grid_table, sincos_1d, sincos_2d
-from geodiv.models.presets import ModelConfig, resolve_config
+from geodiv.models.presets import ModelConfig, resolve_model_config
 from geodiv.models.wrapping import unwrap
 
 #: Parameters that weight decay skips besides 1-D tensors and biases (MAE's ``no_weight_decay`` names).
@@ -570,13 +570,13 @@ class SatMAEEncoder(_GroupTokenizer):
 
 def build_mae(preset: str = "base", **overrides: Any) -> SatMAE:
     """A freshly initialised (seeded by ``seed``, default 0) group-channel MAE."""
-    cfg = resolve_config(preset, overrides, "mae")
+    cfg = resolve_model_config(preset, overrides, "mae")
     return _build(SatMAE, cfg)
 
 
 def build_encoder(preset: str = "base", **overrides: Any) -> SatMAEEncoder:
     """A freshly initialised downstream encoder (``num_classes=0`` gives no head: ``forward`` returns features)."""
-    cfg = resolve_config(preset, overrides, "encoder")
+    cfg = resolve_model_config(preset, overrides, "encoder")
     return _build(SatMAEEncoder, cfg)
 
 
