@@ -3,7 +3,7 @@ with downstream performance. Definitions, defaults and their reasons: docs/diver
 
 from geodiv.diversity.categorical import categorical_diversity, shannon_entropy
 from geodiv.diversity.correlate import correlate, correlate_with_performance, mean_performance
-from geodiv.diversity.dataset import MEASURES, dataset_diversity, format_diversity
+from geodiv.diversity.dataset import HEADLINE_MEASURES, MEASURES, dataset_diversity, format_diversity
 from geodiv.diversity.embedding import vendi_score
 from geodiv.diversity.landscape import (
     landscape_by_continent,
@@ -15,6 +15,7 @@ from geodiv.diversity.scorers import register_scorers
 from geodiv.diversity.spectral import band_histograms, joint_entropy, quantize, spectral_entropy, summarize
 
 __all__ = [
+    "HEADLINE_MEASURES",
     "MEASURES",
     "band_histograms",
     "categorical_diversity",
