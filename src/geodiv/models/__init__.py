@@ -19,9 +19,8 @@ from geodiv.models.satmae import (
     build_encoder,
     build_mae,
     param_groups,
-    patchify,
-    unpatchify,
 )
+from geodiv.models.tokens import patchify, unpatchify
 from geodiv.models.wrapping import unwrap
 
 # Old names, kept so that code outside geodiv keeps importing them (they said less than the new ones).
