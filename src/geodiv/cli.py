@@ -72,9 +72,10 @@ def _cmd_simearth_sample(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- data
 def _cmd_build(a: argparse.Namespace) -> int:
-    from geodiv import data
+    from geodiv import data, diversity
     from geodiv.config import parse_override
 
+    diversity.register_scorers()  # the scorers of the ``diversity`` strategy
     overrides = dict(parse_override(s) for s in a.set or [])
     manifest = data.build_dataset(a.config, a.out, only=a.only, overrides=overrides)
     for name, m in manifest.get("datasets", {}).items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 from tqdm.auto import tqdm
@@ -49,7 +49,3 @@ def progress(
 def log(message: str) -> None:
     """A one-line status message on stderr, timestamped, always shown (unlike bars)."""
     print(f"[geodiv {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def iterate(iterable: Iterable[T], **kwargs) -> Iterator[T]:
-    yield from progress(iterable, **kwargs)

@@ -1,18 +1,18 @@
 import numpy as np
 import pytest
 
-import geodiv.diversity  # noqa: F401  (registers the scorers)
 from geodiv import geo, simearth
 from geodiv.bands import S2_BANDS, SATMAE_BANDS, band_indices
 from geodiv.data.build import DatasetConfig
 from geodiv.data.catalog import make_catalog
 from geodiv.data.strategies import DiversityStrategy, get_scorer, select
-from geodiv.diversity import landscape_entropy, spectral_entropy
+from geodiv.diversity import landscape_entropy, register_scorers, spectral_entropy
 from geodiv.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
 def catalog():
+    register_scorers()  # what the CLI and the study do before building
     lat, lon = geo.sample_locations(["Europe", "Africa"], 40, 0)
     return make_catalog(lat, lon, "simearth:0")
 

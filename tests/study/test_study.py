@@ -21,6 +21,13 @@ def test_step_key_is_order_independent_and_input_sensitive():
     assert step_key("x", {"a": 1}) != step_key("y", {"a": 1})
 
 
+def test_the_study_reports_the_diversity_stages_headline_measures():
+    from geodiv.diversity import HEADLINE_MEASURES
+    from geodiv.study.runner import DIVERSITY_MEASURES
+
+    assert DIVERSITY_MEASURES == HEADLINE_MEASURES  # one list, in the order diversity.csv and the report show
+
+
 def test_paper_datasets_are_six_one_hot_continents_and_global():
     names = [d["name"] for d in paper_datasets()]
     assert names == ["one-hot-africa", "one-hot-asia", "one-hot-europe", "one-hot-north-america",

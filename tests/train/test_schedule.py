@@ -2,13 +2,26 @@ import math
 
 import pytest
 
-from geodiv.train.schedule import lr_at, scaled_lr
+from geodiv.train.schedule import lr_at, scaled_lr, warmup_cosine
 
 
 def test_scaled_lr_is_the_linear_rule():
     # the pretrain-where recipe: blr 1e-4 at effective batch 4096 -> 1.6e-3
     assert scaled_lr(1e-4, 4096) == pytest.approx(1.6e-3)
     assert scaled_lr(2e-4, 256) == pytest.approx(2e-4)
+
+
+def test_warmup_cosine_counts_in_any_unit():
+    # in optimiser steps: 10 warmup steps of 100
+    assert warmup_cosine(0, 100, 10, 1.0, 0.0) == 0.0
+    assert warmup_cosine(5, 100, 10, 1.0, 0.0) == pytest.approx(0.5)
+    assert warmup_cosine(10, 100, 10, 1.0, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(55, 100, 10, 1.0, 0.1) == pytest.approx(0.55)  # half way down the cosine
+    assert warmup_cosine(100, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine(7, 3, 10, 1.0, 0.1) == pytest.approx(0.7)  # warmup longer than the run: never reached
+    # pretraining's lr_at is the same schedule on fractional epochs
+    kw = dict(steps_per_epoch=7, lr=0.3, min_lr=0.01, warmup_epochs=1.5, epochs=6)
+    assert [lr_at(s, **kw) for s in range(50)] == [warmup_cosine(s / 7, 6, 1.5, 0.3, 0.01) for s in range(50)]
 
 
 def test_warmup_is_linear_per_iteration_and_starts_at_zero():

@@ -8,8 +8,9 @@ Typed configs, told apart by ``kind``:
 - ``mixture``: explicit continent ratios, e.g. ``{Europe: 0.5, Africa: 0.5}``.
 - ``stratified``: balanced over ``biome``, ``landcover`` or ``climate`` classes within a region; classes with
   too few candidates give all they have and the rest is shared among the others (water-filling).
-- ``diversity``: rank candidates by a registered scorer (``register_scorer``; ``geodiv.diversity`` registers
-  ``spectral_entropy`` and ``landscape_entropy``) and keep the ``top``, a ``quantile`` band, or a selection
+- ``diversity``: rank candidates by a registered scorer (``register_scorer``; the caller registers them: the
+  CLI and the study call ``geodiv.diversity.register_scorers()`` for ``spectral_entropy`` and
+  ``landscape_entropy``, so this stage never imports a later one) and keep the ``top``, a ``quantile`` band, or a selection
   ``balanced`` over equal-width score bins.
 
 Quotas use largest-remainder rounding, so every dataset of a study has exactly ``n`` samples; a catalog that
@@ -18,7 +19,6 @@ cannot supply a quota is an error, never a smaller dataset. Every choice is a fu
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Union
 
@@ -118,10 +118,8 @@ Strategy = Annotated[
 
 # ------------------------------------------------------------------------------------------------ scorers
 Scorer = Callable[[Any], np.ndarray]
+#: Scorers by name, filled by the caller (``register_scorer``): the data stage imports no later stage.
 _SCORERS: dict[str, Scorer] = {}
-#: Modules that register scorers when imported (looked up by name at call time, so geodiv.data does not
-#: import a later stage at import time).
-_SCORER_PLUGINS: tuple[str, ...] = ("geodiv.diversity",)
 
 
 def register_scorer(name: str, fn: Scorer) -> None:
@@ -133,15 +131,10 @@ def register_scorer(name: str, fn: Scorer) -> None:
 
 def get_scorer(name: str) -> Scorer:
     if name not in _SCORERS:
-        for module in _SCORER_PLUGINS:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                pass
-    if name not in _SCORERS:
         raise ConfigError(
             f"no diversity scorer named {name!r}; registered: {', '.join(sorted(_SCORERS)) or 'none'} "
-            "(register one with geodiv.data.register_scorer(name, fn))"
+            "(register one with geodiv.data.register_scorer(name, fn); geodiv.diversity.register_scorers() "
+            "registers landscape_entropy and spectral_entropy)"
         )
     return _SCORERS[name]
 

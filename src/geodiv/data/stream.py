@@ -111,10 +111,6 @@ class ShardStream(IterableDataset):
         self._verified: set[str] = set()
 
     # ---------------------------------------------------------------------------------------- position
-    def set_epoch(self, epoch: int) -> None:
-        """Start the next iteration at ``epoch`` (seeds the shard order, buffer and crops) from its beginning."""
-        self.epoch, self.batches_done = int(epoch), 0
-
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batches_done": self.batches_done, "batch_size": self.batch_size,
                 "seed": self.seed}

@@ -3,7 +3,7 @@ with downstream performance. Definitions, defaults and their reasons: docs/diver
 
 from geodiv.diversity.categorical import categorical_diversity, shannon_entropy
 from geodiv.diversity.correlate import correlate, correlate_with_performance, mean_performance
-from geodiv.diversity.dataset import MEASURES, dataset_diversity, format_diversity
+from geodiv.diversity.dataset import HEADLINE_MEASURES, MEASURES, dataset_diversity, format_diversity
 from geodiv.diversity.embedding import vendi_score
 from geodiv.diversity.landscape import (
     landscape_by_continent,
@@ -14,10 +14,8 @@ from geodiv.diversity.landscape import (
 from geodiv.diversity.scorers import register_scorers
 from geodiv.diversity.spectral import band_histograms, joint_entropy, quantize, spectral_entropy, summarize
 
-# The data stage's ``diversity`` strategy looks its scorers up by name and imports this package to get them.
-register_scorers()
-
 __all__ = [
+    "HEADLINE_MEASURES",
     "MEASURES",
     "band_histograms",
     "categorical_diversity",
@@ -32,6 +30,7 @@ __all__ = [
     "landscape_summary",
     "mean_performance",
     "quantize",
+    "register_scorers",
     "shannon_entropy",
     "spectral_entropy",
     "summarize",

@@ -22,16 +22,18 @@ from geodiv.progress import progress
 
 #: Metadata fields with categorical diversity, in report order.
 CATEGORICAL_FIELDS: tuple[str, ...] = ("continent", "biome", "landcover", "climate")
-#: The headline measures (one number per dataset) that the study correlates with performance.
-MEASURES: tuple[str, ...] = (
+#: The headline measures (one number per dataset) that the study reports and correlates with performance, in the
+#: order its tables show them (the columns of diversity.csv).
+HEADLINE_MEASURES: tuple[str, ...] = (
     "continent_entropy",
     "biome_entropy",
     "landcover_entropy",
     "climate_entropy",
-    "spectral_entropy",
-    "spectral_entropy_joint",
     "landscape_entropy",
+    "spectral_entropy",
 )
+#: Every one-number measure of ``dataset_diversity``: the headline ones and the joint spectral variant.
+MEASURES: tuple[str, ...] = (*HEADLINE_MEASURES, "spectral_entropy_joint")
 
 
 def vocabulary_sizes() -> dict[str, int]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from geodiv.bands import S2_BANDS, band_indices
+from geodiv.data.strategies import register_scorer
 from geodiv.diversity.dataset import spectral_bands
 from geodiv.diversity.landscape import DEFAULT_WINDOW, landscape_entropy
 from geodiv.diversity.spectral import spectral_entropy
@@ -101,8 +102,7 @@ def _simearth_images(catalog: Any):
 
 
 def register_scorers() -> None:
-    """Register this stage's scorers with ``geodiv.data`` (done on ``import geodiv.diversity``)."""
-    from geodiv.data.strategies import register_scorer
-
+    """Register this stage's scorers with ``geodiv.data``'s ``diversity`` strategy (the CLI and the study call
+    it before building datasets; the data stage never imports this one)."""
     register_scorer("landscape_entropy", landscape_entropy_scorer)
     register_scorer("spectral_entropy", spectral_entropy_scorer)

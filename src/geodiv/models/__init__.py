@@ -10,22 +10,25 @@ from geodiv.models.checkpoint import (
     load_checkpoint,
     load_pretrained,
     save_checkpoint,
-    unwrap,
 )
 from geodiv.models.features import extract_features, features_from_file
-from geodiv.models.presets import PRESETS, ModelConfig, resolve_config, validate_groups
+from geodiv.models.presets import MODEL_SIZES, ModelConfig, resolve_model_config, validate_groups
 from geodiv.models.satmae import (
     SatMAE,
     SatMAEEncoder,
     build_encoder,
     build_mae,
     param_groups,
-    patchify,
-    unpatchify,
 )
+from geodiv.models.tokens import patchify, unpatchify
+from geodiv.models.wrapping import unwrap
+
+# Old names, kept so that code outside geodiv keeps importing them (they said less than the new ones).
+PRESETS = MODEL_SIZES
+resolve_config = resolve_model_config
 
 __all__ = [
-    "PRESETS",
+    "MODEL_SIZES",
     "ModelConfig",
     "SatMAE",
     "SatMAEEncoder",
@@ -39,7 +42,7 @@ __all__ = [
     "load_pretrained",
     "param_groups",
     "patchify",
-    "resolve_config",
+    "resolve_model_config",
     "save_checkpoint",
     "unpatchify",
     "unwrap",

@@ -27,7 +27,12 @@ import torch
 from torch import nn
 
 from geodiv.atomic import atomic_path
-from geodiv.errors import DataError, InputError, UnsafeCheckpointError
+from geodiv.bands import SATMAE_GROUPS
+from geodiv.errors import ConfigError, DataError, InputError, UnsafeCheckpointError
+from geodiv.models.pos_embed import interpolate_grid_table
+from geodiv.models.presets import ENCODER_KEYS, MAE_KEYS, MODEL_SIZES
+from geodiv.models.satmae import build_encoder, build_mae
+from geodiv.models.wrapping import unwrap
 
 #: Classes a SatMAE/geodiv checkpoint may contain beyond tensors and plain containers.
 ALLOWED_GLOBALS = (argparse.Namespace,)
@@ -63,17 +68,6 @@ def _digest_into(h: Any, obj: Any) -> None:
         _digest_into(h, vars(obj))
     else:
         h.update(f"{type(obj).__name__}:{obj!r};".encode())
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare module behind DistributedDataParallel and/or torch.compile wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__ == "DataParallel":
-            model = model.module
-        else:
-            return model
 
 
 def save_checkpoint(
@@ -274,9 +268,7 @@ def _group_sizes(state: Mapping[str, torch.Tensor]) -> list[int]:
 
 
 def _heads_for(width: int, key: str) -> int:
-    from geodiv.models.presets import PRESETS
-
-    for preset in PRESETS.values():
+    for preset in MODEL_SIZES.values():
         if preset[key.replace("num_heads", "embed_dim")] == width:
             return preset[key]
     return max(1, width // (64 if key == "num_heads" else 32))
@@ -289,8 +281,6 @@ def infer_config(state: Mapping[str, torch.Tensor], ckpt: Mapping[str, Any] | No
     Group *members* cannot be read from shapes; they come from geodiv's config, SatMAE's ``args.grouped_bands``,
     or SatMAE's default groups when the group sizes are (4, 4, 2). Otherwise ``channel_groups`` must be given.
     """
-    from geodiv.bands import SATMAE_GROUPS
-
     ckpt = ckpt or {}
     stored = ckpt.get("model_config")
     if isinstance(stored, Mapping):
@@ -344,11 +334,6 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
     An MAE loads strictly. An encoder accepts an MAE checkpoint (leaving ``channel_cls_embed``, ``fc_norm.*``
     and ``head.*`` freshly initialised) or an encoder checkpoint.
     """
-    from geodiv.errors import ConfigError
-    from geodiv.models.pos_embed import interpolate_grid_table
-    from geodiv.models.presets import ENCODER_KEYS, MAE_KEYS, PRESETS
-    from geodiv.models.satmae import build_encoder, build_mae
-
     if kind not in ("mae", "encoder"):
         raise ConfigError(f"kind must be 'mae' or 'encoder', got {kind!r}")
     ckpt = load_checkpoint(path)
@@ -371,7 +356,7 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
     drop = ENCODER_KEYS if kind == "mae" else MAE_KEYS
     settings = {k: v for k, v in inferred.items() if k not in drop}
     settings.update(overrides)
-    preset = next((name for name, p in PRESETS.items() if p["embed_dim"] == settings["embed_dim"]), "base")
+    preset = next((name for name, p in MODEL_SIZES.items() if p["embed_dim"] == settings["embed_dim"]), "base")
     build = build_mae if kind == "mae" else build_encoder
     model = build(preset, **settings)
 

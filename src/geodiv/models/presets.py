@@ -16,7 +16,7 @@ from geodiv.errors import ConfigError
 
 #: Widths, depths and heads per size. ``base`` is what pretrain-where and SatMAE used; ``large`` is ViT-L.
 #: ``tiny`` and ``small`` are geodiv's CPU-sized models (group encoding a third of the width, as in base).
-PRESETS: dict[str, dict[str, Any]] = {
+MODEL_SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(embed_dim=192, depth=4, num_heads=3, channel_embed=64,
                  decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4, decoder_channel_embed=32),
     "small": dict(embed_dim=384, depth=12, num_heads=6, channel_embed=128,
@@ -116,10 +116,10 @@ def validate_groups(channel_groups: Sequence[Sequence[int]], in_chans: int) -> t
     return groups
 
 
-def resolve_config(preset: str, overrides: Mapping[str, Any], kind: Literal["mae", "encoder"]) -> ModelConfig:
+def resolve_model_config(preset: str, overrides: Mapping[str, Any], kind: Literal["mae", "encoder"]) -> ModelConfig:
     """Preset + overrides -> a validated ``ModelConfig``; unknown names are a ``ConfigError``."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset not in MODEL_SIZES:
+        raise ConfigError(f"unknown model preset {preset!r}; choose one of {', '.join(MODEL_SIZES)}")
     allowed = COMMON_KEYS + (MAE_KEYS if kind == "mae" else ENCODER_KEYS)
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
@@ -128,7 +128,7 @@ def resolve_config(preset: str, overrides: Mapping[str, Any], kind: Literal["mae
             f"unknown {kind} setting(s) {', '.join(unknown)}; allowed: {', '.join(allowed)} "
             f"(settings of the other model are accepted by {other})"
         )
-    values = {**PRESETS[preset], **overrides}
+    values = {**MODEL_SIZES[preset], **overrides}
     cfg = ModelConfig(**{**values, "channel_groups": tuple(tuple(g) for g in values.get("channel_groups", SATMAE_GROUPS))})
     validate_groups(cfg.channel_groups, cfg.in_chans)
     if cfg.img_size % cfg.patch_size:

@@ -171,14 +171,3 @@ def paper_comparison_figure(ours: pd.Series, published: pd.Series, *, rho: float
     ax.set_title(f"this study vs. the paper: Spearman ρ = {rho:.2f} (p = {p:.2g})", fontsize=9)
     ax.grid(alpha=0.3)
     return fig
-
-
-def spectral_distribution_figure(distributions: Mapping[str, Sequence[float]]) -> Figure:
-    """Per-dataset distribution of per-sample spectral entropy (box plot)."""
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * max(1, len(distributions)), 3.4))
-    names = list(distributions)
-    ax.boxplot([np.asarray(distributions[n], float) for n in names], showfliers=False)
-    ax.set_xticks(range(1, len(names) + 1), names, rotation=35, ha="right")
-    ax.set_ylabel("spectral entropy (bits)")
-    ax.grid(alpha=0.3, axis="y")
-    return fig

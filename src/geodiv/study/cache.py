@@ -16,7 +16,7 @@ from typing import Any
 from geodiv.atomic import write_json
 
 #: Bump when the meaning of cached outputs changes without a change of their inputs.
-CACHE_VERSION = 1
+STEP_CACHE_VERSION = 1
 
 
 def canonical_json(obj: Any) -> str:
@@ -26,7 +26,7 @@ def canonical_json(obj: Any) -> str:
 
 def step_key(kind: str, inputs: Any) -> str:
     """16 hex digits of sha256 over the step kind, the cache version and its inputs."""
-    text = canonical_json({"kind": kind, "v": CACHE_VERSION, "inputs": inputs})
+    text = canonical_json({"kind": kind, "v": STEP_CACHE_VERSION, "inputs": inputs})
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

@@ -52,7 +52,7 @@ class StudyDataset(StrictModel):
         return self
 
 
-class DataSection(StrictModel):
+class StudyDataSection(StrictModel):
     """Settings shared by every dataset the study builds (equal sizes across datasets, as in the paper)."""
 
     n_samples: int = Field(1024, gt=0)
@@ -109,7 +109,7 @@ class LauncherSection(StrictModel):
 class StudyConfig(StrictModel):
     name: str = "study"
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    data: DataSection = Field(default_factory=DataSection)
+    data: StudyDataSection = Field(default_factory=StudyDataSection)
     datasets: list[StudyDataset] = Field(default_factory=lambda: [StudyDataset(**d) for d in paper_datasets()])
     pretrain: dict[str, Any] = Field(
         default_factory=dict,

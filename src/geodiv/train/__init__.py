@@ -4,14 +4,17 @@
 bf16/fp16 autocast, DDP) on ``geodiv.models``' MAE, streaming ``geodiv.data`` shards; see docs/training.md.
 """
 
-from geodiv.train.config import PRESETS, PretrainConfig, load_pretrain_config
+from geodiv.train.config import RECIPE_PRESETS, PretrainConfig, load_pretrain_config
 from geodiv.train.distributed import is_main_process
 from geodiv.train.pretrain import mask_noise, newest_checkpoint, pretrain, pretrain_from_file
-from geodiv.train.schedule import lr_at, scaled_lr
+from geodiv.train.schedule import lr_at, scaled_lr, warmup_cosine
+
+# Old name, kept so that code outside geodiv keeps importing it (it said less than the new one).
+PRESETS = RECIPE_PRESETS
 
 __all__ = [
-    "PRESETS",
     "PretrainConfig",
+    "RECIPE_PRESETS",
     "is_main_process",
     "load_pretrain_config",
     "lr_at",
@@ -20,4 +23,5 @@ __all__ = [
     "pretrain",
     "pretrain_from_file",
     "scaled_lr",
+    "warmup_cosine",
 ]

@@ -20,7 +20,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 #: The pretrain-where SatMAE recipe (satmae.md, "Recipes"): ViT-Base, 96 px, patch 8, mask 0.75, 50 epochs with
 #: 5 warmup, blr 1e-4, effective batch 4096 (256 x accum 16 on one GPU), 10 bands (B1, B9, B10 dropped).
-PRESETS: dict[str, dict[str, Any]] = {
+RECIPE_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "data": {
             "bands": list(SATMAE_BANDS),
@@ -53,7 +53,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class DataSection(StrictModel):
+class PretrainDataSection(StrictModel):
     """Which shards to stream and how each sample becomes a model input."""
 
     dirs: list[Path] = Field(min_length=1, description="dataset folder(s) with manifest.json and shards")
@@ -142,7 +142,7 @@ class PretrainConfig(StrictModel):
     """One pretraining run. ``out_dir`` receives checkpoints, ``log.csv``, TensorBoard events and PNGs."""
 
     preset: Literal["paper"] | None = None
-    data: DataSection
+    data: PretrainDataSection
     model: ModelSection = Field(default_factory=ModelSection)
     optim: OptimSection = Field(default_factory=OptimSection)
     precision: Precision = Field("auto", description="auto: bf16 on CUDA, fp32 on CPU; fp16 uses a GradScaler")
@@ -159,9 +159,9 @@ class PretrainConfig(StrictModel):
     def _apply_preset(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("preset") is not None:
             name = data["preset"]
-            if name not in PRESETS:
+            if name not in RECIPE_PRESETS:
                 return data  # the Literal check reports the unknown name
-            data = _deep_merge(copy.deepcopy(PRESETS[name]), data)
+            data = _deep_merge(copy.deepcopy(RECIPE_PRESETS[name]), data)
         return data
 
     @model_validator(mode="after")

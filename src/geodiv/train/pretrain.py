@@ -16,10 +16,9 @@ import argparse
 import contextlib
 import math
 import os
-import random
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from geodiv.bands import S2_BANDS
 from geodiv.errors import ConfigError, DataError
 from geodiv.models import build_mae, load_checkpoint, param_groups, save_checkpoint
 from geodiv.progress import log, progress
+from geodiv.train.batches import BatchSource, capture_rng, restore_rng
 from geodiv.train.config import PretrainConfig, load_pretrain_config
 from geodiv.train.distributed import (
     DistEnv,
@@ -100,71 +100,6 @@ def mask_noise(seed: int, micro_step: int, global_batch: int, n_noise: int, salt
     key = np.random.SeedSequence([seed, micro_step, salt]).generate_state(1, np.uint64)[0]
     gen = torch.Generator().manual_seed(int(key >> np.uint64(1)))
     return torch.rand(global_batch, n_noise, generator=gen)
-
-
-def capture_rng() -> dict[str, Any]:
-    """Global RNG states in plain types and tensors (loadable with ``weights_only=True``)."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    python = state["python"]
-    random.setstate((python[0], tuple(python[1]), python[2]))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class BatchSource:
-    """Endless micro-batches for this rank: pass after pass over its share of the shards.
-
-    ``make_loader(pass_index, batches_done)`` returns the batches of one pass (the stream seeded for that pass),
-    starting after its first ``batches_done`` batches. The position ``(pass_index, batches_in_pass)`` is saved in
-    checkpoints, so a resumed run continues with exactly the batch that an uninterrupted run would have drawn.
-    """
-
-    def __init__(
-        self, make_loader: Callable[[int, int], Iterable[Any]], position: tuple[int, int] = (0, 0)
-    ) -> None:
-        self.make_loader = make_loader
-        self.pass_index, self.in_pass = int(position[0]), int(position[1])
-        self._it: Iterator[Any] | None = None
-
-    def position(self) -> tuple[int, int]:
-        return self.pass_index, self.in_pass
-
-    def __iter__(self) -> BatchSource:
-        return self
-
-    def __next__(self) -> Any:
-        empty_passes = 0
-        while True:
-            if self._it is None:
-                self._it = iter(self.make_loader(self.pass_index, self.in_pass))
-            batch = next(self._it, None)
-            if batch is not None:
-                self.in_pass += 1
-                return batch
-            if self.in_pass == 0:
-                empty_passes += 1
-                if empty_passes > 1:
-                    raise DataError(
-                        "this process's share of the data yields no full batch; use fewer processes or "
-                        "DataLoader workers, a smaller batch_size, or more samples"
-                    )
-            self.pass_index += 1
-            self.in_pass = 0
-            self._it = None
 
 
 # ------------------------------------------------------------------------------- adapters to the stages
@@ -433,7 +368,6 @@ class _Trainer:
     def _loop(self, global_step: int, source: BatchSource, metrics: MetricsLog) -> Path | None:
         cfg, env = self.config, self.env
         autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        micro_global = cfg.optim.batch_size * env.world_size
         rows = slice(env.rank * cfg.optim.batch_size, (env.rank + 1) * cfg.optim.batch_size)
         self.model.train()
         final: Path | None = None
@@ -449,24 +383,8 @@ class _Trainer:
                        warmup_epochs=cfg.optim.warmup_epochs, epochs=cfg.optim.epochs)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            for micro in range(self.accum):
-                imgs = next(source).to(self.device, non_blocking=True)
-                noise = mask_noise(cfg.seed, global_step * self.accum + micro, micro_global, self.n_noise)[rows]
-                noise = noise.to(self.device, non_blocking=True)
-                sync = micro == self.accum - 1 or self.ddp is None
-                with contextlib.nullcontext() if sync else self.ddp.no_sync():
-                    with torch.autocast(self.device.type, dtype=autocast_dtype or torch.bfloat16,
-                                        enabled=autocast_dtype is not None):
-                        # return_pred=False: the decoder computes only what the loss reads (masked tokens);
-                        # under torch.compile, shapes that do not depend on the masking (one graph).
-                        loss, _, _ = self.forward_module(imgs, mask_ratio=cfg.model.mask_ratio, noise=noise,
-                                                         return_pred=False, static_shapes=self.static_shapes)
-                    self.scaler.scale(loss / self.accum).backward()
-                loss_sum += loss.detach().float()
-                loss_count += 1
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.optimizer.zero_grad(set_to_none=True)
+            self._optimizer_step(global_step, source, rows, autocast_dtype, loss_sum)
+            loss_count += self.accum
             global_step += 1
             window_samples += self.effective_batch
             bar.update(1)
@@ -495,6 +413,30 @@ class _Trainer:
         bar.close()
         return final
 
+    def _optimizer_step(self, global_step: int, source: BatchSource, rows: slice, autocast_dtype: torch.dtype | None,
+                        loss_sum: torch.Tensor) -> None:
+        """Step ``global_step``: ``accum`` micro-batches (gradients synchronised on the last), then the update;
+        each micro-batch's loss is added to ``loss_sum`` in place."""
+        cfg = self.config
+        micro_global = cfg.optim.batch_size * self.env.world_size
+        for micro in range(self.accum):
+            imgs = next(source).to(self.device, non_blocking=True)
+            noise = mask_noise(cfg.seed, global_step * self.accum + micro, micro_global, self.n_noise)[rows]
+            noise = noise.to(self.device, non_blocking=True)
+            sync = micro == self.accum - 1 or self.ddp is None
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():
+                with torch.autocast(self.device.type, dtype=autocast_dtype or torch.bfloat16,
+                                    enabled=autocast_dtype is not None):
+                    # return_pred=False: the decoder computes only what the loss reads (masked tokens);
+                    # under torch.compile, shapes that do not depend on the masking (one graph).
+                    loss, _, _ = self.forward_module(imgs, mask_ratio=cfg.model.mask_ratio, noise=noise,
+                                                     return_pred=False, static_shapes=self.static_shapes)
+                self.scaler.scale(loss / self.accum).backward()
+            loss_sum += loss.detach().float()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
     def _visualize(self, epoch: int) -> None:
         from geodiv.train.visualize import mask_to_image, save_reconstruction_png
 
@@ -517,7 +459,6 @@ class _Trainer:
 
 
 __all__ = [
-    "BatchSource",
     "mask_noise",
     "newest_checkpoint",
     "pretrain",

@@ -1,4 +1,5 @@
-"""Learning-rate schedule of MAE/SatMAE pretraining: per-iteration linear warmup, then half-cosine.
+"""Learning-rate schedule of MAE/SatMAE training: per-iteration linear warmup, then half-cosine; one rule for
+the base-rate scaling. Pretraining (``lr_at``) and fine-tuning both use ``warmup_cosine`` and ``scaled_lr``.
 
 The rate is a pure function of the optimiser step, so a resumed run recomputes exactly the rate it would
 have had: no scheduler object carries hidden state across a checkpoint.
@@ -16,6 +17,22 @@ def scaled_lr(blr: float, effective_batch: int) -> float:
     return blr * effective_batch / 256
 
 
+def warmup_cosine(step: float, total: float, warmup: float, lr: float, min_lr: float) -> float:
+    """Linear warmup from 0 to ``lr`` over ``warmup``, then half-cosine from ``lr`` to ``min_lr`` at ``total``.
+
+    ``step``, ``total`` and ``warmup`` share one unit (optimiser steps, or fractional epochs) and may be
+    fractional: ``lr * step / warmup`` during warmup (the very first step has rate 0), then
+    ``min_lr + (lr - min_lr) * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2``, held at ``min_lr``
+    past ``total``. With no time after warmup (``total <= warmup``) the rate after warmup is ``lr``.
+    """
+    if step < warmup:
+        return lr * step / warmup
+    if total <= warmup:
+        return lr
+    progress = min((step - warmup) / (total - warmup), 1.0)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def lr_at(
     step: int,
     *,
@@ -25,9 +42,9 @@ def lr_at(
     warmup_epochs: float,
     epochs: float,
 ) -> float:
-    """Learning rate for optimiser step ``step`` (0-based).
+    """Learning rate for pretraining's optimiser step ``step`` (0-based).
 
-    The schedule runs on the fractional epoch ``step / steps_per_epoch``, as MAE's ``adjust_learning_rate``
+    ``warmup_cosine`` on the fractional epoch ``step / steps_per_epoch``, as MAE's ``adjust_learning_rate``
     does: ``lr * e / warmup`` during warmup (so the very first step has rate 0), then
     ``min_lr + (lr - min_lr) * (1 + cos(pi * (e - warmup) / (epochs - warmup))) / 2``.
     """
@@ -35,10 +52,4 @@ def lr_at(
         raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}")
     if not 0 <= warmup_epochs <= epochs:
         raise ValueError(f"warmup_epochs must lie in [0, epochs={epochs}], got {warmup_epochs}")
-    epoch = step / steps_per_epoch
-    if epoch < warmup_epochs:
-        return lr * epoch / warmup_epochs
-    if epochs == warmup_epochs:
-        return lr
-    progress = min((epoch - warmup_epochs) / (epochs - warmup_epochs), 1.0)
-    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return warmup_cosine(step / steps_per_epoch, epochs, warmup_epochs, lr, min_lr)
