@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from geodiv.bands import S2_BANDS
-from geodiv.models.presets import PRESETS
+from geodiv.models.presets import MODEL_SIZES
 from geodiv.study.cache import StepCache, step_key
 from geodiv.study.config import StudyConfig, TaskSection
 
@@ -179,7 +179,7 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
     eval_conf = evaluation_config(cfg)
     model_conf = cfg.pretrain.get("model", {})
     patch = int(model_conf.get("patch_size", 8))
-    width = int(model_conf.get("overrides", {}).get("embed_dim", PRESETS.get(preset, PRESETS["base"])["embed_dim"]))
+    width = int(model_conf.get("overrides", {}).get("embed_dim", MODEL_SIZES.get(preset, MODEL_SIZES["base"])["embed_dim"]))
     models = [(ds.name, seed, model_keys[(ds.name, seed)]) for ds in cfg.datasets for seed in cfg.seeds]
     if cfg.evaluation.zero_pretraining:
         models += [(ZERO, seed, step_key("zero", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
