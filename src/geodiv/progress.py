@@ -15,6 +15,8 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
+# No tqdm monitor thread: a process without stray threads can fork its shard workers (geodiv.data.parallel).
+tqdm.monitor_interval = 0
 
 
 def progress_enabled() -> bool:
