@@ -49,8 +49,10 @@ def progress(
 
 
 def log(message: str) -> None:
-    """A one-line status message on stderr, timestamped, always shown (unlike bars)."""
-    print(f"[geodiv {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    """A one-line status message on stderr, timestamped, always shown (unlike bars); ``GEODIV_LOG_PREFIX``
+    (set by a concurrent study for each step's process) comes before the message."""
+    prefix = os.environ.get("GEODIV_LOG_PREFIX", "")
+    print(f"[geodiv {time.strftime('%H:%M:%S')}] {prefix}{message}", file=sys.stderr, flush=True)
 
 
 def iterate(iterable: Iterable[T], **kwargs) -> Iterator[T]:

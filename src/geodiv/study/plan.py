@@ -37,6 +37,8 @@ class Step:
     run: Callable[[], dict] | None = None
     #: samples the step processes (sample-steps for pretraining), for the throughput in the progress log
     work: int = 0
+    #: how the step runs, not what it makes (shard workers, Dask scheduler); never part of the key
+    runtime: dict[str, Any] = field(default_factory=dict)
 
 
 def _pixels(size: int) -> float:

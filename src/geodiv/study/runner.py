@@ -49,8 +49,15 @@ def run_study(
     out: str | os.PathLike[str] = "study-out",
     dry_run: bool = False,
     study: StudyConfig | None = None,
+    jobs: int = 1,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> str | Path:
-    """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing."""
+    """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing.
+
+    ``jobs`` > 1 runs independent steps at once (geodiv.study.schedule); ``workers`` / ``scheduler`` make the
+    shards of each dataset and task in parallel (geodiv.data.parallel). Neither changes any result.
+    """
     cfg = study if study is not None else load_study_config(config, profile)
     out = Path(out)
     cache = StepCache(out / "cache")
@@ -60,7 +67,14 @@ def run_study(
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "study-config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     by_key = {s.key: s for s in steps}
+    for s in steps:
+        s.runtime.update(workers=workers, scheduler=scheduler)
     start = time.perf_counter()
+    if jobs > 1:
+        _run_concurrent(cfg, steps, cache, jobs)
+        aggregate(cfg, steps, out, time.perf_counter() - start)
+        log(f"study finished in {_fmt(time.perf_counter() - start)} -> {out}")
+        return out
     # Observed seconds per estimated second, per step kind: the ETA rescales the estimates of each kind by it.
     observed: dict[str, list[float]] = {}
     # Steps cached before the run, read once for the ETA (not once per step for every later step). The marker of
@@ -111,7 +125,8 @@ def _run_dataset(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     if "path" in step.inputs:
         data.read_manifest(directory)  # an existing dataset: check it is one
     else:
-        data.build_dataset(dataset_config(cfg, step.name), directory)
+        data.build_dataset(dataset_config(cfg, step.name), directory, workers=step.runtime.get("workers", 1),
+                           scheduler=step.runtime.get("scheduler"))
     return {"dir": str(directory)}
 
 
@@ -136,11 +151,11 @@ def _run_pretrain(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     if world == 1:
         final = train.pretrain(train.PretrainConfig.model_validate(conf), resume=True)
     else:
-        final = _torchrun_pretrain(cfg, conf, out_dir)
+        final = _torchrun_pretrain(cfg, conf, out_dir, step.runtime.get("port_offset", 0))
     return {"dir": str(out_dir), "checkpoint": str(final), "reconstruction": _newest_png(out_dir)}
 
 
-def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path) -> Path:
+def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path, port_offset: int = 0) -> Path:
     """Launch ``torchrun ... -m geodiv pretrain`` for several processes (GPUs or nodes) and wait for it."""
     from geodiv import train
 
@@ -151,7 +166,7 @@ def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path) ->
     torchrun = shutil.which("torchrun") or "torchrun"
     cmd = [torchrun, f"--nnodes={launcher.nnodes}", f"--nproc_per_node={launcher.nproc_per_node}",
            f"--node_rank={launcher.node_rank}", f"--master_addr={launcher.master_addr}",
-           f"--master_port={launcher.master_port}", "-m", "geodiv", "pretrain", str(config_path), "--resume"]
+           f"--master_port={launcher.master_port + port_offset}", "-m", "geodiv", "pretrain", str(config_path), "--resume"]
     log("launching: " + " ".join(cmd))
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0:
@@ -202,7 +217,8 @@ def _run_task(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     task = next(t for t in cfg.tasks if t.name == step.name)
     if task.name in simearth.TASKS:
         simearth_task(task.name, task.n_train, task.n_val, task.n_test, seed=cfg.data.seed + 1,
-                      size=step.inputs["size"], exclude=_pretraining_locations(steps), out_dir=step.outputs["dir"])
+                      size=step.inputs["size"], exclude=_pretraining_locations(steps), out_dir=step.outputs["dir"],
+                      workers=step.runtime.get("workers", 1), scheduler=step.runtime.get("scheduler"))
         return {"dir": step.outputs["dir"], "spec": step.outputs["dir"]}
     return {"dir": None, "spec": task.name}  # a path to a real task: loaded by evaluate
 
@@ -227,6 +243,65 @@ _RUNNERS = {
     "task": _run_task,
     "evaluate": _run_evaluate,
 }
+
+
+# ------------------------------------------------------------------------------------ concurrent steps
+def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, jobs: int) -> None:
+    """``--jobs N``: each step in its own process, N at a time, GPUs shared out (geodiv.study.schedule)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from geodiv.study import schedule
+
+    gpus = schedule.visible_gpus()
+    launcher = cfg.launcher
+    ddp = launcher.nproc_per_node if launcher.nproc_per_node * launcher.nnodes > 1 else 1
+    done = set()
+    for i, s in enumerate(steps):
+        record = cache.get(s.kind, s.key)
+        if record is not None:
+            s.outputs.update(record.get("outputs", {}))
+            done.add(i)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log(f"study: {len(steps) - len(done)} of {len(steps)} steps to run, {jobs} at a time"
+        f"{f' on {len(gpus)} GPU(s)' if gpus else ''}")
+    pools: dict[int, ProcessPoolExecutor] = {}
+    ctx = multiprocessing.get_context("spawn")  # a fresh process per step: its own GPUs, no inherited state
+
+    def submit(i: int, step: Step, devices: list[int]):
+        schedule.announce(i, len(steps), step, devices, len(pools) + 1)
+        step.runtime["port_offset"] = devices[0] if devices else 0  # side-by-side torchruns on one node
+        pools[i] = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+        env = {**schedule.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] "}
+        return pools[i].submit(_step_process, cfg, i, steps, env, threads)
+
+    def finished(i: int, step: Step, result: tuple[dict, float]) -> None:
+        pools.pop(i).shutdown()
+        outputs, took = result
+        step.outputs.update(outputs)
+        cache.put(step.kind, step.key, {"kind": step.kind, "name": step.name, "seconds": took,
+                                        "outputs": step.outputs})
+        rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
+        log(f"[{i + 1}/{len(steps)}] done {step.kind} {step.name} in {took:.1f}s{rate}")
+
+    try:
+        schedule.run_concurrently(steps, done, submit, finished, jobs=jobs, gpus=gpus,
+                                  demand=lambda s: schedule.gpu_demand(s, len(gpus), ddp))
+    finally:
+        for pool in pools.values():
+            pool.shutdown(cancel_futures=True)
+
+
+def _step_process(cfg: StudyConfig, i: int, steps: list[Step], env: dict[str, str], threads: int) -> tuple[dict, float]:
+    """In a step's own process: its GPUs and log prefix set before anything touches CUDA; (outputs, seconds)."""
+    os.environ.update(env)
+    import torch
+
+    torch.set_num_threads(threads)
+    step = steps[i]
+    t0 = time.perf_counter()
+    outputs = _RUNNERS[step.kind](cfg, step, {s.key: s for s in steps}, steps)
+    return outputs, time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------------- aggregate
