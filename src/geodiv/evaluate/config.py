@@ -22,7 +22,7 @@ class FeatureConfig(StrictModel):
     missing_bands: Literal["error", "mean"] = "error"
     batch_size: int = Field(64, ge=1)
     cache_dir: str | None = None  # default: <out folder>/feature_cache, or memory only without --out
-    #: where kNN searches (and nothing else yet) run: "cpu", "cuda", "cuda:1"; default: the CPU
+    #: where features are extracted and kNN searches run: "cpu", "cuda", "cuda:1"; default: cuda if available
     device: str | None = None
 
 

@@ -30,6 +30,7 @@ from geodiv.evaluate.features import (
     load_encoder,
     patch_fractions,
     plan_bands,
+    resolve_device,
     split_size,
     upsample_patch_scores,
 )
@@ -112,7 +113,7 @@ class _Splits:
             if src not in cache:
                 cache[src] = self.store.features(
                     encoder, self.task, src, plan, transform, kind=kind, pool=cfg.features.pool,
-                    batch_size=cfg.features.batch_size,
+                    batch_size=cfg.features.batch_size, device=resolve_device(cfg.features.device),
                 )
             out[split] = self.rows(split, cache[src])
         return out
@@ -201,7 +202,8 @@ def _feature_heads(
             tgt = np.concatenate([tables["train"].labels, tables["val"].labels])
             subsets, query, task_type = rows, feats["test"], task.type
         res = knn_predict_many(mem, tgt, query, subsets, ks=cfg.knn.k, temperature=cfg.knn.temperature,
-                               task_type=task_type, n_classes=n_classes, device=cfg.features.device)
+                               task_type=task_type, n_classes=n_classes,
+                               device=resolve_device(cfg.features.device))
         knn_results.update({id(spec): r for spec, r in zip(heads, res)})
 
     def knn_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
