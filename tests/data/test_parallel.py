@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from geodiv.cli import main
 from geodiv.data.build import build_dataset
 from geodiv.data.parallel import check_parallel
 from geodiv.data.shards import Sample, iter_samples, write_shards
@@ -100,3 +101,14 @@ def test_bad_parallel_settings_are_config_errors():
         check_parallel(0, None)
     with pytest.raises(ConfigError, match="tcp://HOST:8786"):
         check_parallel(2, "myhost:8786")
+
+
+def test_cli_build_with_workers_and_bad_scheduler(tmp_path, capsys):
+    import yaml
+
+    cfg = tmp_path / "ds.yaml"
+    cfg.write_text(yaml.safe_dump({**SMALL, "n": 5}))
+    assert main(["build", str(cfg), "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    assert "built 5 samples in 2 shards" in capsys.readouterr().out
+    assert main(["build", str(cfg), "--out", str(tmp_path / "x"), "--scheduler", "myhost:8786"]) == 2
+    assert "tcp://HOST:8786" in capsys.readouterr().err

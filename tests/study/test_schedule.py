@@ -112,6 +112,14 @@ def test_device_env_maps_indices_through_the_parents_visible_devices(monkeypatch
     assert device_env([3]) == {"CUDA_VISIBLE_DEVICES": "3"}
 
 
+def test_cli_study_refuses_zero_jobs(tmp_path, capsys):
+    from geodiv.cli import main
+
+    assert main(["study", "--profile", "quick", "--out", str(tmp_path / "s"), "--jobs", "0"]) == 2
+    assert "--jobs must be an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing written
+
+
 def test_the_real_plan_has_no_dependency_on_a_later_step(micro, tmp_path):
     steps = plan_study(micro, tmp_path)
     assert all(max(needs, default=-1) < i for i, needs in dependencies(steps).items())

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from geodiv.atomic import atomic_open, write_json, write_text
-from geodiv.errors import DataError
+from geodiv.errors import ConfigError, DataError
 from geodiv.progress import log
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
@@ -58,6 +58,8 @@ def run_study(
     ``jobs`` > 1 runs independent steps at once (geodiv.study.schedule); ``workers`` / ``scheduler`` make the
     shards of each dataset and task in parallel (geodiv.data.parallel). Neither changes any result.
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
     cfg = study if study is not None else load_study_config(config, profile)
     out = Path(out)
     cache = StepCache(out / "cache")
