@@ -44,6 +44,17 @@ def test_process_pool_build_is_byte_identical_to_one_process(tmp_path):
     assert not list((tmp_path / "two" / ".progress" / "parts").iterdir())  # every part became a shard
 
 
+def test_cli_build_with_workers_and_bad_scheduler(tmp_path, capsys):
+    import yaml
+
+    cfg = tmp_path / "ds.yaml"
+    cfg.write_text(yaml.safe_dump({**SMALL, "n": 5}))
+    assert main(["build", str(cfg), "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
+    assert "built 5 samples in 2 shards" in capsys.readouterr().out
+    assert main(["build", str(cfg), "--out", str(tmp_path / "x"), "--scheduler", "myhost:8786"]) == 2
+    assert "tcp://HOST:8786" in capsys.readouterr().err
+
+
 def test_dask_build_is_byte_identical_and_a_suite_builds_each_dataset(tmp_path, dask_address):
     suite = {"defaults": SMALL, "datasets": {"a": {}, "b": {"strategy": {"kind": "one_hot", "continent": "Asia"}}}}
     one = build_dataset(suite, tmp_path / "one")
@@ -103,12 +114,18 @@ def test_bad_parallel_settings_are_config_errors():
         check_parallel(2, "myhost:8786")
 
 
-def test_cli_build_with_workers_and_bad_scheduler(tmp_path, capsys):
-    import yaml
+def test_stac_build_in_parallel_skips_like_one_process(tmp_path, dask_address):
+    from geodiv.data.sources.stac import stac_build
 
-    cfg = tmp_path / "ds.yaml"
-    cfg.write_text(yaml.safe_dump({**SMALL, "n": 5}))
-    assert main(["build", str(cfg), "--out", str(tmp_path / "two"), "--workers", "2"]) == 0
-    assert "built 5 samples in 2 shards" in capsys.readouterr().out
-    assert main(["build", str(cfg), "--out", str(tmp_path / "x"), "--scheduler", "myhost:8786"]) == 2
-    assert "tcp://HOST:8786" in capsys.readouterr().err
+    fx = fixture_module("stac").make(tmp_path / "stac")
+    locs = tmp_path / "locs.csv"
+    rows = [fx["inside"], fx["noasset"], fx["outside"], fx["inside"]]
+    locs.write_text("id,lat,lon\n" + "".join(f"L{i},{la},{lo}\n" for i, (la, lo) in enumerate(rows)))
+    cfg = {"api": str(fx["catalog"]), "collection": None, "locations": str(locs), "bands": ["B2", "B3", "B4", "B5"],
+           "size": 32, "max_cloud": 20, "on_error": "skip", "shard_size": 1}
+    one = stac_build(cfg, out=tmp_path / "one")
+    dask = stac_build(cfg, out=tmp_path / "dask", scheduler=dask_address)  # each part opens its own search
+    for m in (one, dask):
+        m.pop("root")
+    assert one == dask and one["n_samples"] == 2 and one["skipped"]["count"] == 2
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "dask")

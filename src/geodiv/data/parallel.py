@@ -48,9 +48,11 @@ def _one_thread() -> None:
 
 
 def _start_method() -> str:
-    """``fork`` on Linux when this process runs no other thread: workers inherit the loaded geography layers
-    and world (seconds of warm-up each); ``spawn`` otherwise (and on other systems), which is always safe."""
-    return "fork" if sys.platform.startswith("linux") and threading.active_count() == 1 else "spawn"
+    """``fork`` on Linux when this process runs no other thread but daemon service threads (an idle Dask offload
+    thread, say): workers inherit the loaded geography layers and world (seconds of warm-up each). ``spawn``
+    otherwise (and on other systems), which is always safe."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    return "fork" if sys.platform.startswith("linux") and not others else "spawn"
 
 
 @contextmanager
