@@ -118,6 +118,13 @@ def test_cli_study_refuses_zero_jobs(tmp_path, capsys):
     assert main(["study", "--profile", "quick", "--out", str(tmp_path / "s"), "--jobs", "0"]) == 2
     assert "--jobs must be an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # nothing written
+    from geodiv.study import run_study
+
+    from .conftest import micro_study
+
+    with pytest.raises(ConfigError, match="one node"):
+        run_study(study=micro_study(launcher={"nnodes": 2, "nproc_per_node": 1}), out=tmp_path / "m", jobs=2)
+    assert not (tmp_path / "m").exists()
 
 
 def test_the_real_plan_has_no_dependency_on_a_later_step(micro, tmp_path):

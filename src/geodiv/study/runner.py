@@ -61,6 +61,9 @@ def run_study(
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
     cfg = study if study is not None else load_study_config(config, profile)
+    if jobs > 1 and cfg.launcher.nnodes > 1:
+        raise ConfigError("--jobs runs steps side by side on one node; a launcher over several nodes needs every "
+                          "node to start the same step at the same time: use --jobs 1 with launcher.nnodes > 1")
     out = Path(out)
     cache = StepCache(out / "cache")
     steps = plan_study(cfg, out)
