@@ -67,8 +67,8 @@ def test_dask_build_is_byte_identical_and_a_suite_builds_each_dataset(tmp_path, 
 class Flaky(Sequence):
     """A sequence of samples with a bad image at index 4 and a key repeated across chunks (index 7 = index 1)."""
 
-    def __init__(self, n: int = 10) -> None:
-        self.n = n
+    def __init__(self, n: int = 10, die_at: int | None = None) -> None:
+        self.n, self.die_at = n, die_at
 
     def __len__(self) -> int:
         return self.n
@@ -76,6 +76,8 @@ class Flaky(Sequence):
     def __getitem__(self, i: int) -> Sample:
         if not 0 <= i < self.n:
             raise IndexError(i)
+        if i == self.die_at:
+            raise RuntimeError("worker lost")
         rng = np.random.default_rng(i)
         image = rng.integers(0, 5000, (2, 8, 8)).astype(np.uint16)
         if i == 4:
@@ -96,6 +98,20 @@ def test_skips_and_duplicates_split_shards_as_one_process_does(tmp_path, dask_ad
     assert labels == [m["label"].sum() for _, _, m in iter_samples(tmp_path / "one")]
     with pytest.raises(DataError, match="sample k4: image has 128 NaN"):
         write_shards(Flaky(), tmp_path / "raise", scheduler=dask_address, **{**kw, "on_error": "raise"})
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_interrupted_build_resumes_to_the_same_shards(tmp_path, dask_address, parallel):
+    kw = {"shard_size": 3, "bands": ["B2", "B3"], "size": 8, "on_error": "skip", "resume": True,
+          "scheduler": dask_address if parallel else None}
+    full = write_shards(Flaky(), tmp_path / "full", **{**kw, "scheduler": None})
+    with pytest.raises(RuntimeError, match="worker lost"):
+        write_shards(Flaky(die_at=7), tmp_path / "part", **kw)
+    kept = sorted(p.name for p in (tmp_path / "part").glob("*.tar"))
+    # one process closed shard 1 before item 7; in parallel, the part holding item 7's predecessors was pending
+    assert len(kept) == (1 if parallel else 2) and not (tmp_path / "part" / "manifest.json").exists()
+    resumed = write_shards(Flaky(), tmp_path / "part", **kw)  # k1 at item 7 is still a duplicate of shard 0's
+    assert resumed == full and _digest(tmp_path / "part") == _digest(tmp_path / "full")
 
 
 def test_foreign_shards_build_in_parallel(tmp_path, dask_address):

@@ -428,7 +428,11 @@ class _ShardSink:
         self.prog_dir = _progress_dir(out)
         self.writer: ShardWriter | None = None
         self.shard_skips = SkipReport()
+        # keys of the shards a resumed build keeps: a duplicate across the resume point is still a duplicate
         self.seen_keys: set[str] = set()
+        for r in records:
+            with open(out / r["path"], "rb") as fh:
+                self.seen_keys.update(key for key, _ in iter_tar_groups(fh, str(out / r["path"])))
         self.begin = 0
         self.consumed = records[-1]["consumed_end"] if records else 0
 
