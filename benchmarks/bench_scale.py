@@ -105,6 +105,20 @@ def _knn_rows(quick: bool) -> list[dict]:
         rows.append({"benchmark": f"kNN segmentation, {n} training patches, 7 heads", "value": round(new_t[-1], 2),
                      "unit": "s (wall)", "baseline": round(old_t[-1], 2), "ratio": round(old_t[-1] / new_t[-1], 2),
                      "target": "-", "note": f"{n * TOKENS:,} memory x {n_test * TOKENS:,} query tokens, d={DIM}, k={K}"})
+    import torch
+
+    if torch.cuda.is_available():  # the same searches on the GPU (features.device: cuda, the default there)
+        for n in sizes:
+            memory = rng.standard_normal((n * TOKENS, DIM)).astype(np.float32)
+            targets = rng.dirichlet(np.ones(CLASSES), n * TOKENS)
+            region = np.repeat(np.arange(n) % 6, TOKENS)
+            subsets = [np.arange(n * TOKENS)] + [np.nonzero(region == r)[0] for r in range(6)]
+            t = time.perf_counter()
+            knn_predict_many(memory, targets, query, subsets, ks=[K], task_type="distribution", n_classes=CLASSES,
+                             device="cuda")
+            rows.append({"benchmark": f"kNN segmentation on {torch.cuda.get_device_name()}, {n} training patches, "
+                                      "7 heads", "value": round(time.perf_counter() - t, 3), "unit": "s (wall)",
+                         "baseline": None, "ratio": None, "target": "-", "note": "includes host-device copies"})
     slope = float(np.polyfit(np.log(sizes), np.log(new_t), 1)[0])
     base_slope = float(np.polyfit(np.log(sizes), np.log(old_t), 1)[0])
     rows.append({"benchmark": "kNN segmentation: exponent of time in training patches", "value": round(slope, 2),
