@@ -53,6 +53,9 @@ python3 -c "import numpy as np; np.save('/tmp/x.npy', np.random.default_rng(0).r
 timeout 60 python3 -m geodiv features --checkpoint /tmp/run/checkpoint-2.pth --input /tmp/x.npy --out /tmp/f.npy \
   --batch-size 256 --device cuda && python3 -c "import numpy as np; f = np.load('/tmp/f.npy'); print(f.shape, f.dtype, float(f.std()))"
 
+step "scale: kNN segmentation on the GPU (issue 14), quick sizes"
+timeout 120 python3 -c "from benchmarks import bench_scale; from benchmarks.run_all import table; print(table(bench_scale._knn_rows(quick=True)))"
+
 step "tests: CUDA paths, models and train"
 timeout 150 python3 -m pytest -q -p no:cacheprovider -n 8 tests/train tests/models 2>&1 | tail -25
 

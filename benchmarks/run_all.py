@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ["geo", "simearth", "data", "diversity", "models", "evaluate", "gpu"]
+BENCHMARKS = ["geo", "simearth", "data", "diversity", "models", "evaluate", "scale", "gpu"]
 
 
 def machine() -> str:

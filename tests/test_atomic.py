@@ -129,3 +129,22 @@ def test_racing_runs_get_the_lock_one_at_a_time(tmp_path):
     go.write_text("")
     outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert outputs == ["held", "locked True", "locked True", "locked True"]
+
+
+def test_step_processes_of_a_locked_study_share_its_folders(tmp_path, lock_holder, monkeypatch):
+    # `geodiv study --jobs N`: the study holds its folder; its step processes lock folders inside it side by side
+    from geodiv.atomic import HELD_ENV
+    from geodiv.errors import LockedError
+
+    study = tmp_path / "study"
+    sibling = lock_holder(study / "evaluations")  # another step process of the same study
+    with pytest.raises(LockedError, match=f"pid {sibling.pid}"):
+        with folder_lock(study / "evaluations", "geodiv evaluate"):
+            pass
+    monkeypatch.setenv(HELD_ENV, str(study.resolve()))
+    with folder_lock(study / "evaluations", "geodiv evaluate") as folder:
+        assert folder == study / "evaluations"
+    lock_holder(tmp_path / "elsewhere")
+    with pytest.raises(LockedError):  # only folders inside the held one
+        with folder_lock(tmp_path / "elsewhere", "geodiv evaluate"):
+            pass

@@ -39,6 +39,10 @@ TEMP_RE = re.compile(r"^\..+\.tmp-[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
 SWEEP_DEPTH = 2
 #: Environment variable that makes ``folder_lock`` wait for a held lock instead of stopping (``--wait-lock``).
 WAIT_ENV = "GEODIV_WAIT_LOCK"
+#: Environment variable naming folders (os.pathsep-separated real paths) whose lock a parent process holds for this
+#: one: a concurrent study's step processes (``geodiv study --jobs N``) work inside the study folder the study has
+#: locked, side by side, so their own locks of folders inside it are taken as held (as a re-entrant lock would be).
+HELD_ENV = "GEODIV_HELD_LOCKS"
 
 
 def current_umask() -> int:
@@ -211,6 +215,11 @@ def folder_lock(folder: str | os.PathLike[str], command: str, wait: bool | None 
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(folder)
+    held_by_parent = any(key == p or key.startswith(p.rstrip(os.sep) + os.sep)
+                         for p in os.environ.get(HELD_ENV, "").split(os.pathsep) if p)
+    if held_by_parent:
+        yield folder
+        return
     with _held_guard:
         if key in _held:
             _held[key][1] += 1

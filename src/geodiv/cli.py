@@ -77,7 +77,8 @@ def _cmd_build(a: argparse.Namespace) -> int:
 
     diversity.register_scorers()  # the scorers of the ``diversity`` strategy
     overrides = dict(parse_override(s) for s in a.set or [])
-    manifest = data.build_dataset(a.config, a.out, only=a.only, overrides=overrides)
+    manifest = data.build_dataset(a.config, a.out, only=a.only, overrides=overrides, workers=a.workers,
+                                  scheduler=a.scheduler)
     for name, m in manifest.get("datasets", {}).items():
         print(f"  {name}: {m['n_samples']} samples in {len(m['shards'])} shards")
     print(f"built {manifest['n_samples']} samples in {len(manifest['shards'])} shards -> {a.out}")
@@ -98,7 +99,7 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
 def _cmd_stac_build(a: argparse.Namespace) -> int:
     from geodiv.data.sources import stac
 
-    manifest = stac.stac_build(a.config, out=a.out)
+    manifest = stac.stac_build(a.config, out=a.out, workers=a.workers, scheduler=a.scheduler)
     print(f"built {manifest['n_samples']} samples from STAC -> {manifest['root']}")
     return 0
 
@@ -177,7 +178,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 def _cmd_study(a: argparse.Namespace) -> int:
     from geodiv import report, study
 
-    result = study.run_study(config=a.config, profile=a.profile, out=a.out, dry_run=a.dry_run)
+    result = study.run_study(config=a.config, profile=a.profile, out=a.out, dry_run=a.dry_run, jobs=a.jobs,
+                             workers=a.workers, scheduler=a.scheduler)
     if a.dry_run:
         print(result)
         return 0
@@ -196,6 +198,12 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------------- parser
+def _parallel_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--workers", type=int, default=1, help="processes that make shards in parallel (default 1)")
+    s.add_argument("--scheduler", help="build on Dask: 'local' (a local cluster of --workers processes) or "
+                                       "tcp://HOST:8786 (an existing cluster; output on a shared file system)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="geodiv", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -233,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--only", help="build only this dataset of a suite")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field of every dataset (n=1000)")
     _wait_lock_flag(s)
+    _parallel_args(s)
     s.set_defaults(func=_cmd_build)
 
     s = sub.add_parser("inspect", help="counts, map and example grid of a dataset")
@@ -246,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("stac-build", help="build shards from a STAC API or static catalog")
     c.add_argument("config")
     c.add_argument("--out", help="output folder (overrides the config's)")
+    _parallel_args(c)
     c.set_defaults(func=_cmd_stac_build)
 
     s = sub.add_parser("landscape", help="landscape entropy of locations sampled in a region")
@@ -297,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--dry-run", action="store_true", help="print the plan with estimated cost")
     _wait_lock_flag(s)
+    s.add_argument("--jobs", type=int, default=1,
+                   help="run up to N independent steps at once (one GPU each where there are GPUs)")
+    _parallel_args(s)
     s.set_defaults(func=_cmd_study)
 
     s = sub.add_parser("report", help="(re)write the report of a study folder")

@@ -15,6 +15,8 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
+# No tqdm monitor thread: a process without stray threads can fork its shard workers (geodiv.data.parallel).
+tqdm.monitor_interval = 0
 
 
 def progress_enabled() -> bool:
@@ -47,5 +49,8 @@ def progress(
 
 
 def log(message: str) -> None:
-    """A one-line status message on stderr, timestamped, always shown (unlike bars)."""
-    print(f"[geodiv {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    """A one-line status message on stderr, timestamped, always shown (unlike bars); ``GEODIV_LOG_PREFIX``
+    (set by a concurrent study for each step's process) comes before the message."""
+    prefix = os.environ.get("GEODIV_LOG_PREFIX", "")
+    print(f"[geodiv {time.strftime('%H:%M:%S')}] {prefix}{message}", file=sys.stderr, flush=True)
+

@@ -7,6 +7,7 @@ from geodiv.errors import InputError
 from geodiv.evaluate.features import (
     EvalTransform,
     FeatureStore,
+    extract,
     load_encoder,
     patch_fractions,
     plan_bands,
@@ -75,3 +76,16 @@ def test_patch_fractions_area_pooling_with_ignored_pixels():
     assert frac.shape == (1, 4, 2)
     np.testing.assert_allclose(frac[0, 0], [1.0, 0.0])  # top-left: 3 valid pixels, all class 0
     np.testing.assert_allclose(frac[0, 1], [0.0, 1.0])
+
+
+def test_extract_batches_on_a_device_and_restores_the_module():
+    enc = tiny_encoder().train()
+    x = np.random.default_rng(0).standard_normal((5, 10, 16, 16)).astype(np.float32)
+    ref = extract(enc, x, batch_size=5)
+    got = extract(enc, x, batch_size=2, device="cpu")  # other batches, explicit device: the same features
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    tokens = extract(enc, x, kind="tokens", device="cpu")
+    assert tokens.shape[:2] == (5, 4) and tokens.dtype == np.float16
+    assert enc.training and next(enc.parameters()).device.type == "cpu"
+    with pytest.raises(InputError, match="unknown feature kind"):
+        extract(enc, x, kind="pixels")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from geodiv.errors import InputError
-from geodiv.evaluate.knn import knn_predict
+from geodiv.evaluate.knn import knn_predict, knn_predict_many
 
 from .synthetic import blobs
 
@@ -36,3 +36,20 @@ def test_knn_rejects_mismatched_inputs():
         knn_predict(x, np.zeros(4), x)
     with pytest.raises(InputError, match="dimensions"):
         knn_predict(x, np.zeros(5), np.zeros((2, 4)))
+
+
+def test_many_training_sets_in_one_search_match_one_search_each():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((260, 16)).astype(np.float32)
+    labels = rng.integers(0, 4, 200)
+    dist = rng.dirichlet(np.ones(3), 200)
+    subsets = [np.arange(200), np.arange(0, 200, 2), np.arange(150, 200), np.array([7, 3])]
+    for targets, kind in ((labels, "classification"), (dist, "distribution")):
+        many = knn_predict_many(x[:200], targets, x[200:], subsets, ks=[1, 5], task_type=kind, n_classes=4)
+        assert len(many) == len(subsets)
+        for rows, got in zip(subsets, many):
+            one = knn_predict(x[:200][rows], targets[rows], x[200:], ks=[1, 5], task_type=kind, n_classes=4)
+            for k in (1, 5):  # k larger than a subset uses all of it
+                np.testing.assert_allclose(got[k], one[k], rtol=1e-5, atol=1e-7)  # float32 products
+    with pytest.raises(InputError, match="region\\) is empty"):
+        knn_predict_many(x[:200], labels, x[200:], [np.arange(0)], n_classes=4)

@@ -50,3 +50,14 @@ def test_unknown_option_of_a_named_simearth_task_is_a_clear_error():
 
     with pytest.raises(InputError, match=r"unknown option\(s\) for the SimEarth task 'landcover': imagery \(known: n_train"):
         load_task("landcover", imagery="cells/")
+
+
+def test_simearth_task_shards_are_byte_identical_with_workers(tmp_path):
+    kwargs = dict(n_train=7, n_val=0, n_test=6, size=16, shard_size=2)
+    simearth_task("foresttype", out_dir=tmp_path / "one", **kwargs)
+    simearth_task("foresttype", out_dir=tmp_path / "two", workers=2, **kwargs)
+    for split in ("train", "test"):
+        one = sorted((tmp_path / "one" / split).glob("*.[jt][sa]*"))
+        two = sorted((tmp_path / "two" / split).glob("*.[jt][sa]*"))
+        assert [p.name for p in one] == [p.name for p in two] and len(one) > 3  # shards + manifest
+        assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))

@@ -200,6 +200,10 @@ class SimEarthSamples(Sequence):
     def __len__(self) -> int:
         return len(self.catalog)
 
+    def subset(self, begin: int, end: int) -> SimEarthSamples:
+        """Rows ``begin..end-1`` (a patch depends only on its location and the world seed, not on its batch)."""
+        return SimEarthSamples(self.catalog.iloc[begin:end], self.cfg, self.chunk)
+
     def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
         start = (i // self.chunk) * self.chunk
         if start not in self._cache:
@@ -230,16 +234,54 @@ def samples_for(cfg: DatasetConfig, catalog: Any):
         return FileSamples(catalog, cfg.bands, cfg.size, src.band_names, src.scale, extra)
     if isinstance(src, FmowSourceConfig):
         return FileSamples(catalog, cfg.bands, cfg.size, FMOW_BANDS, 1.0, extra)
-    wanted = {str(k): i for i, k in enumerate(catalog["id"])}
-    rows = catalog.reset_index(drop=True)
+    return ForeignSamples(catalog, cfg, extra)
 
-    def foreign() -> Any:
-        for s in ForeignShards(src, cfg.bands, cfg.size):
-            if s.key in wanted:
-                s.meta.update(row_meta(rows.iloc[wanted[s.key]], extra))
-                yield s
 
-    return foreign()
+class ForeignSamples(Sequence):
+    """The catalog rows' samples from foreign shards, read in shard order; a subset reads only its rows' shards.
+
+    Indexing is sequential (a resumed or parallel build asks for its rows in order): the shards are streamed
+    once, not searched per item.
+    """
+
+    def __init__(self, catalog: Any, cfg: DatasetConfig, extra: list[str]) -> None:
+        self.catalog, self.cfg, self.extra = catalog.reset_index(drop=True), cfg, extra
+        self._stream: Any = None
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def subset(self, begin: int, end: int) -> ForeignSamples:
+        return ForeignSamples(self.catalog.iloc[begin:end], self.cfg, self.extra)
+
+    def _samples(self) -> Any:
+        src = self.cfg.source
+        # a record's source is "URL#KEY": read only the shards that hold this catalog's rows, in order
+        urls = list(dict.fromkeys(str(s).rsplit("#", 1)[0] for s in self.catalog["source"]))
+        wanted = {str(k): i for i, k in enumerate(self.catalog["id"])}
+        shards = ForeignShards(src.model_copy(update={"urls": urls}), self.cfg.bands, self.cfg.size)
+        for key, raw, meta in shards.records():
+            row = wanted.get(safe_key(key))
+            if row is not None:
+                yield row, lambda key=key, raw=raw, meta=meta, row=row: self._decode(shards, key, raw, meta, row)
+
+    def _decode(self, shards: ForeignShards, key: str, raw: dict[str, Any], meta: dict[str, Any], row: int) -> Sample:
+        sample = shards.sample(key, raw, meta)  # a bad image is one bad item, not the end of the stream
+        sample.meta.update(row_meta(self.catalog.iloc[row], self.extra))
+        return sample
+
+    def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        if self._stream is None or i < self._next:
+            self._stream, self._next = self._samples(), 0
+        for row, decode in self._stream:
+            self._next = row + 1
+            if row == i:
+                return decode()
+        raise DataError(f"foreign shards: sample {self.catalog['id'].iloc[i]} of the catalog was not found in "
+                        f"{self.catalog['source'].iloc[i]}; the shards changed since the catalog was made")
 
 
 # ------------------------------------------------------------------------------------------------ build
@@ -264,13 +306,14 @@ def _selected_catalog(cfg: DatasetConfig, out: Path):
     return read_catalog(cat_path, annotate=False)
 
 
-def build_one(cfg: DatasetConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
+def build_one(cfg: DatasetConfig, out: str | os.PathLike[str], *, workers: int = 1,
+              scheduler: str | None = None) -> dict[str, Any]:
     """Build one dataset into ``out`` while holding the folder's lock (a second build waits or stops)."""
     with folder_lock(out, f"geodiv build {cfg.name}"):
-        return _build_one(cfg, Path(out))
+        return _build_one(cfg, Path(out), workers, scheduler)
 
 
-def _build_one(cfg: DatasetConfig, out: Path) -> dict[str, Any]:
+def _build_one(cfg: DatasetConfig, out: Path, workers: int, scheduler: str | None) -> dict[str, Any]:
     prior = out / ".progress" / "run.json"
     config = cfg.model_dump(mode="json")
     if prior.exists():
@@ -290,7 +333,7 @@ def _build_one(cfg: DatasetConfig, out: Path) -> dict[str, Any]:
     return write_shards(
         samples_for(cfg, catalog), out, cfg.shard_size, bands=cfg.bands, size=cfg.size, config=config,
         seed=cfg.seed, on_error=cfg.on_error, resume=True, total=len(catalog), desc=cfg.name,
-        extra={"name": cfg.name, "catalog": "catalog.parquet"},
+        extra={"name": cfg.name, "catalog": "catalog.parquet"}, workers=workers, scheduler=scheduler,
     )
 
 
@@ -313,11 +356,15 @@ def build_dataset(
     *,
     only: str | None = None,
     overrides: dict[str, Any] | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Build a dataset (shards + ``manifest.json`` in ``out``) and return its manifest.
 
     A suite file builds each dataset into ``out/NAME`` (or only ``only``) and returns a summary
-    ``{n_samples, shards, datasets: {name: manifest}}``.
+    ``{n_samples, shards, datasets: {name: manifest}}``. ``workers`` processes (or the workers of a Dask
+    ``scheduler``: ``"local"`` or ``tcp://HOST:8786``) make the shards in parallel; the shards and manifests are
+    byte-identical for any number of workers (geodiv.data.parallel).
     """
     configs, is_suite = _load_configs(config_or_path, overrides)
     if only is not None:
@@ -326,8 +373,9 @@ def build_dataset(
         configs = {only: configs[only]}
     if not is_suite:
         (cfg,) = configs.values()
-        return build_one(cfg, out)
-    manifests = {name: build_one(cfg, Path(out) / name) for name, cfg in configs.items()}
+        return build_one(cfg, out, workers=workers, scheduler=scheduler)
+    manifests = {name: build_one(cfg, Path(out) / name, workers=workers, scheduler=scheduler)
+                 for name, cfg in configs.items()}
     return {
         "n_samples": sum(m["n_samples"] for m in manifests.values()),
         "shards": [f"{name}/{s['path']}" for name, m in manifests.items() for s in m["shards"]],

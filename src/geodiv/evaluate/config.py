@@ -22,6 +22,8 @@ class FeatureConfig(StrictModel):
     missing_bands: Literal["error", "mean"] = "error"
     batch_size: int = Field(64, ge=1)
     cache_dir: str | None = None  # default: <out folder>/feature_cache, or memory only without --out
+    #: where features are extracted and kNN searches run: "cpu", "cuda", "cuda:1"; default: cuda if available
+    device: str | None = None
 
 
 class KnnConfig(StrictModel):

@@ -278,29 +278,41 @@ def load_encoder(
 
 
 @torch.inference_mode()
+def resolve_device(device: str | None) -> str:
+    """``device``, or ``cuda`` when a GPU is visible and ``cpu`` otherwise."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def extract(
-    module: torch.nn.Module, inputs: np.ndarray, *, kind: str = "pooled", pool: str = "global", batch_size: int = 64
+    module: torch.nn.Module, inputs: np.ndarray, *, kind: str = "pooled", pool: str = "global", batch_size: int = 64,
+    device: str | None = None,
 ) -> np.ndarray:
     """Frozen features: pooled (N, D) via ``forward_features``, or group-averaged patch tokens (N, L, D)
-    via ``forward_tokens`` (float16 to halve the cache; tokens feed per-patch heads only)."""
+    via ``forward_tokens`` (float16 to halve the cache; tokens feed per-patch heads only). ``device``: where the
+    batches run (the module is moved there and back; default: where it is)."""
+    if kind not in ("pooled", "tokens"):
+        raise InputError(f"unknown feature kind {kind!r}")
     was_training = module.training
-    module.eval()
+    home = next(module.parameters(), torch.empty(0)).device
+    dev = torch.device(device) if device else home
+    module.eval().to(dev)
     chunks = []
     bar = progress(total=len(inputs), desc=f"features ({kind})", unit="img")
     try:
-        for start in range(0, len(inputs), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
-            if kind == "pooled":
-                chunks.append(module.forward_features(x, pool=pool).float().numpy())
-            elif kind == "tokens":
-                tokens = module.forward_tokens(x)  # (N, G, L, D)
-                chunks.append(tokens.float().mean(dim=1).numpy().astype(np.float16))
-            else:
-                raise InputError(f"unknown feature kind {kind!r}")
-            bar.update(len(x))
+        with torch.inference_mode():
+            for start in range(0, len(inputs), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
+                if dev.type == "cuda":
+                    x = x.pin_memory().to(dev, non_blocking=True)
+                if kind == "pooled":
+                    chunks.append(module.forward_features(x, pool=pool).float().cpu().numpy())
+                else:
+                    tokens = module.forward_tokens(x)  # (N, G, L, D)
+                    chunks.append(tokens.float().mean(dim=1).cpu().numpy().astype(np.float16))
+                bar.update(len(x))
     finally:
         bar.close()
-        module.train(was_training)
+        module.to(home).train(was_training)
     if not chunks:
         dim = 0
         return np.zeros((0, dim), dtype=np.float32)
@@ -476,6 +488,7 @@ class FeatureStore:
         kind: str = "pooled",
         pool: str = "global",
         batch_size: int = 64,
+        device: str | None = None,
     ) -> np.ndarray:
         key = self.digest(
             {"what": "features", "checkpoint": encoder.checkpoint_id, "task": task_fingerprint(task), "split": split,
@@ -494,7 +507,8 @@ class FeatureStore:
                 )
             return self._remember(key, feats)
         feats = extract(
-            encoder.module, self.inputs(task, split, plan, transform), kind=kind, pool=pool, batch_size=batch_size
+            encoder.module, self.inputs(task, split, plan, transform), kind=kind, pool=pool, batch_size=batch_size,
+            device=device,
         )
         if path is not None:
             with atomic_path(path) as tmp:

@@ -27,25 +27,41 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 
 def nearest_neighbours(
-    memory: np.ndarray, queries: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosine similarities (n_queries, k) of the k most similar memory rows, most similar first."""
-    memory = l2_normalize(memory)
-    queries = l2_normalize(queries)
-    k = min(k, memory.shape[0])
-    chunk = max(1, _MAX_BLOCK_ELEMENTS // max(1, memory.shape[0]))
-    idx = np.empty((queries.shape[0], k), dtype=np.int64)
-    sim = np.empty((queries.shape[0], k), dtype=np.float32)
-    with progress(total=queries.shape[0], desc="kNN search", unit="query") as bar:
-        for start in range(0, queries.shape[0], chunk):
-            s = queries[start : start + chunk] @ memory.T
-            top = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(k), (len(s), 1))
-            top_sim = np.take_along_axis(s, top, axis=1)
-            order = np.argsort(-top_sim, axis=1, kind="stable")
-            idx[start : start + chunk] = np.take_along_axis(top, order, axis=1)
-            sim[start : start + chunk] = np.take_along_axis(top_sim, order, axis=1)
-            bar.update(len(s))
-    return idx, sim
+    memory: np.ndarray, queries: np.ndarray, k: int, *, subsets: Sequence[np.ndarray] | None = None,
+    device: str | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per subset of memory rows (default: all rows), indices into ``memory`` and cosine similarities
+    (n_queries, k) of the k most similar rows of that subset, most similar first.
+
+    One similarity block (query chunk x all memory) serves every subset, so the heads of many regions cost one
+    matrix product; top-k runs in torch (multithreaded, on ``device`` when given, e.g. ``cuda``). Time is
+    O(n_queries x n_memory x dim) for the products plus O(n_queries x n_memory) per subset for the selection.
+    """
+    import torch
+
+    dev = torch.device(device or "cpu")
+    mem = torch.from_numpy(l2_normalize(memory)).to(dev)
+    qs = torch.from_numpy(l2_normalize(queries))
+    sets = [None] if subsets is None else [torch.from_numpy(np.asarray(c, dtype=np.int64)).to(dev) for c in subsets]
+    sizes = [mem.shape[0] if c is None else int(c.numel()) for c in sets]
+    if min(sizes) == 0:
+        raise InputError("kNN: a training set (region) is empty")
+    ks = [min(k, n) for n in sizes]
+    idx = [np.empty((qs.shape[0], kk), dtype=np.int64) for kk in ks]
+    sim = [np.empty((qs.shape[0], kk), dtype=np.float32) for kk in ks]
+    chunk = max(1, _MAX_BLOCK_ELEMENTS // max(1, mem.shape[0]))
+    with torch.inference_mode(), progress(total=qs.shape[0], desc="kNN search", unit="query") as bar:
+        for start in range(0, qs.shape[0], chunk):
+            block = qs[start : start + chunk].to(dev) @ mem.T
+            for j, cols in enumerate(sets):
+                part = block if cols is None else block.index_select(1, cols)
+                top_sim, top = part.topk(ks[j], dim=1, largest=True, sorted=True)
+                if cols is not None:
+                    top = cols[top]
+                idx[j][start : start + chunk] = top.cpu().numpy()
+                sim[j][start : start + chunk] = top_sim.cpu().numpy()
+            bar.update(min(chunk, qs.shape[0] - start))
+    return list(zip(idx, sim))
 
 
 def vote_weights(sim: np.ndarray, temperature: float) -> np.ndarray:
@@ -63,6 +79,7 @@ def knn_predict(
     temperature: float = 0.07,
     task_type: str = "classification",
     n_classes: int | None = None,
+    device: str | None = None,
 ) -> dict[int, np.ndarray]:
     """Predictions for every k in ``ks`` from one neighbour search.
 
@@ -71,6 +88,24 @@ def knn_predict(
     class scores (n_q, K) for classification / distributions, label scores (n_q, K) for multilabel, values (n_q,)
     for regression.
     """
+    return knn_predict_many(train_features, train_targets, query_features, None, ks=ks, temperature=temperature,
+                            task_type=task_type, n_classes=n_classes, device=device)[0]
+
+
+def knn_predict_many(
+    train_features: np.ndarray,
+    train_targets: np.ndarray,
+    query_features: np.ndarray,
+    subsets: Sequence[np.ndarray] | None,
+    *,
+    ks: Sequence[int] = (20,),
+    temperature: float = 0.07,
+    task_type: str = "classification",
+    n_classes: int | None = None,
+    device: str | None = None,
+) -> list[dict[int, np.ndarray]]:
+    """:func:`knn_predict` for several training sets at once, each a subset of the rows of ``train_features``
+    (e.g. one per training region): one neighbour search, one result per subset (``None``: all rows)."""
     train_features = np.asarray(train_features)
     train_targets = np.asarray(train_targets)
     if train_features.shape[0] != train_targets.shape[0]:
@@ -87,21 +122,23 @@ def knn_predict(
         )
     if not ks or min(ks) < 1:
         raise InputError(f"kNN: k must be a list of positive integers, got {list(ks)}")
-    idx, sim = nearest_neighbours(train_features, query_features, max(ks))
-    weights = vote_weights(sim, temperature)
     if task_type == "classification" and train_targets.ndim == 1:
         if n_classes is None:
             n_classes = int(train_targets.max()) + 1
         values = np.eye(n_classes, dtype=np.float64)[train_targets.astype(np.int64)]
     else:
         values = train_targets.astype(np.float64)
-    neighbour_values = values[idx]  # (n_q, kmax) or (n_q, kmax, K)
-    out = {}
-    for k in ks:
-        w = weights[:, :k]
-        vals = neighbour_values[:, :k]
-        if vals.ndim == 2:
-            out[int(k)] = (w * vals).sum(1) / w.sum(1)
-        else:
-            out[int(k)] = np.einsum("qk,qkc->qc", w, vals) / w.sum(1, keepdims=True)
-    return out
+    results = []
+    for idx, sim in nearest_neighbours(train_features, query_features, max(ks), subsets=subsets, device=device):
+        weights = vote_weights(sim, temperature)
+        neighbour_values = values[idx]  # (n_q, kmax) or (n_q, kmax, K)
+        out = {}
+        for k in ks:
+            w = weights[:, :k]
+            vals = neighbour_values[:, :k]
+            if vals.ndim == 2:
+                out[int(k)] = (w * vals).sum(1) / w.sum(1)
+            else:
+                out[int(k)] = np.einsum("qk,qkc->qc", w, vals) / w.sum(1, keepdims=True)
+        results.append(out)
+    return results

@@ -30,11 +30,12 @@ from geodiv.evaluate.features import (
     load_encoder,
     patch_fractions,
     plan_bands,
+    resolve_device,
     split_size,
     upsample_patch_scores,
 )
 from geodiv.evaluate.finetune import finetune, predict
-from geodiv.evaluate.knn import knn_predict
+from geodiv.evaluate.knn import knn_predict_many
 from geodiv.evaluate.linear import fit_linear_probe
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, as_prediction, compute_metrics
 from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
@@ -115,7 +116,7 @@ class _Splits:
             if src not in cache:
                 cache[src] = self.store.features(
                     encoder, self.task, src, plan, transform, kind=kind, pool=cfg.features.pool,
-                    batch_size=cfg.features.batch_size,
+                    batch_size=cfg.features.batch_size, device=resolve_device(cfg.features.device),
                 )
             out[split] = self.rows(split, cache[src])
         return out
@@ -157,7 +158,7 @@ HeadFn = Callable[[HeadSpec], list[tuple[dict, np.ndarray]]]
 
 def _feature_heads(
     protocol: str, task: Any, splits: _Splits, encoder: Encoder, plan: BandPlan, transform: EvalTransform,
-    cfg: EvalConfig, n_classes: int | None, seed: int, notes: list[str],
+    cfg: EvalConfig, n_classes: int | None, seed: int, notes: list[str], heads: list[HeadSpec],
 ) -> HeadFn | None:
     tables = splits.tables
     seg = task.type == "segmentation"
@@ -184,25 +185,40 @@ def _feature_heads(
         tok, cls = np.nonzero(frac > 0)
         return tokens_of(split, idx)[tok], cls, frac[tok, cls]
 
-    def knn_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
-        ks = cfg.knn.k
+    knn_results: dict[int, dict[int, np.ndarray]] = {}
+
+    def knn_all() -> None:
+        # Every head's training set is a subset of train + val: one neighbour search serves them all.
+        n_tr = len(tables["train"])
+        rows = [np.concatenate([spec.train_idx, n_tr + np.asarray(spec.val_idx, dtype=np.int64)]) for spec in heads]
         if seg:
-            mem = np.concatenate([tokens_of("train", spec.train_idx), tokens_of("val", spec.val_idx)])
-            tgt = np.concatenate([fractions["train"][spec.train_idx].reshape(-1, n_classes),
-                                  fractions["val"][spec.val_idx].reshape(-1, n_classes)])
-            keep = tgt.sum(1) > 0
+            every = np.arange(n_tr + len(tables["val"]))
+            mem = np.concatenate([tokens_of("train", every[:n_tr]), tokens_of("val", every[n_tr:] - n_tr)])
+            tgt = np.concatenate([fractions["train"].reshape(-1, n_classes), fractions["val"].reshape(-1, n_classes)])
+            tokens = feats["train"].shape[1]
+            keep = tgt.sum(1) > 0  # tokens without labelled pixels vote for nothing
+            subsets = [t[keep[t]] for t in ((r[:, None] * tokens + np.arange(tokens)).ravel() for r in rows)]
             query = feats["test"].reshape(-1, feats["test"].shape[-1]).astype(np.float32)
-            log(f"kNN segmentation ({spec.train_region}): {len(query)} test patch tokens against "
+            task_type = "distribution"
+            log(f"kNN segmentation ({len(heads)} heads): {len(query)} test patch tokens against "
                 f"{int(keep.sum())} train/val tokens")
-            res = knn_predict(mem[keep], tgt[keep], query, ks=ks, temperature=cfg.knn.temperature,
-                              task_type="distribution", n_classes=n_classes)
+        else:
+            mem = np.concatenate([feats["train"], feats["val"]])
+            tgt = np.concatenate([tables["train"].labels, tables["val"].labels])
+            subsets, query, task_type = rows, feats["test"], task.type
+        res = knn_predict_many(mem, tgt, query, subsets, ks=cfg.knn.k, temperature=cfg.knn.temperature,
+                               task_type=task_type, n_classes=n_classes,
+                               device=resolve_device(cfg.features.device))
+        knn_results.update({id(spec): r for spec, r in zip(heads, res)})
+
+    def knn_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
+        if id(spec) not in knn_results:
+            knn_all()
+        res = knn_results.pop(id(spec))
+        if seg:
             n_test = feats["test"].shape[0]
             return [({"k": k, "temperature": cfg.knn.temperature},
                      upsample_patch_scores(s, n_test, out_hw)) for k, s in res.items()]
-        mem = np.concatenate([feats["train"][spec.train_idx], feats["val"][spec.val_idx]])
-        tgt = np.concatenate([tables["train"].labels[spec.train_idx], tables["val"].labels[spec.val_idx]])
-        res = knn_predict(mem, tgt, feats["test"], ks=ks, temperature=cfg.knn.temperature, task_type=task.type,
-                          n_classes=n_classes)
         return [({"k": k, "temperature": cfg.knn.temperature}, as_prediction(task.type, s))
                 for k, s in res.items()]
 
@@ -348,7 +364,8 @@ def _evaluate(
         if proto == "finetune":
             head = _finetune_heads(task_obj, splits, encoder, plan, transform, cfg, n_classes, seed)
         else:
-            head = _feature_heads(proto, task_obj, splits, encoder, plan, transform, cfg, n_classes, seed, notes)
+            head = _feature_heads(proto, task_obj, splits, encoder, plan, transform, cfg, n_classes, seed, notes,
+                                  region_plan.heads)
         if head is None:
             continue
         test_labels = splits.tables["test"].labels

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +112,16 @@ def simearth_task(
     continents: Sequence[str] = TASK_CONTINENTS,
     min_km: float = 10.0,
     shard_size: int = 500,
+    workers: int = 1,
+    scheduler: str | None = None,
 ):
     """Build (or reuse) the SimEarth task ``name`` and return it as a :class:`~geodiv.evaluate.tasks.Task`.
 
     ``balanced``: each split holds the same number of samples per continent in ``continents``; otherwise
     locations are uniform by land area over those continents. ``exclude``: (lat, lon) of the pretraining
-    samples; no task location lies within ``min_km`` of them (nor of another task location).
+    samples; no task location lies within ``min_km`` of them (nor of another task location). ``workers`` /
+    ``scheduler``: make the shards in parallel (geodiv.data.parallel); a task is byte-identical for any number of
+    workers, so they are not part of its parameters.
     """
     from geodiv import simearth
 
@@ -158,29 +162,48 @@ def simearth_task(
             rows = np.asarray(sorted(split_rows[split]), dtype=np.int64)
             if rows.size == 0:
                 continue
-            _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params)
+            _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params, workers,
+                         scheduler)
         _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLITS}, params)
         log(f"SimEarth task {name}: {sum(sizes.values())} samples -> {out}")
         return _open(out)
 
 
-def _samples(name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int, size: int) -> Iterator[Any]:
-    from geodiv import simearth
-    from geodiv.data.shards import Sample
+class _TaskSamples(Sequence):
+    """The samples of one split: patch ``i`` at (lat[i], lon[i]) with a seed from the split and ``i``."""
 
-    # Patch seeds depend on the split and position, never on the pretraining seeds (disjoint streams).
-    split_seed = SPLITS.index(split)
-    for i, (la, lo) in enumerate(zip(lat, lon)):
-        patch = simearth.simulate_patch(float(la), float(lo), seed=int(hash_seed(seed, split_seed, i)), size=size)
-        target = simearth.task_target(name, patch)
+    def __init__(self, name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int, size: int,
+                 offset: int = 0) -> None:
+        self.name, self.split, self.lat, self.lon, self.seed, self.size = name, split, lat, lon, seed, size
+        self.offset = offset
+
+    def __len__(self) -> int:
+        return len(self.lat)
+
+    def subset(self, begin: int, end: int) -> _TaskSamples:
+        return _TaskSamples(self.name, self.split, self.lat[begin:end], self.lon[begin:end], self.seed, self.size,
+                            self.offset + begin)
+
+    def __getitem__(self, j: int) -> Any:  # type: ignore[override]
+        from geodiv import simearth
+        from geodiv.data.shards import Sample
+
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        # Patch seeds depend on the split and position, never on the pretraining seeds (disjoint streams).
+        i = self.offset + j
+        la, lo = float(self.lat[j]), float(self.lon[j])
+        patch = simearth.simulate_patch(la, lo, seed=int(hash_seed(self.seed, SPLITS.index(self.split), i)),
+                                        size=self.size)
+        target = simearth.task_target(self.name, patch)
         meta = {k: v for k, v in patch.meta.items() if _jsonable(v)}
-        meta.update(lat=float(la), lon=float(lo))
+        meta.update(lat=la, lon=lo)
         arrays = {}
         if isinstance(target, np.ndarray):
             arrays["label"] = target.astype(np.uint8)
         else:
             meta["label"] = target.item() if isinstance(target, np.generic) else target
-        yield Sample(f"{split}-{i:06d}", patch.image, meta, arrays)
+        return Sample(f"{self.split}-{i:06d}", patch.image, meta, arrays)
 
 
 def hash_seed(*parts: int) -> int:
@@ -195,13 +218,14 @@ def _jsonable(v: Any) -> bool:
         return False
 
 
-def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params):
+def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params,
+                 workers: int = 1, scheduler: str | None = None):
     from geodiv.data.shards import write_shards
 
     write_shards(
-        _samples(name, split, lat, lon, seed, size), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
+        _TaskSamples(name, split, lat, lon, seed, size), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
         config={"simearth_task": params, "split": split}, seed=seed, resume=True, total=len(lat),
-        desc=f"simearth {name}/{split}",
+        desc=f"simearth {name}/{split}", workers=workers, scheduler=scheduler,
     )
 
 

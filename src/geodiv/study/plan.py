@@ -44,6 +44,8 @@ class Step:
     #: steps whose cost grows the same way share a cost model: the runner calibrates each from its first step
     #: (``kind``, or ``evaluate/PROTOCOL[/segmentation]``)
     cost_class: str = ""
+    #: how the step runs, not what it makes (shard workers, Dask scheduler); never part of the key
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cost_class = self.cost_class or self.kind

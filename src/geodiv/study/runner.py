@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from geodiv.atomic import atomic_open, folder_lock, write_json, write_text
-from geodiv.errors import DataError, InputError
+from geodiv.atomic import HELD_ENV, atomic_open, folder_lock, write_json, write_text
+from geodiv.errors import ConfigError, DataError, InputError
 from geodiv.progress import log
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
@@ -50,24 +50,54 @@ def run_study(
     out: str | os.PathLike[str] = "study-out",
     dry_run: bool = False,
     study: StudyConfig | None = None,
+    jobs: int = 1,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> str | Path:
-    """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing."""
+    """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing.
+
+    ``jobs`` > 1 runs independent steps at once (geodiv.study.schedule); ``workers`` / ``scheduler`` make the
+    shards of each dataset and task in parallel (geodiv.data.parallel). Neither changes any result.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
     cfg = study if study is not None else load_study_config(config, profile)
     check_sections(cfg, str(config) if config is not None else f"profile {profile}" if profile else "<study config>")
+    if jobs > 1 and cfg.launcher.nnodes > 1:
+        raise ConfigError("--jobs runs steps side by side on one node; a launcher over several nodes needs every "
+                          "node to start the same step at the same time: use --jobs 1 with launcher.nnodes > 1")
     out = Path(out).resolve()  # steps record paths relative to it (cache markers), so the folder can move
     cache = StepCache(out / "cache")
     steps = plan_study(cfg, out)
     _check_task_options(cfg)
     if dry_run:
         return format_plan(steps, cache)
+    for s in steps:
+        s.runtime.update(workers=workers, scheduler=scheduler)
     with folder_lock(out, "geodiv study"):  # one study per folder: a second run waits or stops
-        _run_steps(cfg, steps, cache, out)
+        _run_steps(cfg, steps, cache, out, jobs)
     return out
 
 
-def _run_steps(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path) -> None:
-    by_key = {s.key: s for s in steps}
+def _run_steps(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path, jobs: int) -> None:
     start = time.perf_counter()
+    if jobs > 1:
+        _run_concurrent(cfg, steps, cache, out, jobs)
+    else:
+        _run_in_turn(cfg, steps, cache, out, start)
+    aggregate(cfg, steps, out, time.perf_counter() - start)
+    # Written last: a study that failed leaves no config that looks like a finished study's.
+    write_text(out / "study-config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    log(f"study finished in {_fmt(time.perf_counter() - start)} -> {out}")
+
+
+def _record_step(cache: StepCache, step: Step, took: float, out: Path) -> None:
+    cache.put(step.kind, step.key, {"kind": step.kind, "name": step.name, "seconds": took,
+                                    "outputs": step.outputs, "study_paths": _study_paths(step.outputs, out)})
+
+
+def _run_in_turn(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path, start: float) -> None:
+    by_key = {s.key: s for s in steps}
     # Observed seconds per estimated second, per step kind: the ETA rescales the estimates of each kind by it.
     observed: dict[str, list[float]] = {}
     # Steps cached before the run, read once for the ETA (not once per step for every later step). The marker of
@@ -85,17 +115,12 @@ def _run_steps(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path)
         outputs = _RUNNERS[step.kind](cfg, step, by_key, steps)
         took = time.perf_counter() - t0
         step.outputs.update(outputs)
-        cache.put(step.kind, step.key, {"kind": step.kind, "name": step.name, "seconds": took,
-                                        "outputs": step.outputs, "study_paths": _study_paths(step.outputs, out)})
+        _record_step(cache, step, took, out)
         rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
         log(f"    done in {took:.1f}s{rate}")
         real_est = observed.setdefault(step.cost_class, [0.0, 0.0])
         real_est[0] += took
         real_est[1] += step.estimate_s
-    aggregate(cfg, steps, out, time.perf_counter() - start)
-    # Written last: a study that failed leaves no config that looks like a finished study's.
-    write_text(out / "study-config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    log(f"study finished in {_fmt(time.perf_counter() - start)} -> {out}")
 
 
 #: Step outputs that are paths; a cache marker also records them relative to the study folder ("study_paths").
@@ -143,7 +168,8 @@ def _run_dataset(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     if "path" in step.inputs:
         data.read_manifest(directory)  # an existing dataset: check it is one
     else:
-        data.build_dataset(dataset_config(cfg, step.name), directory)
+        data.build_dataset(dataset_config(cfg, step.name), directory, workers=step.runtime.get("workers", 1),
+                           scheduler=step.runtime.get("scheduler"))
     return {"dir": str(directory)}
 
 
@@ -168,11 +194,11 @@ def _run_pretrain(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     if world == 1:
         final = train.pretrain(train.PretrainConfig.model_validate(conf), resume=True)
     else:
-        final = _torchrun_pretrain(cfg, conf, out_dir)
+        final = _torchrun_pretrain(cfg, conf, out_dir, step.runtime.get("port_offset", 0))
     return {"dir": str(out_dir), "checkpoint": str(final), "reconstruction": _newest_png(out_dir)}
 
 
-def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path) -> Path:
+def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path, port_offset: int = 0) -> Path:
     """Launch ``torchrun ... -m geodiv pretrain`` for several processes (GPUs or nodes) and wait for it."""
     from geodiv import train
 
@@ -183,7 +209,7 @@ def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path) ->
     torchrun = shutil.which("torchrun") or "torchrun"
     cmd = [torchrun, f"--nnodes={launcher.nnodes}", f"--nproc_per_node={launcher.nproc_per_node}",
            f"--node_rank={launcher.node_rank}", f"--master_addr={launcher.master_addr}",
-           f"--master_port={launcher.master_port}", "-m", "geodiv", "pretrain", str(config_path), "--resume"]
+           f"--master_port={launcher.master_port + port_offset}", "-m", "geodiv", "pretrain", str(config_path), "--resume"]
     log("launching: " + " ".join(cmd))
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0:
@@ -234,7 +260,8 @@ def _run_task(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     task = next(t for t in cfg.tasks if t.name == step.name)
     if task.name in simearth.TASKS:
         simearth_task(task.name, task.n_train, task.n_val, task.n_test, seed=cfg.data.seed + 1,
-                      size=step.inputs["size"], exclude=_pretraining_locations(steps), out_dir=step.outputs["dir"])
+                      size=step.inputs["size"], exclude=_pretraining_locations(steps), out_dir=step.outputs["dir"],
+                      workers=step.runtime.get("workers", 1), scheduler=step.runtime.get("scheduler"))
         return {"dir": step.outputs["dir"], "spec": step.outputs["dir"]}
     return {"dir": None, "spec": task.name}  # a path to a real task: loaded by evaluate
 
@@ -283,6 +310,65 @@ _RUNNERS = {
     "task": _run_task,
     "evaluate": _run_evaluate,
 }
+
+
+# ------------------------------------------------------------------------------------ concurrent steps
+def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path, jobs: int) -> None:
+    """``--jobs N``: each step in its own process, N at a time, GPUs shared out (geodiv.study.schedule)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from geodiv.study import schedule
+
+    gpus = schedule.visible_gpus()
+    launcher = cfg.launcher
+    ddp = launcher.nproc_per_node if launcher.nproc_per_node * launcher.nnodes > 1 else 1
+    done = set()
+    for i, s in enumerate(steps):
+        record = cache.get(s.kind, s.key)
+        if record is not None:
+            s.outputs.update(_recorded_outputs(record, out))
+            done.add(i)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log(f"study: {len(steps) - len(done)} of {len(steps)} steps to run, {jobs} at a time"
+        f"{f' on {len(gpus)} GPU(s)' if gpus else ''}")
+    pools: dict[int, ProcessPoolExecutor] = {}
+    ctx = multiprocessing.get_context("spawn")  # a fresh process per step: its own GPUs, no inherited state
+
+    def submit(i: int, step: Step, devices: list[int]):
+        schedule.announce(i, len(steps), step, devices, len(pools) + 1)
+        step.runtime["port_offset"] = devices[0] if devices else 0  # side-by-side torchruns on one node
+        pools[i] = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+        env = {**schedule.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
+               HELD_ENV: os.path.realpath(out)}  # the study holds its folder's lock for its steps
+        return pools[i].submit(_step_process, cfg, i, steps, env, threads)
+
+    def finished(i: int, step: Step, result: tuple[dict, float]) -> None:
+        pools.pop(i).shutdown()
+        outputs, took = result
+        step.outputs.update(outputs)
+        _record_step(cache, step, took, out)
+        rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
+        log(f"[{i + 1}/{len(steps)}] done {step.kind} {step.name} in {took:.1f}s{rate}")
+
+    try:
+        schedule.run_concurrently(steps, done, submit, finished, jobs=jobs, gpus=gpus,
+                                  demand=lambda s: schedule.gpu_demand(s, len(gpus), ddp))
+    finally:
+        for pool in pools.values():
+            pool.shutdown(cancel_futures=True)
+
+
+def _step_process(cfg: StudyConfig, i: int, steps: list[Step], env: dict[str, str], threads: int) -> tuple[dict, float]:
+    """In a step's own process: its GPUs and log prefix set before anything touches CUDA; (outputs, seconds)."""
+    os.environ.update(env)
+    import torch
+
+    torch.set_num_threads(threads)
+    step = steps[i]
+    t0 = time.perf_counter()
+    outputs = _RUNNERS[step.kind](cfg, step, {s.key: s for s in steps}, steps)
+    return outputs, time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------------- aggregate

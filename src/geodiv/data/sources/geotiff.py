@@ -270,6 +270,10 @@ class FileSamples(Sequence):
     def __len__(self) -> int:
         return len(self.catalog)
 
+    def subset(self, begin: int, end: int) -> FileSamples:
+        return FileSamples(self.catalog.iloc[begin:end], self.bands, self.size, self.band_names, self.scale,
+                           self.meta_columns)
+
     def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
         row = self.catalog.iloc[i]
         image, _ = read_geotiff(row["source"], self.bands, self.size, self.band_names, self.scale)

@@ -279,14 +279,33 @@ def boa_offset(item: Any, assets: dict[str, Any], cfg: StacBuildConfig) -> int:
     return L2A_OFFSET if _baseline(item) >= 4.0 else 0
 
 
+def make_searcher(cfg: StacBuildConfig) -> StaticSearch | ApiSearch:
+    """The point search of ``cfg.api``: an http(s) STAC API, or a static ``catalog.json``."""
+    return ApiSearch(cfg.api, cfg) if cfg.api.startswith(("http://", "https://")) else StaticSearch(cfg.api, cfg)
+
+
 class StacSamples(Sequence):
-    def __init__(self, catalog: Any, cfg: StacBuildConfig, searcher: Any) -> None:
-        self.catalog, self.cfg, self.searcher = catalog.reset_index(drop=True), cfg, searcher
+    """Patches at catalog rows; ``subset`` parts (for parallel builds) open their own search client."""
+
+    def __init__(self, catalog: Any, cfg: StacBuildConfig, searcher: Any = None) -> None:
+        self.catalog, self.cfg, self._searcher = catalog.reset_index(drop=True), cfg, searcher
         self.bands = [canonical_band(b) for b in cfg.bands]
-        self.sign = _signer(cfg)
+
+    @property
+    def searcher(self) -> Any:
+        if self._searcher is None:
+            self._searcher = make_searcher(self.cfg)
+        return self._searcher
+
+    @property
+    def sign(self) -> Any:
+        return _signer(self.cfg)
 
     def __len__(self) -> int:
         return len(self.catalog)
+
+    def subset(self, begin: int, end: int) -> StacSamples:
+        return StacSamples(self.catalog.iloc[begin:end], self.cfg)
 
     def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
         row = self.catalog.iloc[i]
@@ -329,8 +348,13 @@ def stac_locations(cfg: StacBuildConfig):
 
 
 def stac_build(config: StacBuildConfig | dict[str, Any] | str | os.PathLike[str],
-               out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Search, read and write shards; returns the manifest with ``root`` set to the output folder."""
+               out: str | os.PathLike[str] | None = None, *, workers: int = 1,
+               scheduler: str | None = None) -> dict[str, Any]:
+    """Search, read and write shards; returns the manifest with ``root`` set to the output folder.
+
+    ``workers`` processes, or the workers of a Dask ``scheduler`` (``"local"`` or ``tcp://HOST:8786``, the output
+    folder on a shared file system), read the patches of different shards in parallel (geodiv.data.parallel).
+    """
     if isinstance(config, StacBuildConfig):
         cfg = config
     elif isinstance(config, dict):
@@ -341,7 +365,7 @@ def stac_build(config: StacBuildConfig | dict[str, Any] | str | os.PathLike[str]
     if not str(root) or str(root) == ".":
         raise ConfigError("stac-build needs an output folder (--out or `out:` in the config)")
     api = cfg.api
-    searcher = ApiSearch(api, cfg) if api.startswith(("http://", "https://")) else StaticSearch(api, cfg)
+    searcher = make_searcher(cfg)
     catalog = stac_locations(cfg)
     root.mkdir(parents=True, exist_ok=True)
     write_catalog(catalog, root / "catalog.parquet")
@@ -350,6 +374,7 @@ def stac_build(config: StacBuildConfig | dict[str, Any] | str | os.PathLike[str]
         StacSamples(catalog, cfg, searcher), root, cfg.shard_size, bands=cfg.bands, size=cfg.size,
         config=cfg.model_dump(mode="json"), seed=cfg.seed, on_error=cfg.on_error, resume=True,
         total=len(catalog), desc=cfg.name, extra={"name": cfg.name, "catalog": "catalog.parquet"},
+        workers=workers, scheduler=scheduler,
     )
     manifest["root"] = str(root)
     return manifest

@@ -139,6 +139,7 @@ class ForeignShards:
     def __init__(self, cfg: WebDatasetSourceConfig, bands: Sequence[str] = S2_BANDS, size: int | None = None,
                  require_location: bool = True) -> None:
         self.cfg, self.bands, self.size, self.require_location = cfg, [canonical_band(b) for b in bands], size, require_location
+        self._image_key = cfg.image_key  # detected from the first sample when not configured
 
     def _raw(self) -> Iterator[dict[str, Any]]:
         import webdataset as wds
@@ -187,36 +188,40 @@ class ForeignShards:
         return out
 
     def __iter__(self) -> Iterator[Sample]:
-        image_key = self.cfg.image_key
-        stored = [canonical_band(b) for b in self.cfg.band_names] if self.cfg.band_names else None
         for key, raw, meta in self.records():
-            where = f"shard {raw.get('__url__', '?')}, sample {key}"
-            if image_key is None:
-                image_key = detect_image_key([k for k in raw if not k.startswith("__")], where)
-            if image_key not in raw:
-                raise DataError(f"{where}: no member .{image_key} (members: {', '.join(k for k in raw if not k.startswith('__'))})")
-            arr = decode_image(raw[image_key], image_key, self.cfg.array_key, where)
-            names = stored
-            arr = to_chw(arr, len(names) if names else None, self.cfg.layout, where)
-            if names is None:
-                n = arr.shape[0]
-                if n == len(S2_BANDS):
-                    names = list(S2_BANDS)
-                else:
-                    from geodiv.bands import SATMAE_BANDS
+            yield self.sample(key, raw, meta)
 
-                    if n != len(SATMAE_BANDS):
-                        raise DataError(f"{where}: {n} bands without names; give band_names in the source config")
-                    names = list(SATMAE_BANDS)
-            if arr.shape[0] != len(names):
-                raise DataError(f"{where}: image has {arr.shape[0]} bands, band_names lists {len(names)}")
-            try:
-                idx = band_indices(names, self.bands, where=where)
-            except InputError as err:
-                raise DataError(str(err)) from None
-            arr = self._to_reflectance(arr[idx], [names[i] for i in idx], where)
-            image = to_uint16(arr, len(self.bands), self.size, where)
-            yield Sample(safe_key(key), image, meta)
+    def sample(self, key: str, raw: dict[str, Any], meta: dict[str, Any]) -> Sample:
+        """The decoded :class:`Sample` of one record of :meth:`records`; a bad image raises ``DataError``."""
+        stored = [canonical_band(b) for b in self.cfg.band_names] if self.cfg.band_names else None
+        where = f"shard {raw.get('__url__', '?')}, sample {key}"
+        if self._image_key is None:
+            self._image_key = detect_image_key([k for k in raw if not k.startswith("__")], where)
+        image_key = self._image_key
+        if image_key not in raw:
+            raise DataError(f"{where}: no member .{image_key} (members: {', '.join(k for k in raw if not k.startswith('__'))})")
+        arr = decode_image(raw[image_key], image_key, self.cfg.array_key, where)
+        names = stored
+        arr = to_chw(arr, len(names) if names else None, self.cfg.layout, where)
+        if names is None:
+            n = arr.shape[0]
+            if n == len(S2_BANDS):
+                names = list(S2_BANDS)
+            else:
+                from geodiv.bands import SATMAE_BANDS
+
+                if n != len(SATMAE_BANDS):
+                    raise DataError(f"{where}: {n} bands without names; give band_names in the source config")
+                names = list(SATMAE_BANDS)
+        if arr.shape[0] != len(names):
+            raise DataError(f"{where}: image has {arr.shape[0]} bands, band_names lists {len(names)}")
+        try:
+            idx = band_indices(names, self.bands, where=where)
+        except InputError as err:
+            raise DataError(str(err)) from None
+        arr = self._to_reflectance(arr[idx], [names[i] for i in idx], where)
+        image = to_uint16(arr, len(self.bands), self.size, where)
+        return Sample(safe_key(key), image, meta)
 
     def _to_reflectance(self, arr: np.ndarray, names: list[str], where: str) -> np.ndarray:
         if self.cfg.denormalize == "satmae":

@@ -1,0 +1,131 @@
+"""Scale: parallel SimEarth builds (N processes vs one, measured in the same run) and kNN on segmentation tasks.
+
+- build: the same selected catalog written as shards by ``write_shards(..., workers=N)`` and by one process;
+  wall-clock samples/s (the parallel part of a build; the catalog selection before it is serial). The shards are
+  checked byte-identical. On a machine shared with other jobs the ratio is a lower bound.
+- kNN segmentation: patch-token kNN of a fixed test set (tokens of 64 px patches at patch size 8 = 64 per image,
+  tiny's 192-d features) against n training patches, with seven heads (global + six continents partitioning the
+  training set), as ``geodiv evaluate --by continent`` runs it. geodiv: one similarity product per query block
+  shared by all heads, top-k in torch (``knn_predict_many``). Baseline: the previous code, one search per head
+  (the head's memory, a numpy product, a single-threaded ``argpartition``). The exponent of time in n is fitted
+  over the sizes (1 = linear: at a fixed test set, exhaustive kNN is linear in the training patches).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from geodiv.evaluate.knn import _MAX_BLOCK_ELEMENTS, knn_predict_many, l2_normalize, vote_weights
+
+TOKENS, DIM, CLASSES, K = 64, 192, 6, 20
+
+
+def _build_rows(quick: bool) -> list[dict]:
+    import os
+
+    from geodiv.data.build import SimEarthSamples, _selected_catalog, load_dataset_configs
+    from geodiv.data.shards import write_shards
+
+    n, size, workers = (96, 32, 2) if quick else (1200, 64, min(2, os.cpu_count() or 1))
+    (cfg,) = load_dataset_configs({"name": "bench", "n": n, "size": size, "shard_size": n // 12, "seed": 0,
+                                   "strategy": {"kind": "global", "mode": "balanced"}}).values()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
+        catalog = _selected_catalog(cfg, Path(tmp) / "cat")
+        SimEarthSamples(catalog, cfg)[0]  # warm the world in this process (forked workers inherit it)
+        kw = {"shard_size": cfg.shard_size, "bands": cfg.bands, "size": cfg.size}
+        times, cpu, manifests = {}, {}, {}
+        for w in (1, workers):
+            c0, t = _cpu_seconds(), time.perf_counter()
+            manifests[w] = write_shards(SimEarthSamples(catalog, cfg), Path(tmp) / f"w{w}", workers=w, **kw)
+            times[w], cpu[w] = time.perf_counter() - t, _cpu_seconds() - c0
+        same = manifests[1] == manifests[workers]
+        one, many = n / times[1], n / times[workers]
+        note = (f"{n} samples, 13 bands, shards {'byte-identical' if same else 'DIFFER'}; "
+                f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} during the run")
+        rows.append({"benchmark": f"build SimEarth {size} px, {workers} processes vs 1 (wall clock)",
+                     "value": round(many, 1), "unit": "samples/s", "baseline": round(one, 1),
+                     "ratio": round(many / one, 2), "target": f">= {0.8 * workers:.1f} (0.8 x N)",
+                     "note": note + "; the wall-clock ratio needs N idle cores"})
+        rows.append({"benchmark": f"build SimEarth {size} px, {workers} processes vs 1 (CPU per sample)",
+                     "value": round(1000 * cpu[workers] / n, 2), "unit": "CPU-ms/sample",
+                     "baseline": round(1000 * cpu[1] / n, 2), "ratio": round(cpu[1] / cpu[workers], 2),
+                     "target": ">= 0.8 (parallel efficiency)",
+                     "note": "this process + its workers (getrusage); ratio = efficiency, so N idle cores give "
+                             "ratio x N the one-process rate"})
+    return rows
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished (waited-for) children."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _old_knn(memory: np.ndarray, targets: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """The previous kNN search + vote (numpy product, single-threaded argpartition), for one head."""
+    memory, queries = l2_normalize(memory), l2_normalize(queries)
+    chunk = max(1, _MAX_BLOCK_ELEMENTS // memory.shape[0])
+    out = np.empty((queries.shape[0], targets.shape[1]))
+    for start in range(0, queries.shape[0], chunk):
+        s = queries[start : start + chunk] @ memory.T
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        top_sim = np.take_along_axis(s, top, axis=1)
+        order = np.argsort(-top_sim, axis=1, kind="stable")
+        idx, sim = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sim, order, axis=1)
+        w = vote_weights(sim, 0.07)
+        out[start : start + chunk] = np.einsum("qk,qkc->qc", w, targets[idx]) / w.sum(1, keepdims=True)
+    return out
+
+
+def _knn_rows(quick: bool) -> list[dict]:
+    sizes = (25, 50, 100) if quick else (200, 500, 1000, 2000)
+    n_test = 20 if quick else 100
+    rng = np.random.default_rng(0)
+    query = rng.standard_normal((n_test * TOKENS, DIM)).astype(np.float32)
+    rows, new_t, old_t = [], [], []
+    for n in sizes:
+        memory = rng.standard_normal((n * TOKENS, DIM)).astype(np.float32)
+        targets = rng.dirichlet(np.ones(CLASSES), n * TOKENS)
+        region = np.repeat(np.arange(n) % 6, TOKENS)  # six continents, each patch's tokens together
+        subsets = [np.arange(n * TOKENS)] + [np.nonzero(region == r)[0] for r in range(6)]
+        t = time.perf_counter()
+        knn_predict_many(memory, targets, query, subsets, ks=[K], task_type="distribution", n_classes=CLASSES)
+        new_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for rows_ in subsets:
+            _old_knn(memory[rows_], targets[rows_], query, K)
+        old_t.append(time.perf_counter() - t)
+        rows.append({"benchmark": f"kNN segmentation, {n} training patches, 7 heads", "value": round(new_t[-1], 2),
+                     "unit": "s (wall)", "baseline": round(old_t[-1], 2), "ratio": round(old_t[-1] / new_t[-1], 2),
+                     "target": "-", "note": f"{n * TOKENS:,} memory x {n_test * TOKENS:,} query tokens, d={DIM}, k={K}"})
+    import torch
+
+    if torch.cuda.is_available():  # the same searches on the GPU (features.device: cuda, the default there)
+        for n in sizes:
+            memory = rng.standard_normal((n * TOKENS, DIM)).astype(np.float32)
+            targets = rng.dirichlet(np.ones(CLASSES), n * TOKENS)
+            region = np.repeat(np.arange(n) % 6, TOKENS)
+            subsets = [np.arange(n * TOKENS)] + [np.nonzero(region == r)[0] for r in range(6)]
+            t = time.perf_counter()
+            knn_predict_many(memory, targets, query, subsets, ks=[K], task_type="distribution", n_classes=CLASSES,
+                             device="cuda")
+            rows.append({"benchmark": f"kNN segmentation on {torch.cuda.get_device_name()}, {n} training patches, "
+                                      "7 heads", "value": round(time.perf_counter() - t, 3), "unit": "s (wall)",
+                         "baseline": None, "ratio": None, "target": "-", "note": "includes host-device copies"})
+    slope = float(np.polyfit(np.log(sizes), np.log(new_t), 1)[0])
+    base_slope = float(np.polyfit(np.log(sizes), np.log(old_t), 1)[0])
+    rows.append({"benchmark": "kNN segmentation: exponent of time in training patches", "value": round(slope, 2),
+                 "unit": "(1 = linear)", "baseline": round(base_slope, 2), "ratio": None, "target": "<= 1.1",
+                 "note": f"fitted over {', '.join(map(str, sizes))} patches at a fixed test set"})
+    return rows
+
+
+def run(quick: bool = False) -> list[dict]:
+    return _build_rows(quick) + _knn_rows(quick)

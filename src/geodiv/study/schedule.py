@@ -1,0 +1,132 @@
+"""Concurrent study steps (``geodiv study --jobs N``): independent steps run at once, in plan order.
+
+A step waits for the steps whose keys appear in its inputs (a diversity or pretraining step for its dataset, a
+task for every dataset it keeps away from, an evaluation for its model and task) and for an earlier step with
+the same key (which leaves it a cache hit). On a node with GPUs each pretraining or evaluation step takes whole
+GPUs while it runs: one by default (so N pretrainings of different datasets train side by side, one GPU each),
+``nproc_per_node`` for a DDP pretraining under torchrun; steps without a GPU use the CPU. Each step runs in a
+fresh process that sees only its GPUs (``CUDA_VISIBLE_DEVICES``) and prefixes its log lines with the step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
+
+from geodiv.errors import ConfigError
+from geodiv.progress import log
+from geodiv.study.plan import Step
+
+#: Step kinds that run on a GPU when the node has some.
+GPU_KINDS = ("pretrain", "evaluate")
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def dependencies(steps: list[Step]) -> dict[int, set[int]]:
+    """For each step (by position), the positions of the steps it must wait for."""
+    first: dict[str, int] = {}
+    for i, s in enumerate(steps):
+        first.setdefault(s.key, i)
+    deps: dict[int, set[int]] = {}
+    for i, s in enumerate(steps):
+        needs = {first[v] for value in s.inputs.values() for v in _strings(value) if v in first}
+        if first[s.key] != i:  # an equal earlier step: this one is then a cache hit
+            needs.add(first[s.key])
+        needs.discard(i)
+        deps[i] = needs
+    return deps
+
+
+def gpu_demand(step: Step, n_gpus: int, ddp_gpus: int = 1) -> int:
+    """GPUs a step holds while it runs: none without GPUs or for CPU kinds, ``ddp_gpus`` for a pretraining."""
+    if n_gpus == 0 or step.kind not in GPU_KINDS:
+        return 0
+    return min(n_gpus, ddp_gpus if step.kind == "pretrain" else 1)
+
+
+def run_concurrently(
+    steps: list[Step],
+    done: set[int],
+    submit: Callable[[int, Step, list[int]], Future],
+    finished: Callable[[int, Step, Any], None],
+    *,
+    jobs: int,
+    gpus: list[int],
+    demand: Callable[[Step], int],
+) -> None:
+    """Run the steps not in ``done`` with at most ``jobs`` at once, each after the steps it depends on.
+
+    ``submit(i, step, devices)`` starts step ``i`` on the GPUs ``devices`` and returns a future of its result,
+    handed to ``finished(i, step, result)`` (which caches it) in this thread. Ready steps start in plan order when
+    a slot and their GPUs are free. If a step fails, no new step starts; the running ones finish and are kept,
+    then the first error is raised.
+    """
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    deps = dependencies(steps)
+    complete = set(done)
+    pending = [i for i in range(len(steps)) if i not in complete]
+    free = sorted(gpus)
+    running: dict[Future, tuple[int, list[int]]] = {}
+    error: BaseException | None = None
+    while pending or running:
+        if error is None:
+            for i in list(pending):
+                if len(running) >= jobs:
+                    break
+                need = demand(steps[i])
+                if not deps[i] <= complete or need > len(free):
+                    continue
+                devices, free = free[:need], free[need:]
+                pending.remove(i)
+                running[submit(i, steps[i], devices)] = (i, devices)
+        if not running:
+            if pending and error is None:
+                raise ConfigError(f"study steps wait on each other: {[steps[i].name for i in pending][:5]}")
+            break
+        over, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in over:
+            i, devices = running.pop(future)
+            free = sorted(free + devices)
+            try:
+                result = future.result()
+            except BaseException as err:  # noqa: BLE001 - kept, raised once the running steps are over
+                error = error or err
+                continue
+            finished(i, steps[i], result)
+            complete.add(i)
+    if error is not None:
+        raise error
+
+
+def visible_gpus() -> list[int]:
+    """Indices (within ``CUDA_VISIBLE_DEVICES``) of this node's GPUs; empty without CUDA."""
+    try:
+        import torch
+
+        return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return []
+
+
+def device_env(devices: list[int]) -> dict[str, str]:
+    """The environment that restricts a step's process to ``devices`` (indices into the parent's GPUs)."""
+    if not devices:
+        return {}
+    parent = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [x.strip() for x in parent.split(",")] if parent else [str(d) for d in range(max(devices) + 1)]
+    return {"CUDA_VISIBLE_DEVICES": ",".join(ids[d] for d in devices)}
+
+
+def announce(i: int, n: int, step: Step, devices: list[int], n_running: int) -> None:
+    where = f" on GPU {','.join(map(str, devices))}" if devices else ""
+    log(f"[{i + 1}/{n}] start {step.kind} {step.name}{where} ({n_running} running)")

@@ -1,0 +1,156 @@
+"""geodiv study --jobs N: dependencies, concurrency limit and GPU assignment of the step scheduler."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from geodiv.errors import ConfigError
+from geodiv.study.plan import Step, plan_study
+from geodiv.study.schedule import dependencies, device_env, gpu_demand, run_concurrently
+
+
+def _step(kind: str, name: str, key: str, **inputs) -> Step:
+    return Step(kind, name, key, 1.0, inputs)
+
+
+def _plan() -> list[Step]:
+    """Two datasets -> diversity, pretraining (two each), a task over both, evaluations of models on the task."""
+    steps = [_step("dataset", "a", "A"), _step("dataset", "b", "B")]
+    steps += [_step("diversity", d, f"div{d}", dataset=d.upper()) for d in "ab"]
+    steps += [_step("pretrain", f"{d}{s}", f"P{d}{s}", dataset=d.upper()) for d in "ab" for s in (0, 1)]
+    steps += [_step("task", "t", "T", exclude=["A", "B"])]
+    steps += [_step("evaluate", f"{d}{s}", f"E{d}{s}", model=f"P{d}{s}", task="T", config={"k": "A"})
+              for d in "ab" for s in (0, 1)]
+    steps += [_step("evaluate", "zero", "EZ", model="zero-key", task="T")]
+    return steps
+
+
+def _run(steps, jobs, gpus, done=(), fail=None, seconds=0.03):
+    """Run the fake steps on threads; return (start, end, devices) per step and the peak concurrency."""
+    log: dict[int, tuple[float, float, list[int]]] = {}
+    lock = threading.Lock()
+    live = {"now": 0, "peak": 0}
+    pool = ThreadPoolExecutor(max_workers=8)
+
+    def work(i, devices):
+        with lock:
+            live["now"] += 1
+            live["peak"] = max(live["peak"], live["now"])
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        with lock:
+            live["now"] -= 1
+        if steps[i].key == fail:
+            raise RuntimeError(f"step {fail} broke")
+        return t0, time.perf_counter(), devices
+
+    finished = []
+    run_concurrently(steps, set(done), lambda i, s, d: pool.submit(work, i, d),
+                     lambda i, s, r: (log.__setitem__(i, r), finished.append(i)), jobs=jobs, gpus=gpus,
+                     demand=lambda s: gpu_demand(s, len(gpus)))
+    pool.shutdown()
+    return log, live["peak"], finished
+
+
+def test_dependencies_come_from_the_keys_in_each_steps_inputs():
+    steps = _plan()
+    deps = dependencies(steps)
+    pos = {s.key: i for i, s in enumerate(steps)}
+    assert deps[pos["A"]] == set() and deps[pos["diva"]] == {pos["A"]} and deps[pos["Pb1"]] == {pos["B"]}
+    assert deps[pos["T"]] == {pos["A"], pos["B"]}
+    assert deps[pos["Ea0"]] == {pos["Pa0"], pos["T"]}  # a dict input ({"k": "A"}) is not a dependency
+    assert deps[pos["EZ"]] == {pos["T"]}  # zero pretraining has no model step
+    twice = [_step("dataset", "a", "A"), _step("dataset", "a-again", "A")]
+    assert dependencies(twice) == {0: set(), 1: {0}}  # an equal step waits and is then a cache hit
+
+
+def test_steps_start_after_their_dependencies_and_at_most_jobs_at_once():
+    steps = _plan()
+    log, peak, finished = _run(steps, jobs=3, gpus=[])
+    assert sorted(finished) == list(range(len(steps))) and peak == 3
+    for i, needs in dependencies(steps).items():
+        assert all(log[j][1] <= log[i][0] for j in needs), steps[i].name
+    # with one job the order is the plan's order
+    _, peak, finished = _run(steps, jobs=1, gpus=[], seconds=0.0)
+    assert peak == 1 and finished == list(range(len(steps)))
+
+
+def test_pretrainings_and_evaluations_each_take_their_own_gpu():
+    steps = _plan()
+    log, peak, _ = _run(steps, jobs=8, gpus=[0, 1])
+    on_gpu = [i for i, s in enumerate(steps) if s.kind in ("pretrain", "evaluate")]
+    assert all(len(log[i][2]) == 1 for i in on_gpu)
+    assert all(log[i][2] == [] for i, s in enumerate(steps) if s.kind in ("dataset", "diversity", "task"))
+    for i in on_gpu:  # no two steps overlap in time on one GPU
+        for j in on_gpu:
+            if i < j and log[i][2] == log[j][2]:
+                assert log[i][1] <= log[j][0] or log[j][1] <= log[i][0]
+    pretrain = [i for i in on_gpu if steps[i].kind == "pretrain"]
+    assert {log[i][2][0] for i in pretrain} == {0, 1}  # pretrainings of both datasets side by side
+    assert gpu_demand(steps[4], 8, ddp_gpus=4) == 4 and gpu_demand(steps[4], 0, ddp_gpus=4) == 0
+
+
+def test_cached_steps_are_skipped_and_a_failure_stops_new_steps():
+    steps = _plan()
+    pos = {s.key: i for i, s in enumerate(steps)}
+    log, _, finished = _run(steps, jobs=2, gpus=[], done={pos["A"], pos["B"]})
+    assert pos["A"] not in log and len(finished) == len(steps) - 2
+    with pytest.raises(RuntimeError, match="step T broke"):
+        _run(steps, jobs=2, gpus=[], fail="T")
+    with pytest.raises(ConfigError, match="jobs must be >= 1"):
+        _run(steps, jobs=0, gpus=[])
+
+
+def test_device_env_maps_indices_through_the_parents_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    assert device_env([1, 2]) == {"CUDA_VISIBLE_DEVICES": "5,6"} and device_env([]) == {}
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert device_env([3]) == {"CUDA_VISIBLE_DEVICES": "3"}
+
+
+def test_cli_study_refuses_zero_jobs(tmp_path, capsys):
+    from geodiv.cli import main
+
+    assert main(["study", "--profile", "quick", "--out", str(tmp_path / "s"), "--jobs", "0"]) == 2
+    assert "--jobs must be an integer >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing written
+    from geodiv.study import run_study
+
+    from .conftest import micro_study
+
+    with pytest.raises(ConfigError, match="one node"):
+        run_study(study=micro_study(launcher={"nnodes": 2, "nproc_per_node": 1}), out=tmp_path / "m", jobs=2)
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_real_plan_has_no_dependency_on_a_later_step(micro, tmp_path):
+    steps = plan_study(micro, tmp_path)
+    assert all(max(needs, default=-1) < i for i, needs in dependencies(steps).items())
+    kinds = {steps[j].kind for i, s in enumerate(steps) if s.kind == "evaluate" for j in dependencies(steps)[i]}
+    assert kinds == {"pretrain", "task"}
+
+
+@pytest.mark.slow
+def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path):
+    import pandas as pd
+
+    from geodiv.study import run_study
+
+    from .conftest import micro_study
+
+    study = micro_study(
+        datasets=[{"name": "europe", "region": "Europe", "strategy": {"kind": "one_hot", "continent": "Europe"}},
+                  {"name": "africa", "region": "Africa", "strategy": {"kind": "one_hot", "continent": "Africa"}}],
+        tasks=[{"name": "treecover", "n_train": 24, "n_val": 12, "n_test": 24, "protocols": ["knn"]}],
+    )
+    run_study(study=study, out=tmp_path / "one")
+    run_study(study=study, out=tmp_path / "two", jobs=2, workers=2)
+    # paths differ; checkpoints agree up to float summation order (each step runs in a process of its own)
+    one = pd.read_csv(tmp_path / "one" / "results.csv").drop(columns=["checkpoint", "checkpoint_id"])
+    two = pd.read_csv(tmp_path / "two" / "results.csv").drop(columns=["checkpoint", "checkpoint_id"])
+    pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=1e-4, atol=1e-6)
+    assert len(list((tmp_path / "two" / "cache").glob("*.json"))) == len(list((tmp_path / "one" / "cache").glob("*.json")))
