@@ -279,22 +279,24 @@ def load_encoder(
 
 @torch.inference_mode()
 def extract(
-    module: torch.nn.Module, inputs: np.ndarray, *, kind: str = "pooled", pool: str = "global", batch_size: int = 64
+    module: torch.nn.Module, inputs: np.ndarray, *, kind: str = "pooled", pool: str = "global", batch_size: int = 64,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Frozen features: pooled (N, D) via ``forward_features``, or group-averaged patch tokens (N, L, D)
-    via ``forward_tokens`` (float16 to halve the cache; tokens feed per-patch heads only)."""
+    via ``forward_tokens`` (float16 to halve the cache; tokens feed per-patch heads only). ``device``: where
+    ``module`` lives (inputs are moved there, features come back to the CPU)."""
     was_training = module.training
     module.eval()
     chunks = []
     bar = progress(total=len(inputs), desc=f"features ({kind})", unit="img")
     try:
         for start in range(0, len(inputs), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size]))
+            x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device)
             if kind == "pooled":
-                chunks.append(module.forward_features(x, pool=pool).float().numpy())
+                chunks.append(module.forward_features(x, pool=pool).float().cpu().numpy())
             elif kind == "tokens":
                 tokens = module.forward_tokens(x)  # (N, G, L, D)
-                chunks.append(tokens.float().mean(dim=1).numpy().astype(np.float16))
+                chunks.append(tokens.float().mean(dim=1).cpu().numpy().astype(np.float16))
             else:
                 raise InputError(f"unknown feature kind {kind!r}")
             bar.update(len(x))
