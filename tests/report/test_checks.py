@@ -73,7 +73,12 @@ def test_collapse_flag_lists_heads_above_ninety_percent():
     flagged = checks.collapsed_heads(results)
     assert flagged[["dataset", "max_class_share"]].values.tolist() == [["a", 0.95]]  # one row per head, global only
     sentence = checks.collapse_sentence(results)
-    assert sentence.startswith("Collapse check: 1 head(s)") and "a / landcover / finetune (seed 0, 95%)" in sentence
+    assert "1 globally trained head(s): a / landcover / finetune (seed 0, 95%)" in sentence
+    assert "single continent" not in sentence
+    regional = results.assign(train_region=["global"] * 4 + ["Asia"] * 3,
+                              max_class_share=[0.95, 1.0, 0.95, 1.0, 0.97, 0.99, math.nan])
+    assert "1 head(s) trained on a single continent's samples" in checks.collapse_sentence(regional)
+    assert checks.collapse_markdown(results)[2] == "| a | 0 | landcover | finetune | global | 95% |"
     ok = results[results["dataset"] == "b"]
     assert "no classification head predicts one class" in checks.collapse_sentence(ok)
     assert checks.collapse_sentence(results.drop(columns="max_class_share")) == ""

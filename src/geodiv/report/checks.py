@@ -141,16 +141,38 @@ def collapsed_heads(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) ->
 
 
 def collapse_sentence(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) -> str:
+    """The summary's collapse statement: globally trained heads by name, heads trained on one continent (the
+    region matrix, often on few samples) counted."""
     if "max_class_share" not in results or results["max_class_share"].isna().all():
         return ""
     flagged = collapsed_heads(results, threshold)
     if flagged.empty:
         return (f"Collapse check: no classification head predicts one class for more than {threshold:.0%} of a "
                 "global test set.")
-    items = [f"{r['dataset']} / {r['task']} / {r['protocol']} (seed {r['seed']}, {r['max_class_share']:.0%})"
-             for _, r in flagged.iterrows()]
-    return (f"Collapse check: {len(flagged)} head(s) predict one class for more than {threshold:.0%} of a global "
-            f"test set, so their scores measure the class balance, not the representation: " + "; ".join(items) + ".")
+    is_global = flagged["train_region"].fillna("global") == "global" if "train_region" in flagged else True
+    glob, regional = flagged[is_global], flagged[~is_global]
+    parts = []
+    if not glob.empty:
+        items = [f"{r['dataset']} / {r['task']} / {r['protocol']} (seed {r['seed']}, {r['max_class_share']:.0%})"
+                 for _, r in glob.iterrows()]
+        parts.append(f"{len(glob)} globally trained head(s): " + "; ".join(items))
+    if not regional.empty:
+        parts.append(f"{len(regional)} head(s) trained on a single continent's samples")
+    return (f"Collapse check: predicting one class for more than {threshold:.0%} of a global test set, so that their "
+            "scores measure the class balance, not the representation: " + "; and ".join(parts)
+            + " (listed in the report).")
+
+
+def collapse_markdown(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) -> list[str]:
+    """Markdown lines listing every flagged head (empty when none is)."""
+    flagged = collapsed_heads(results, threshold)
+    if flagged.empty:
+        return []
+    lines = ["| dataset | seed | task | protocol | trained on | largest predicted-class share |", "|---|---|---|---|---|---|"]
+    for _, r in flagged.iterrows():
+        lines.append(f"| {r['dataset']} | {r['seed']} | {r['task']} | {r['protocol']} | "
+                     f"{r.get('train_region', 'global')} | {r['max_class_share']:.0%} |")
+    return lines
 
 
 def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str) -> dict[str, str]:

@@ -150,6 +150,11 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
     if collapse:
         sec.markdown += f"\n\n{collapse}"
         sec.html += f"<p>{html.escape(collapse)}</p>"
+        flagged = checks.collapse_markdown(results)
+        if flagged:
+            sec.markdown += "\n\n" + "\n".join(flagged)
+            sec.html += _md_table_to_html(flagged)
+    sec.markdown = sec.markdown.lstrip()
     if sec.markdown:
         note = ("Global heads on the global test sets; value = mean over seeds, interval = union of the seeds' 95% "
                 "bootstrap intervals. Representation-sensitive: the best pretrained encoder's interval lies above "
