@@ -67,6 +67,10 @@ def test_pretraining_writes_the_heldout_check(shards, tmp_path):
     res = read_heldout(tmp_path / "a")
     assert res["n"] == 12 and res["step"] == 8 and res["mask_ratio"] == 0.75
     assert np.isfinite(res["mae_loss"]) and res["mean_visible_loss"] > 0
+    # resuming the finished run (as a study rerun does) redoes the check, with the same numbers
+    (tmp_path / "a" / "heldout.json").unlink()
+    pretrain(tiny_config(shards, tmp_path / "a", log=log, heldout={"dirs": [str(shards)], "n": 12}), resume=True)
+    assert read_heldout(tmp_path / "a") == res
     pretrain(tiny_config(shards, tmp_path / "b", log=log, heldout={"dirs": [str(shards)], "n": N_SAMPLES * 2}))
     assert read_heldout(tmp_path / "b")["n"] == N_SAMPLES  # all there is
     pretrain(tiny_config(shards, tmp_path / "c", log=log))

@@ -428,6 +428,8 @@ class _Trainer:
         finally:
             metrics.close()
         assert final is not None
+        if env.is_main and cfg.heldout.dirs:  # also when a finished run is resumed: the check is deterministic
+            self._heldout()
         return final
 
     def _loop(self, global_step: int, source: BatchSource, metrics: MetricsLog) -> Path | None:
@@ -491,8 +493,6 @@ class _Trainer:
                 final = self._save(epoch, global_step, source)
                 if env.is_main and cfg.log.visualize:
                     self._visualize(epoch)
-                if env.is_main and last and cfg.heldout.dirs:
-                    self._heldout(epoch, global_step)
                 window_start = time.perf_counter()  # throughput counts training, not checkpoint writing
         bar.close()
         return final
@@ -517,7 +517,7 @@ class _Trainer:
             title=f"epoch {epoch}",
         )
 
-    def _heldout(self, epoch: int, global_step: int) -> None:
+    def _heldout(self) -> None:
         """``heldout.json``: masked-patch loss on held-out samples next to the mean-of-visible-patches loss."""
         from geodiv.train.heldout import heldout_losses, write_heldout
 
@@ -526,7 +526,8 @@ class _Trainer:
         noise = mask_noise(cfg.seed, 0, imgs.shape[0], self.n_noise, salt=_HELDOUT_NOISE)
         result = heldout_losses(self.model, imgs, noise, mask_ratio=cfg.model.mask_ratio,
                                 batch_size=cfg.heldout.batch_size)
-        result.update(epoch=epoch, step=global_step, mask_ratio=cfg.model.mask_ratio,
+        result.update(epoch=(self.total_steps - 1) // self.steps_per_epoch, step=self.total_steps,
+                      mask_ratio=cfg.model.mask_ratio,
                       dirs=[str(d) for d in cfg.heldout.dirs])
         write_heldout(cfg.out_dir, result)
         log(f"held-out reconstruction ({result['n']} samples): MAE loss {result['mae_loss']:.4f}, predicting the "
