@@ -32,6 +32,14 @@ def test_features_are_per_band_statistics_in_z_units():
     np.testing.assert_allclose(tokens[1, 0, 1], _numpy_stats(top_right, centre, scale), rtol=1e-5, atol=1e-5)
 
 
+def test_large_batches_are_fine():
+    # torch.quantile refuses more than 2^24 elements; a batch of 256 images of 10 bands at 96 px has 23.6M.
+    x = torch.rand(256, 10, 96, 96)
+    module = SpectralStats(tuple("B2 B3 B4 B5 B6 B7 B8 B8A B11 B12".split()), 96, 8, [0.0] * 10, [1.0] * 10)
+    feats = module.forward_features(x)
+    np.testing.assert_allclose(feats[-1, 2:7].numpy(), np.percentile(x[-1, 0].numpy(), PERCENTILES), atol=1e-6)
+
+
 def test_centre_and_scale_follow_the_normalisation():
     bands = ("B2", "B3", "B4")
     centre, scale = band_centre_scale(bands, "zscore")
