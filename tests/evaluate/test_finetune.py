@@ -67,8 +67,8 @@ def test_head_init_reproduces_the_linear_probe():
     x, y = _imbalanced_separable(40, 0)
     encoder = tiny_encoder()
     model = FinetuneModel(encoder, "classification", 3, "global", 16)
-    init_head_from_probe(model, x[:30], y[:30], x[30:], y[30:], task_type="classification", n_classes=3)
     feats = extract(encoder, x).astype(np.float64)
+    init_head_from_probe(model, feats[:30], y[:30], feats[30:], y[30:], task_type="classification", n_classes=3)
     probe = fit_linear_probe(feats[:30], y[:30], feats[30:], y[30:], task_type="classification", n_classes=3,
                              refit_on_train_val=False)
     with torch.no_grad():
@@ -76,7 +76,7 @@ def test_head_init_reproduces_the_linear_probe():
     np.testing.assert_allclose(logits, probe.logits(feats), rtol=1e-4, atol=1e-4)
     t = x.mean(axis=(1, 2, 3)) * 10.0  # regression: the head predicts the standardised target
     reg = FinetuneModel(encoder, "regression", 1, "global", 16)
-    init_head_from_probe(reg, x[:30], t[:30], x[30:], t[30:], task_type="regression", n_classes=None,
+    init_head_from_probe(reg, feats[:30], t[:30], feats[30:], t[30:], task_type="regression", n_classes=None,
                          target_mean=5.0, target_std=2.0)
     ridge = fit_linear_probe(feats[:30], t[:30], feats[30:], t[30:], task_type="regression", refit_on_train_val=False)
     with torch.no_grad():

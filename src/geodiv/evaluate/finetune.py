@@ -199,14 +199,14 @@ def finetune(
     pool: str = "global",
     seed: int = 0,
     val_inputs_hw: tuple[int, int] | None = None,
-    probe_inputs: np.ndarray | None = None,
+    probe_features: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> FinetuneResult:
     """Fine-tune a copy of ``encoder`` with a new head; returns the epoch that scored best on validation.
 
     ``train_inputs`` are normalised images resized to the model size (augmented here); ``val_inputs`` are
-    evaluation inputs. Without a validation set the last epoch is kept. ``probe_inputs``: the training images as
-    evaluation inputs (the geometry of ``val_inputs``), for the probe that initialises the head (default
-    ``train_inputs``).
+    evaluation inputs. Without a validation set the last epoch is kept. ``probe_features``: the frozen encoder's
+    pooled features of the training and validation images as evaluation inputs (the linear protocol's, cached),
+    for the probe that initialises the head (default: computed here from ``train_inputs`` and ``val_inputs``).
     """
     if len(train_inputs) != len(train_labels):
         raise InputError(f"fine-tuning: {len(train_inputs)} training images but {len(train_labels)} labels")
@@ -226,9 +226,12 @@ def finetune(
         mean, std = float(y_all.mean()), float(y_all.std().clamp_min(1e-8))
         y_all = (y_all - mean) / std
     if config.head_init == "probe" and task_type in ("classification", "regression"):
-        init_head_from_probe(model, train_inputs if probe_inputs is None else probe_inputs, train_labels, val_inputs, val_labels, task_type=task_type,
-                             n_classes=n_classes, target_mean=mean, target_std=std, batch_size=config.batch_size,
-                             seed=seed)
+        if probe_features is None:
+            has_val = val_inputs is not None and val_labels is not None and len(val_labels)
+            probe_features = (_frozen_features(model, train_inputs, config.batch_size),
+                              _frozen_features(model, val_inputs, config.batch_size) if has_val else None)
+        init_head_from_probe(model, probe_features[0], train_labels, probe_features[1], val_labels,
+                             task_type=task_type, n_classes=n_classes, target_mean=mean, target_std=std, seed=seed)
     x_all = torch.from_numpy(np.ascontiguousarray(train_inputs, dtype=np.float32))
     size = x_all.shape[-1]
     if task_type == "segmentation" and tuple(y_all.shape[-2:]) != (size, size):
@@ -295,29 +298,31 @@ def finetune(
     return FinetuneResult(model, best_epoch, best_val, history, mean, std)
 
 
-def init_head_from_probe(
-    model: FinetuneModel, train_inputs: np.ndarray, train_labels: np.ndarray, val_inputs: np.ndarray | None,
-    val_labels: np.ndarray | None, *, task_type: str, n_classes: int | None, target_mean: float = 0.0,
-    target_std: float = 1.0, batch_size: int = 64, seed: int = 0,
-) -> None:
-    """Set the linear head to a linear probe (``fit_linear_probe``, its default grid chosen on validation) fitted on
-    the frozen encoder's features of the (un-augmented) training inputs: fine-tuning then starts from what linear
-    probing reaches instead of from a near-zero head, which on a small task and a short schedule never leaves the
-    majority class (docs/evaluation.md). The probe is affine in the features (standardisation + linear model), so
-    its weights are read off its outputs at 0 and at the unit vectors."""
+def _frozen_features(model: FinetuneModel, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     from geodiv.evaluate.features import extract
-    from geodiv.evaluate.linear import fit_linear_probe
 
     device = next(model.head.parameters()).device
+    return extract(model.encoder, inputs, kind="pooled", pool=model.pool, batch_size=batch_size, device=device)
 
-    def feats(x: np.ndarray) -> np.ndarray:
-        return extract(model.encoder, x, kind="pooled", pool=model.pool, batch_size=batch_size,
-                       device=device).astype(np.float64)
 
-    has_val = val_inputs is not None and val_labels is not None and len(val_labels)
-    probe = fit_linear_probe(feats(train_inputs), np.asarray(train_labels), feats(val_inputs) if has_val else None,
+def init_head_from_probe(
+    model: FinetuneModel, train_features: np.ndarray, train_labels: np.ndarray, val_features: np.ndarray | None,
+    val_labels: np.ndarray | None, *, task_type: str, n_classes: int | None, target_mean: float = 0.0,
+    target_std: float = 1.0, seed: int = 0,
+) -> None:
+    """Set the linear head to a linear probe (``fit_linear_probe``, its default grid chosen on validation, not
+    refitted on it: validation picks the epoch) fitted on the frozen encoder's pooled features of the un-augmented
+    training images: fine-tuning then starts from what linear probing reaches instead of from a near-zero head,
+    which on a small task and a short schedule never leaves the majority class (docs/evaluation.md). The probe is
+    affine in the features (standardisation + linear model), so its weights are read off its outputs at 0 and at
+    the unit vectors."""
+    from geodiv.evaluate.linear import fit_linear_probe
+
+    has_val = val_features is not None and val_labels is not None and len(val_labels)
+    probe = fit_linear_probe(np.asarray(train_features, dtype=np.float64), np.asarray(train_labels),
+                             np.asarray(val_features, dtype=np.float64) if has_val else None,
                              np.asarray(val_labels) if has_val else None, task_type=task_type, n_classes=n_classes,
-                             refit_on_train_val=False, seed=seed)  # validation stays unseen: it picks the epoch
+                             refit_on_train_val=False, seed=seed)
     dim = int(model.head.in_features)
     basis = np.vstack([np.zeros((1, dim)), np.eye(dim)])
     out = probe.logits(basis) if task_type == "classification" else probe.scores(basis)[:, None]

@@ -245,7 +245,9 @@ def _finetune_heads(
     val_inputs = splits.inputs(plan, transform, "val")
     test_inputs = splits.inputs(plan, transform, "test")
     seg = task.type == "segmentation"
-    probe_inputs = None if seg or cfg.finetune.head_init != "probe" else splits.inputs(plan, transform, "train")
+    # The head's probe initialisation reads the linear protocol's frozen features (cached per encoder and split).
+    probe = None if seg or cfg.finetune.head_init != "probe" else splits.features(encoder, plan, transform,
+                                                                                   "pooled", cfg)
     hw = (lambda s: tuple(tables[s].labels.shape[-2:])) if seg else (lambda s: None)
 
     def head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
@@ -253,7 +255,7 @@ def _finetune_heads(
             encoder.module, train_inputs[spec.train_idx], tables["train"].labels[spec.train_idx],
             val_inputs[spec.val_idx], tables["val"].labels[spec.val_idx], task_type=task.type, n_classes=n_classes,
             config=cfg.finetune, pool=cfg.features.pool, seed=seed, val_inputs_hw=hw("val"),
-            probe_inputs=None if probe_inputs is None else probe_inputs[spec.train_idx],
+            probe_features=None if probe is None else (probe["train"][spec.train_idx], probe["val"][spec.val_idx]),
         )
         scores = predict(res, test_inputs, batch_size=cfg.finetune.batch_size, out_hw=hw("test"),
                          device=cfg.finetune.device or "cpu")
