@@ -32,6 +32,10 @@ def test_profiles_validate_and_unknown_profile_is_refused():
     paper = load_study_config(profile="paper")
     assert quick.pretrain["model"]["preset"] == "tiny" and paper.pretrain["preset"] == "paper"
     assert len(quick.datasets) == 7 and quick.evaluation.zero_pretraining and quick.evaluation.spectral_baseline
+    gpu, standard = load_study_config(profile="gpu"), load_study_config(profile="standard")
+    assert gpu.seeds == standard.seeds == [0, 1, 2]
+    assert (gpu.launcher.nproc_per_node, standard.launcher.nproc_per_node) == (1, 8)
+    assert quick.data.n_samples < gpu.data.n_samples < standard.data.n_samples < paper.data.n_samples
     with pytest.raises(ConfigError, match="known profiles: gpu, paper, quick, standard"):
         load_study_config(profile="nope")
 
