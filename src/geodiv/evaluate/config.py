@@ -22,6 +22,7 @@ class FeatureConfig(StrictModel):
     missing_bands: Literal["error", "mean"] = "error"
     batch_size: int = Field(64, ge=1)
     cache_dir: str | None = None  # default: <out folder>/feature_cache, or memory only without --out
+    device: str | None = None  # where frozen features are computed; default: cuda if available, else cpu
 
 
 class KnnConfig(StrictModel):

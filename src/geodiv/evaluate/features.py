@@ -478,6 +478,7 @@ class FeatureStore:
         kind: str = "pooled",
         pool: str = "global",
         batch_size: int = 64,
+        device: str | None = None,
     ) -> np.ndarray:
         key = self.digest(
             {"what": "features", "checkpoint": encoder.checkpoint_id, "task": task_fingerprint(task), "split": split,
@@ -495,8 +496,10 @@ class FeatureStore:
                     f"{n} samples; delete the file and rerun"
                 )
             return self._remember(key, feats)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         feats = extract(
-            encoder.module, self.inputs(task, split, plan, transform), kind=kind, pool=pool, batch_size=batch_size
+            encoder.module.to(device), self.inputs(task, split, plan, transform), kind=kind, pool=pool,
+            batch_size=batch_size, device=device,
         )
         if path is not None:
             with atomic_path(path) as tmp:

@@ -166,9 +166,11 @@ def _targets(task_type: str, labels: np.ndarray, n_classes: int | None) -> torch
 
 
 @torch.no_grad()
-def predict(result: FinetuneResult, inputs: np.ndarray, *, batch_size: int, out_hw=None, device="cpu") -> np.ndarray:
-    """Scores: class probabilities (N, K) / label probabilities / values / predicted masks at ``out_hw``."""
-    model = result.model.to(device).eval()
+def predict(result: FinetuneResult, inputs: np.ndarray, *, batch_size: int, out_hw=None, device=None) -> np.ndarray:
+    """Scores: class probabilities (N, K) / label probabilities / values / predicted masks at ``out_hw``
+    (computed on ``device``, default where the model was fine-tuned)."""
+    model = result.model.to(device).eval() if device is not None else result.model.eval()
+    device = next(model.head.parameters()).device
     outs = []
     for start in range(0, len(inputs), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device)

@@ -116,7 +116,7 @@ class _Splits:
             if src not in cache:
                 cache[src] = self.store.features(
                     encoder, self.task, src, plan, transform, kind=kind, pool=cfg.features.pool,
-                    batch_size=cfg.features.batch_size,
+                    batch_size=cfg.features.batch_size, device=cfg.features.device,
                 )
             out[split] = self.rows(split, cache[src])
         return out
@@ -258,7 +258,7 @@ def _finetune_heads(
             probe_features=None if probe is None else (probe["train"][spec.train_idx], probe["val"][spec.val_idx]),
         )
         scores = predict(res, test_inputs, batch_size=cfg.finetune.batch_size, out_hw=hw("test"),
-                         device=cfg.finetune.device or "cpu")
+                         device=cfg.finetune.device)
         params = {"epochs": cfg.finetune.epochs, "best_epoch": res.best_epoch, "blr": cfg.finetune.blr,
                   "layer_decay": cfg.finetune.layer_decay}
         return [(params, as_prediction(task.type, scores))]
