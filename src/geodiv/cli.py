@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from geodiv.errors import GeodivError, os_error_message
+from geodiv.errors import GeodivError, InputError, os_error_message
 
 
 def _print_json(obj) -> None:
@@ -159,8 +159,10 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     from geodiv import evaluate
     from geodiv.config import parse_override
 
+    if a.baseline is not None and a.checkpoint is not None:
+        raise InputError("give either --checkpoint or --baseline, not both")
     records = evaluate.evaluate(
-        checkpoint=a.checkpoint,
+        checkpoint=a.baseline if a.baseline is not None else a.checkpoint,
         task=a.task,
         protocol=a.protocol,
         by=a.by,
@@ -289,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="evaluate a checkpoint on a downstream task")
     s.add_argument("--checkpoint", help="checkpoint path, or 'random' for zero pretraining")
+    s.add_argument("--baseline", choices=["spectral"],
+                   help="evaluate a baseline instead of a checkpoint: per-band statistics of the inputs")
     s.add_argument("--task", required=True, help="SimEarth task name or a task folder/manifest")
     s.add_argument("--task-option", action="append", metavar="KEY=VALUE",
                    help="an option of the task's reader (value parsed as YAML), e.g. imagery=shards/ or "
@@ -303,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("study", help="run the whole study and write the report")
     s.add_argument("config", nargs="?")
-    s.add_argument("--profile", choices=["quick", "paper"])
+    s.add_argument("--profile", choices=["quick", "gpu", "standard", "paper"])
     s.add_argument("--out", required=True)
     s.add_argument("--dry-run", action="store_true", help="print the plan with estimated cost")
     _wait_lock_flag(s)

@@ -49,3 +49,50 @@ def test_finetune_is_deterministic_for_a_seed():
     a = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=cfg, seed=3)
     b = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=cfg, seed=3)
     np.testing.assert_allclose(predict(a, x, batch_size=4), predict(b, x, batch_size=4))
+
+
+def _imbalanced_separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes at 70 / 20 / 10 %, told apart by the level of every band (one noise std apart)."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    x = rng.normal(0.5, 0.05, (n, 10, 16, 16)) + (y[:, None, None, None] - 1) * 0.05
+    return x.astype(np.float32), y
+
+
+def test_head_init_reproduces_the_linear_probe():
+    from geodiv.evaluate.features import extract
+    from geodiv.evaluate.finetune import FinetuneModel, init_head_from_probe
+    from geodiv.evaluate.linear import fit_linear_probe
+
+    x, y = _imbalanced_separable(40, 0)
+    encoder = tiny_encoder()
+    model = FinetuneModel(encoder, "classification", 3, "global", 16)
+    feats = extract(encoder, x).astype(np.float64)
+    init_head_from_probe(model, feats[:30], y[:30], feats[30:], y[30:], task_type="classification", n_classes=3)
+    probe = fit_linear_probe(feats[:30], y[:30], feats[30:], y[30:], task_type="classification", n_classes=3,
+                             refit_on_train_val=False)
+    with torch.no_grad():
+        logits = model.eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(logits, probe.logits(feats), rtol=1e-4, atol=1e-4)
+    t = x.mean(axis=(1, 2, 3)) * 10.0  # regression: the head predicts the standardised target
+    reg = FinetuneModel(encoder, "regression", 1, "global", 16)
+    init_head_from_probe(reg, feats[:30], t[:30], feats[30:], t[30:], task_type="regression", n_classes=None,
+                         target_mean=5.0, target_std=2.0)
+    ridge = fit_linear_probe(feats[:30], t[:30], feats[30:], t[30:], task_type="regression", refit_on_train_val=False)
+    with torch.no_grad():
+        values = reg.eval()(torch.from_numpy(x)).numpy() * 2.0 + 5.0
+    np.testing.assert_allclose(values, ridge.scores(feats), rtol=1e-4, atol=1e-4)
+
+
+def test_short_small_fine_tuning_does_not_collapse():
+    # The quick study's regime: the default recipe (blr 2e-4: lr 6e-6 at batch 8), two epochs, a few steps, an
+    # imbalanced task. A near-zero head stays at the majority class there; the probe-initialised head does not.
+    from geodiv.evaluate.runner import COLLAPSE_SHARE, max_class_share
+
+    x, y = _imbalanced_separable(96, 1)
+    cfg = FinetuneConfig(epochs=2, warmup_epochs=0.5, batch_size=8)
+    res = finetune(tiny_encoder(), x[:48], y[:48], x[48:64], y[48:64], task_type="classification", n_classes=3,
+                   config=cfg, seed=0)
+    pred = predict(res, x[64:], batch_size=16).argmax(1)
+    assert max_class_share("classification", pred, 3) < COLLAPSE_SHARE
+    assert (pred == y[64:]).mean() >= 0.8 > np.mean(y[64:] == 0)  # beats predicting the majority class

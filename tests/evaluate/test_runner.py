@@ -84,3 +84,18 @@ def test_evaluate_into_a_locked_folder_stops_before_any_work(tmp_path, lock_hold
     holder = lock_holder(tmp_path / "e")
     with pytest.raises(LockedError, match=f"pid {holder.pid}"):  # refused before the task is even looked up
         evaluate(checkpoint="random", task="no-such-task", protocol="knn", out=tmp_path / "e" / "r.json")
+
+
+def test_max_class_share():
+    from geodiv.evaluate.runner import max_class_share
+
+    assert max_class_share("classification", np.array([0, 0, 0, 1]), 3) == pytest.approx(0.75)
+    assert max_class_share("segmentation", np.zeros((2, 4, 4), dtype=np.int16), 2) == 1.0
+    assert max_class_share("regression", np.array([0.1, 0.2]), None) is None
+    assert max_class_share("classification", np.array([], dtype=np.int64), 3) is None
+
+
+def test_records_carry_the_predicted_class_share(tiny_config):
+    records = evaluate("random", SyntheticTask(), "knn", config=tiny_config)
+    shares = {r["max_class_share"] for r in records if r["region"] == "global"}
+    assert len(shares) == 1 and 1 / 3 <= shares.pop() < 0.9  # three classes, predicted about equally

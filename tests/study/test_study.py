@@ -39,8 +39,12 @@ def test_profiles_validate_and_unknown_profile_is_refused():
     quick = load_study_config(profile="quick")
     paper = load_study_config(profile="paper")
     assert quick.pretrain["model"]["preset"] == "tiny" and paper.pretrain["preset"] == "paper"
-    assert len(quick.datasets) == 7 and quick.evaluation.zero_pretraining
-    with pytest.raises(ConfigError, match="known profiles: paper, quick"):
+    assert len(quick.datasets) == 7 and quick.evaluation.zero_pretraining and quick.evaluation.spectral_baseline
+    gpu, standard = load_study_config(profile="gpu"), load_study_config(profile="standard")
+    assert gpu.seeds == standard.seeds == [0, 1, 2]
+    assert (gpu.launcher.nproc_per_node, standard.launcher.nproc_per_node) == (1, 8)
+    assert quick.data.n_samples < gpu.data.n_samples < standard.data.n_samples < paper.data.n_samples
+    with pytest.raises(ConfigError, match="known profiles: gpu, paper, quick, standard"):
         load_study_config(profile="nope")
 
 
@@ -57,27 +61,37 @@ def test_bad_study_config_names_the_field(tmp_path):
 def test_dry_run_plans_every_step_with_estimates(tmp_path, micro):
     steps = plan_study(micro, tmp_path)
     kinds = [s.kind for s in steps]
-    # 3 datasets, 3 diversity, 3 pretrainings, 2 tasks, 4 models x (landcover: knn+linear, treecover: knn)
+    # 3 datasets, 3 diversity, 1 held-out set, 3 pretrainings, 2 tasks, 5 models (3 + zero pretraining + spectral
+    # baseline) x (landcover: knn+linear, treecover: knn)
     assert kinds.count("dataset") == 3 and kinds.count("pretrain") == 3 and kinds.count("task") == 2
-    assert kinds.count("evaluate") == 4 * 3
+    assert kinds.count("heldout") == 1 and kinds.count("evaluate") == 5 * 3
     text = run_study(study=micro, out=tmp_path, dry_run=True)
-    assert "23 steps, 0 cached" in text and not (tmp_path / "cache").exists()
+    assert "27 steps, 0 cached" in text and not (tmp_path / "cache").exists()
     # Changing the pretraining changes the pretrain keys and everything downstream, not the datasets.
     other = micro_study(seeds=[1])
     keys_a = {(s.kind, s.name): s.key for s in steps}
     keys_b = {(s.kind, s.name): s.key for s in plan_study(other, tmp_path)}
-    assert all(keys_a[k] == keys_b[k] for k in keys_a if k[0] in ("dataset", "diversity", "task"))
+    assert all(keys_a[k] == keys_b[k] for k in keys_a if k[0] in ("dataset", "diversity", "heldout", "task"))
+    # Without the baselines: 3 models x 3 evaluations; pretraining on existing folders: no held-out set.
+    bare = micro_study(evaluation={**micro.evaluation.model_dump(), "zero_pretraining": False,
+                                   "spectral_baseline": False})
+    assert [s.kind for s in plan_study(bare, tmp_path)].count("evaluate") == 3 * 3
+    given = micro_study(pretrain={**micro.pretrain, "heldout": {"dirs": ["elsewhere"]}})
+    assert "heldout" not in [s.kind for s in plan_study(given, tmp_path)]
 
 
 def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro, monkeypatch):
     out = tmp_path / "study"
     run_study(study=micro, out=out)
     results = pd.read_csv(out / "results.csv")
-    assert set(results["dataset"]) == {"one-hot-europe", "one-hot-africa", "global", "zero-pretraining"}
+    assert set(results["dataset"]) == {"one-hot-europe", "one-hot-africa", "global", "zero-pretraining",
+                                       "spectral-baseline"}
     assert set(results["task"]) == {"landcover", "treecover"}
     acc = results[results["metric"] == "accuracy"]
     glob = acc[(acc["region"] == "global") & (acc["train_region"] == "global")]
-    assert glob["value"].between(0, 1).all() and len(glob) == 4 * 2  # 4 models x (knn, linear)
+    assert glob["value"].between(0, 1).all() and len(glob) == 5 * 2  # 5 models x (knn, linear)
+    assert glob["max_class_share"].between(0, 1).all()
+    assert results[results["task"] == "treecover"]["max_class_share"].isna().all()  # regression: no classes
     # the region matrix: heads trained on one continent, tested on each continent
     assert {"Europe", "Africa"} <= set(acc["train_region"])
     assert {"Europe", "Africa"} <= set(results["region"])  # per-continent subsets
@@ -87,18 +101,23 @@ def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro, monkeypatch):
     meta = json.loads((out / "study.json").read_text())
     assert meta["tasks"]["landcover"]["metric"] == "accuracy" and meta["tasks"]["treecover"]["metric"] == "r2"
     assert set(meta["sample_points"]) == {"one-hot-europe", "one-hot-africa", "global"}
+    # the held-out reconstruction check of every pretraining, on one held-out set away from all pretraining samples
+    losses = meta["reconstruction_losses"]
+    assert set(losses) == {"one-hot-europe", "one-hot-africa", "global"}
+    for (run,) in losses.values():
+        assert run["seed"] == 0 and run["n"] == 24 and run["mae_loss"] > 0 and run["mean_visible_loss"] > 0
     # A rerun finds every step cached and does no work: the markers' mtimes do not change.
     cache = StepCache(out / "cache")
     markers = {p: p.stat().st_mtime_ns for p in (out / "cache").glob("*.json")}
-    assert len(markers) == 23
+    assert len(markers) == 27
     text = run_study(study=micro, out=out, dry_run=True)
-    assert "23 steps, 23 cached" in text
+    assert "27 steps, 27 cached" in text
     run_study(study=micro, out=out)
     assert {p: p.stat().st_mtime_ns for p in (out / "cache").glob("*.json")} == markers
     # Losing a step's marker reruns that step only.
     evaluate_step = [s for s in plan_study(micro, out) if s.kind == "evaluate"][0]
     cache.marker("evaluate", evaluate_step.key).unlink()
-    assert "23 steps, 22 cached" in format_plan(plan_study(micro, out), cache)
+    assert "27 steps, 26 cached" in format_plan(plan_study(micro, out), cache)
     run_study(study=micro, out=out)
     assert cache.get("evaluate", evaluate_step.key) is not None
     # The folder is self-contained: moved, and rerun from another working directory, every step is still cached
@@ -126,6 +145,10 @@ def test_report_from_study(tmp_path, micro):
     md = (out / "report" / "report.md").read_text()
     assert "| Pretraining | landcover (accuracy) |" in md and "![" in md
     assert (out / "correlations.csv").is_file()
+    assert "Representation sensitivity and collapse checks" in md and "held-out MAE loss" in md
+    assert "| spectral-baseline |" in md
+    summary = report.format_summary(out)
+    assert "Representation-sensitive tasks (linear" in summary and "landcover: " in summary
 
 
 def test_study_passes_task_options_to_the_reader(tmp_path):
@@ -194,7 +217,7 @@ def test_eta_calibrates_each_cost_class_on_its_own(tmp_path):
     classes = {s.cost_class for s in plan_study(study, tmp_path)}
     # kNN comes first for each model and task: it extracts the features that linear probing then reuses
     assert {"dataset", "pretrain", "evaluate/knn/segmentation+features", "evaluate/knn+features",
-            "evaluate/linear", "evaluate/linear/segmentation"} == classes - {"diversity", "task"}
+            "evaluate/linear", "evaluate/linear/segmentation"} == classes - {"diversity", "task", "heldout"}
 
     def step(cls, est):
         return Step(cls.split("/")[0], cls, "k", est, {}, cost_class=cls)

@@ -55,6 +55,9 @@ class FinetuneConfig(StrictModel):
     rrc_scale: tuple[float, float] = (0.2, 1.0)
     hflip: bool = True
     decoder_channels: int = Field(64, ge=4)
+    #: probe: the new head starts as a linear probe fitted on the frozen encoder's features of the training set
+    #: (LP-FT, Kumar et al. 2022; classification and regression heads); zero: SatMAE's near-zero init (std 2e-5)
+    head_init: Literal["probe", "zero"] = "probe"
     device: str | None = None  # default: cuda if available, else cpu
 
 

@@ -277,7 +277,6 @@ def load_encoder(
     return Encoder(module, file_id(path), encoder_bands(module, recorded), encoder_img_size(module), str(path))
 
 
-@torch.inference_mode()
 def resolve_device(device: str | None) -> str:
     """``device``, or ``cuda`` when a GPU is visible and ``cpu`` otherwise."""
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -506,6 +505,7 @@ class FeatureStore:
                     f"{n} samples; delete the file and rerun"
                 )
             return self._remember(key, feats)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         feats = extract(
             encoder.module, self.inputs(task, split, plan, transform), kind=kind, pool=pool, batch_size=batch_size,
             device=device,

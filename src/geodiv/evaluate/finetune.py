@@ -7,6 +7,10 @@ crop (scale 0.2-1, aspect 3/4-4/3, bicubic) and horizontal flip, optionally mixu
 classification. After every epoch the model is scored on the validation split (the task's headline metric) and the
 best epoch's weights are kept.
 
+The head starts as a linear probe on the frozen features (``head_init: probe``, LP-FT): with SatMAE's near-zero
+head init, the rate ``blr x batch / 256`` and the few steps a small task gives, the head never left the majority
+class (every quick-study fine-tuning predicted one class; docs/evaluation.md has the measurement).
+
 Heads: a linear layer on the pooled features (classification, multi-label, regression), and for segmentation a
 light decoder on the patch tokens: group-averaged tokens as a (D, g, g) map, a 1x1 conv to ``decoder_channels``,
 two (x2 bilinear upsample, 3x3 conv, BatchNorm, GELU) stages, a 1x1 conv to the classes, and a bilinear upsample
@@ -162,9 +166,11 @@ def _targets(task_type: str, labels: np.ndarray, n_classes: int | None) -> torch
 
 
 @torch.no_grad()
-def predict(result: FinetuneResult, inputs: np.ndarray, *, batch_size: int, out_hw=None, device="cpu") -> np.ndarray:
-    """Scores: class probabilities (N, K) / label probabilities / values / predicted masks at ``out_hw``."""
-    model = result.model.to(device).eval()
+def predict(result: FinetuneResult, inputs: np.ndarray, *, batch_size: int, out_hw=None, device=None) -> np.ndarray:
+    """Scores: class probabilities (N, K) / label probabilities / values / predicted masks at ``out_hw``
+    (computed on ``device``, default where the model was fine-tuned)."""
+    model = result.model.to(device).eval() if device is not None else result.model.eval()
+    device = next(model.head.parameters()).device
     outs = []
     for start in range(0, len(inputs), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch_size])).to(device)
@@ -195,11 +201,14 @@ def finetune(
     pool: str = "global",
     seed: int = 0,
     val_inputs_hw: tuple[int, int] | None = None,
+    probe_features: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> FinetuneResult:
     """Fine-tune a copy of ``encoder`` with a new head; returns the epoch that scored best on validation.
 
     ``train_inputs`` are normalised images resized to the model size (augmented here); ``val_inputs`` are
-    evaluation inputs. Without a validation set the last epoch is kept.
+    evaluation inputs. Without a validation set the last epoch is kept. ``probe_features``: the frozen encoder's
+    pooled features of the training and validation images as evaluation inputs (the linear protocol's, cached),
+    for the probe that initialises the head (default: computed here from ``train_inputs`` and ``val_inputs``).
     """
     if len(train_inputs) != len(train_labels):
         raise InputError(f"fine-tuning: {len(train_inputs)} training images but {len(train_labels)} labels")
@@ -218,6 +227,13 @@ def finetune(
     if task_type == "regression":
         mean, std = float(y_all.mean()), float(y_all.std().clamp_min(1e-8))
         y_all = (y_all - mean) / std
+    if config.head_init == "probe" and task_type in ("classification", "regression"):
+        if probe_features is None:
+            has_val = val_inputs is not None and val_labels is not None and len(val_labels)
+            probe_features = (_frozen_features(model, train_inputs, config.batch_size),
+                              _frozen_features(model, val_inputs, config.batch_size) if has_val else None)
+        init_head_from_probe(model, probe_features[0], train_labels, probe_features[1], val_labels,
+                             task_type=task_type, n_classes=n_classes, target_mean=mean, target_std=std, seed=seed)
     x_all = torch.from_numpy(np.ascontiguousarray(train_inputs, dtype=np.float32))
     size = x_all.shape[-1]
     if task_type == "segmentation" and tuple(y_all.shape[-2:]) != (size, size):
@@ -285,6 +301,46 @@ def finetune(
         model.load_state_dict(best_state)
     model.eval()
     return FinetuneResult(model, best_epoch, best_val, history, mean, std)
+
+
+def _frozen_features(model: FinetuneModel, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    from geodiv.evaluate.features import extract
+
+    device = next(model.head.parameters()).device
+    return extract(model.encoder, inputs, kind="pooled", pool=model.pool, batch_size=batch_size, device=device)
+
+
+def init_head_from_probe(
+    model: FinetuneModel, train_features: np.ndarray, train_labels: np.ndarray, val_features: np.ndarray | None,
+    val_labels: np.ndarray | None, *, task_type: str, n_classes: int | None, target_mean: float = 0.0,
+    target_std: float = 1.0, seed: int = 0,
+) -> None:
+    """Set the linear head to a linear probe (``fit_linear_probe``, its default grid chosen on validation, not
+    refitted on it: validation picks the epoch) fitted on the frozen encoder's pooled features of the un-augmented
+    training images: fine-tuning then starts from what linear probing reaches instead of from a near-zero head,
+    which on a small task and a short schedule never leaves the majority class (docs/evaluation.md). The probe is
+    affine in the features (standardisation + linear model), so its weights are read off its outputs at 0 and at
+    the unit vectors."""
+    from geodiv.evaluate.linear import fit_linear_probe
+
+    has_val = val_features is not None and val_labels is not None and len(val_labels)
+    probe = fit_linear_probe(np.asarray(train_features, dtype=np.float64), np.asarray(train_labels),
+                             np.asarray(val_features, dtype=np.float64) if has_val else None,
+                             np.asarray(val_labels) if has_val else None, task_type=task_type, n_classes=n_classes,
+                             refit_on_train_val=False, seed=seed)
+    dim = int(model.head.in_features)
+    basis = np.vstack([np.zeros((1, dim)), np.eye(dim)])
+    out = probe.logits(basis) if task_type == "classification" else probe.scores(basis)[:, None]
+    bias, weight = out[0], (out[1:] - out[0]).T  # (K,), (K, D)
+    if task_type == "classification":
+        unseen = bias < -1e8  # classes absent from the fitting set: far below the others, no slope
+        if unseen.any() and not unseen.all():
+            bias = np.where(unseen, bias[~unseen].min() - 10.0, bias)
+    else:  # the head predicts the standardised target
+        bias, weight = (bias - target_mean) / target_std, weight / target_std
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(weight).to(model.head.weight))
+        model.head.bias.copy_(torch.from_numpy(bias).to(model.head.bias))
 
 
 def _set_drop_path(encoder: nn.Module, rate: float, generator: torch.Generator) -> None:

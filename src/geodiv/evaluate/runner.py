@@ -20,6 +20,7 @@ import numpy as np
 
 from geodiv.atomic import atomic_open, check_target, folder_lock, write_json
 from geodiv.errors import DataError, InputError
+from geodiv.evaluate.baseline import is_spectral, spectral_encoder
 from geodiv.evaluate.config import EvalConfig, resolve_config
 from geodiv.evaluate.features import (
     BandPlan,
@@ -45,8 +46,11 @@ from geodiv.progress import log
 PROTOCOLS = ("knn", "linear", "finetune")
 RECORD_FIELDS = (
     "task", "protocol", "metric", "value", "ci_low", "ci_high", "region", "train_region", "n", "checkpoint",
-    "n_train", "params", "notes", "checkpoint_id",
+    "n_train", "params", "notes", "checkpoint_id", "max_class_share",
 )
+#: A classification head whose most frequent predicted class covers more than this share of a test set has
+#: collapsed (it predicts one class); its records carry ``max_class_share`` and the report flags them.
+COLLAPSE_SHARE = 0.9
 
 _STORES: dict[str, FeatureStore] = {}
 
@@ -262,6 +266,9 @@ def _finetune_heads(
     val_inputs = splits.inputs(plan, transform, "val")
     test_inputs = splits.inputs(plan, transform, "test")
     seg = task.type == "segmentation"
+    # The head's probe initialisation reads the linear protocol's frozen features (cached per encoder and split).
+    probe = None if seg or cfg.finetune.head_init != "probe" else splits.features(encoder, plan, transform,
+                                                                                   "pooled", cfg)
     hw = (lambda s: tuple(tables[s].labels.shape[-2:])) if seg else (lambda s: None)
 
     def head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
@@ -269,9 +276,10 @@ def _finetune_heads(
             encoder.module, train_inputs[spec.train_idx], tables["train"].labels[spec.train_idx],
             val_inputs[spec.val_idx], tables["val"].labels[spec.val_idx], task_type=task.type, n_classes=n_classes,
             config=cfg.finetune, pool=cfg.features.pool, seed=seed, val_inputs_hw=hw("val"),
+            probe_features=None if probe is None else (probe["train"][spec.train_idx], probe["val"][spec.val_idx]),
         )
         scores = predict(res, test_inputs, batch_size=cfg.finetune.batch_size, out_hw=hw("test"),
-                         device=cfg.finetune.device or "cpu")
+                         device=cfg.finetune.device)
         params = {"epochs": cfg.finetune.epochs, "best_epoch": res.best_epoch, "blr": cfg.finetune.blr,
                   "layer_decay": cfg.finetune.layer_decay}
         return [(params, as_prediction(task.type, scores))]
@@ -290,13 +298,15 @@ def evaluate(
     seed: int = 0,
     task_options: dict[str, Any] | None = None,
 ) -> list[dict]:
-    """Evaluate ``checkpoint`` (path, 'random'/None for zero pretraining, or an encoder module) on ``task``
-    (Task object, SimEarth task name or task path) with ``protocol`` ('knn', 'linear', 'finetune', or a list).
-    ``task_options`` go to the task's reader (``load_task(task, **task_options)``; docs/tasks.md lists them).
+    """Evaluate ``checkpoint`` (path, 'random'/None for zero pretraining, 'spectral' for the spectral-statistics
+    baseline, or an encoder module) on ``task`` (Task object, SimEarth task name or task path) with ``protocol``
+    ('knn', 'linear', 'finetune', or a list). ``task_options`` go to the task's reader (``load_task(task,
+    **task_options)``; docs/tasks.md lists them).
 
     Returns records ``{task, protocol, metric, value, ci_low, ci_high, region, train_region, n, checkpoint,
-    n_train, params, notes, checkpoint_id}``; with ``out`` they are written as JSON and as CSV beside it, while
-    holding the lock of ``out``'s folder (which also holds the feature cache).
+    n_train, params, notes, checkpoint_id, max_class_share}`` (``max_class_share``: the share of the most
+    frequent predicted class, classification and segmentation only, else None); with ``out`` they are written as
+    JSON and as CSV beside it, while holding the lock of ``out``'s folder (which also holds the feature cache).
     """
     if out is None:
         return _evaluate(checkpoint, task, protocol, by, out, config, seed, task_options)
@@ -329,10 +339,12 @@ def _evaluate(
         raise InputError(f"task {task_obj.name!r} ({task_obj.type}) names no classes")
     cache_dir = cfg.features.cache_dir or (Path(out).parent / "feature_cache" if out is not None else None)
     store = feature_store(cache_dir)
-    encoder = load_encoder(
-        checkpoint, random_preset=cfg.random_init.preset, random_overrides=cfg.random_init.overrides,
-        random_bands=cfg.random_init.bands, seed=seed,
-    )
+    random_init = {"random_preset": cfg.random_init.preset, "random_overrides": cfg.random_init.overrides,
+                   "random_bands": cfg.random_init.bands}
+    if is_spectral(checkpoint):  # the spectral-statistics baseline, on the zero-pretraining encoder's inputs
+        encoder = spectral_encoder(scheme=cfg.features.normalize, **random_init)
+    else:
+        encoder = load_encoder(checkpoint, seed=seed, **random_init)
     plan = plan_bands(task_obj.bands, encoder.bands, missing=cfg.features.missing_bands,
                       where=f"task {task_obj.name!r}")
     transform = EvalTransform(cfg.features.normalize, encoder.img_size, cfg.features.crop_pct,
@@ -372,6 +384,10 @@ def _evaluate(
         for spec in region_plan.heads:
             for params, pred in head(spec):
                 for region, rows in region_plan.test_regions:
+                    share = max_class_share(task_obj.type, pred[rows], n_classes)
+                    if share is not None and share > COLLAPSE_SHARE and region == GLOBAL:
+                        log(f"evaluate {task_obj.name} / {proto} (train region {spec.train_region}): one class is "
+                            f"{share:.0%} of the test predictions (collapsed head; the report flags it)")
                     results = compute_metrics(
                         task_obj.type, test_labels[rows], pred[rows], n_classes=n_classes,
                         metrics=METRICS_BY_TYPE[task_obj.type], n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
@@ -384,11 +400,20 @@ def _evaluate(
                             "train_region": spec.train_region, "n": r.n, "checkpoint": ckpt_name,
                             "n_train": int(len(spec.train_idx) + (len(spec.val_idx) if proto != "finetune" else 0)),
                             "params": params, "notes": list(notes), "checkpoint_id": encoder.checkpoint_id,
+                            "max_class_share": share,
                         })
         log(f"evaluate {task_obj.name} / {proto}: {len(region_plan.heads)} head(s) in {time.perf_counter() - t0:.1f}s")
     if out is not None:
         write_results(records, out)
     return records
+
+
+def max_class_share(task_type: str, prediction: np.ndarray, n_classes: int | None) -> float | None:
+    """Share of the most frequent predicted class (pixels for segmentation); None for other task types or no rows."""
+    if task_type not in ("classification", "segmentation") or prediction.size == 0:
+        return None
+    counts = np.bincount(np.asarray(prediction, dtype=np.int64).ravel(), minlength=n_classes or 0)
+    return float(counts.max() / counts.sum())
 
 
 def write_results(records: list[dict], out: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -215,6 +215,21 @@ class SatMAE(GroupTokenizer):
         mask = mask.reshape(per_group.shape)
         return (per_group * mask).sum() / mask.sum().clamp_min(1.0)
 
+    def visible_mean_prediction(self, imgs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The trivial reconstruction: every patch of band c predicted as the mean, over the visible patches of
+        that band (its group's unmasked tokens), of their target pixels (per sample and band, in the loss's
+        target space, i.e. per-patch standardised under ``norm_pix_loss``). Shaped like ``forward_decoder``'s
+        output in natural band order, so ``forward_loss(imgs, it, mask)`` is the loss a model must beat."""
+        target = patchify(imgs, self.config.patch_size)
+        if self.config.norm_pix_loss:
+            target = _normalised_patches(target)
+        n, c, length, p2 = target.shape
+        visible = 1.0 - mask.reshape(n, self.num_groups, length).to(target.dtype)
+        member = (self._group_weight > 0).to(target.dtype)  # (G, C): band c belongs to group g
+        vis_band = torch.einsum("ngl,gc->ncl", visible, member)
+        mean = (target * vis_band[..., None]).sum(dim=(2, 3)) / (vis_band.sum(dim=2) * p2).clamp_min(1.0)
+        return mean[:, :, None, None].expand(n, c, length, p2)
+
     @property
     def removed_only_loss(self) -> bool:
         """Whether the loss reads only the removed tokens' own predictions, so ``return_pred=False`` can skip the

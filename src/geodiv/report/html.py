@@ -19,9 +19,9 @@ import pandas as pd
 
 from geodiv.atomic import write_bytes, write_text
 from geodiv.errors import InputError
-from geodiv.report import figures, tables
+from geodiv.report import checks, figures, tables
 from geodiv.report.summary import summarise
-from geodiv.study.plan import ZERO
+from geodiv.study.plan import BASELINES, ZERO
 from geodiv.study.runner import DIVERSITY_MEASURES
 
 
@@ -136,6 +136,33 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         if protocol == main_protocol:
             facts["main_table"] = table
 
+    # 1b. Representation sensitivity (each protocol) and collapsed heads
+    sec = Section("Representation sensitivity and collapse checks")
+    for protocol in [main_protocol] + [p for p in protocols if p != main_protocol]:
+        sens = checks.representation_sensitivity(results, task_metrics, protocol)
+        if sens.empty:
+            continue
+        lines = checks.sensitivity_markdown(sens)
+        sec.markdown += f"\n\n**{protocol}**\n\n" + "\n".join(lines)
+        sec.html += f"<h3>{html.escape(protocol)}</h3>" + _md_table_to_html(lines)
+    facts.update(checks.check_facts(results, task_metrics, main_protocol))
+    collapse = facts.get("collapse")
+    if collapse:
+        sec.markdown += f"\n\n{collapse}"
+        sec.html += f"<p>{html.escape(collapse)}</p>"
+        flagged = checks.collapse_markdown(results)
+        if flagged:
+            sec.markdown += "\n\n" + "\n".join(flagged)
+            sec.html += _md_table_to_html(flagged)
+    sec.markdown = sec.markdown.lstrip()
+    if sec.markdown:
+        note = ("Global heads on the global test sets; value = mean over seeds, interval = union of the seeds' 95% "
+                "bootstrap intervals. Representation-sensitive: the best pretrained encoder's interval lies above "
+                "both baselines' intervals (docs/evaluation.md).")
+        sec.markdown += f"\n\n{note}"
+        sec.html += f"<p class='note'>{html.escape(note)}</p>"
+        sections.append(sec)
+
     # 2. Region heatmaps: pretraining dataset x evaluation continent, globally trained head
     sec = Section(f"Pretraining region × evaluation region ({main_protocol})")
     sel = results[(results["protocol"] == main_protocol) & (results["region"] != "global")]
@@ -161,7 +188,7 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         shown = diversity[measures + [c for c in ("n_samples",) if c in diversity]]
         sec.markdown = shown.to_markdown(floatfmt=".3f")
         sec.html = shown.to_html(float_format=lambda v: f"{v:.3f}", classes="diversity")
-        pretrained = perf.drop(index=ZERO, errors="ignore")
+        pretrained = perf.drop(index=list(BASELINES), errors="ignore")
         stats = correlation_stats(diversity, pretrained["mean_over_tasks"], measures)
         facts["correlations"] = stats
         if stats:
@@ -197,8 +224,17 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         sections.append(sec)
     recon = {n: Path(study_dir) / p for n, p in (meta.get("reconstructions") or {}).items()}
     recon = {n: p for n, p in recon.items() if p.is_file()}
-    if recon:
+    losses = meta.get("reconstruction_losses") or {}
+    if recon or losses:
         sec = Section("Example reconstructions")
+        if losses:
+            lines = checks.reconstruction_markdown(losses)
+            note = ("Held-out reconstruction check at the end of pretraining: the masked-patch loss on samples no "
+                    "model trained on, next to the loss of predicting every masked patch as the mean of the sample's "
+                    "visible patches of that band (same loss, same target space). A reconstruction that follows the "
+                    "input lies well below the mean predictor (ratio < 1); mean over seeds.")
+            sec.markdown = "\n".join(lines) + f"\n\n{note}"
+            sec.html = _md_table_to_html(lines) + f"<p class='note'>{html.escape(note)}</p>"
         for name, path in recon.items():
             sec.images.append((f"recon_{_slug(name)}.png", path.read_bytes(), f"{name}: input, mask, reconstruction"))
         sections.append(sec)
@@ -311,7 +347,8 @@ def format_summary(study_dir: str | Path) -> str:
     task_metrics = {t: spec["metric"] for t, spec in meta["tasks"].items()}
     protocol = meta.get("main_protocol", "linear")
     table = tables.main_table(results, task_metrics, protocol=protocol)
-    facts = {"main_protocol": protocol, "task_metrics": task_metrics, "main_table": table}
+    facts = {"main_protocol": protocol, "task_metrics": task_metrics, "main_table": table,
+             **checks.check_facts(results, task_metrics, protocol)}
     return f"{protocol} results (global test sets):\n\n{tables.table_markdown(table, task_metrics)}\n\n" + summarise(
         facts, meta
     )

@@ -52,6 +52,9 @@ def summarise(facts: dict, meta: dict) -> str:
             margins.append(f"{task}: '{first}' leads '{second}' by {gap:.3f} {task_metrics[task]}, {verdict}")
         if margins:
             paras.append("Margins. " + "; ".join(margins) + ".")
+    for key in ("sensitivity", "collapse"):  # geodiv.report.checks
+        if facts.get(key):
+            paras.append(facts[key])
     corr: dict = facts.get("correlations") or {}
     defined = {m: st for m, st in corr.items() if not math.isnan(st.get("spearman_rho", math.nan))}
     undefined = sorted(set(corr) - set(defined))

@@ -87,6 +87,9 @@ class EvaluationSection(StrictModel):
     main_protocol: Literal["knn", "linear", "finetune"] = "linear"
     by_region: bool = Field(True, description="also evaluate each continent's test subset")
     zero_pretraining: bool = Field(True, description="evaluate a randomly initialised encoder as a baseline")
+    spectral_baseline: bool = Field(
+        True, description="evaluate the spectral-statistics baseline (per-band mean, std, percentiles) with the same heads"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="geodiv.evaluate config fields")
 
     @model_validator(mode="after")
@@ -127,6 +130,8 @@ class StudyConfig(StrictModel):
             raise ValueError(f"dataset names must be unique; repeated: {dupes}")
         if "zero-pretraining" in names:
             raise ValueError("'zero-pretraining' is reserved for the random-init baseline")
+        if "spectral-baseline" in names:
+            raise ValueError("'spectral-baseline' is reserved for the spectral-statistics baseline")
         tasks = [t.name for t in self.tasks]
         if len(set(tasks)) != len(tasks):
             raise ValueError(f"task names must be unique: {tasks}")
@@ -147,5 +152,5 @@ def profile_path(profile: str) -> Path:
 def load_study_config(config: str | os.PathLike[str] | None = None, profile: str | None = None) -> StudyConfig:
     if (config is None) == (profile is None):
         raise ConfigError("a study needs exactly one of a study config file (STUDY.yaml) or a profile name "
-                          "(--profile quick|paper)")
+                          "(--profile quick|gpu|standard|paper)")
     return load_config(StudyConfig, config if config is not None else profile_path(profile))

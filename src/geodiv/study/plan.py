@@ -17,6 +17,10 @@ from geodiv.study.cache import StepCache, step_key
 from geodiv.study.config import StudyConfig, TaskSection
 
 ZERO = "zero-pretraining"
+#: Dataset name of the spectral-statistics baseline's rows (``geodiv.evaluate.baseline``).
+SPECTRAL = "spectral-baseline"
+#: Rows that are baselines, not pretraining datasets (no diversity, left out of correlations).
+BASELINES = (ZERO, SPECTRAL)
 
 #: Rough single-process CPU costs measured on the reference 2-core machine (BENCHMARKS.md), at 96 px.
 #: Used only for --dry-run estimates and ETAs; the runner rescales them by the times it observes.
@@ -32,7 +36,7 @@ KNN_FLOPS_PER_S = 2e10
 
 @dataclass
 class Step:
-    kind: str  # dataset | diversity | pretrain | task | evaluate
+    kind: str  # dataset | diversity | heldout | pretrain | task | evaluate
     name: str
     key: str
     estimate_s: float
@@ -72,8 +76,11 @@ def dataset_config(cfg: StudyConfig, name: str) -> dict[str, Any]:
     return out
 
 
-def pretrain_config(cfg: StudyConfig, dataset_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
-    """The geodiv.train PretrainConfig mapping of one (dataset, seed) pretraining."""
+def pretrain_config(
+    cfg: StudyConfig, dataset_dir: Path, out_dir: Path, seed: int, heldout_dir: Path | None = None
+) -> dict[str, Any]:
+    """The geodiv.train PretrainConfig mapping of one (dataset, seed) pretraining (with the study's held-out set,
+    when it has one, for the end-of-pretraining reconstruction check)."""
     conf = {k: v for k, v in cfg.pretrain.items()}
     data = dict(conf.get("data", {}))
     data["dirs"] = [str(dataset_dir)]
@@ -81,7 +88,33 @@ def pretrain_config(cfg: StudyConfig, dataset_dir: Path, out_dir: Path, seed: in
     conf["data"] = data
     conf["out_dir"] = str(out_dir)
     conf["seed"] = seed
+    if heldout_dir is not None:
+        conf["heldout"] = {**conf.get("heldout", {}), "dirs": [str(heldout_dir)]}
     return conf
+
+
+#: Samples of the study's held-out set (the end-of-pretraining reconstruction check, docs/study.md).
+HELDOUT_N = 256
+
+
+def heldout_config(cfg: StudyConfig) -> dict[str, Any] | None:
+    """The held-out set every pretraining is checked on: uniform over the globe, away from all pretraining samples
+    (the runner adds the exclusion), the datasets' size, bands and source. None when the study pretrains on
+    existing dataset folders or sets ``pretrain.heldout`` itself."""
+    if "heldout" in cfg.pretrain or any(ds.path is not None for ds in cfg.datasets):
+        return None
+    out = {
+        "name": "heldout",
+        "n": min(HELDOUT_N, cfg.data.n_samples),
+        "size": cfg.data.size,
+        "bands": list(S2_BANDS),
+        "seed": cfg.data.seed + 2,
+        "shard_size": cfg.data.shard_size,
+        "strategy": {"kind": "global"},
+        "source": {"kind": "simearth", "world_seed": cfg.data.seed},
+    }
+    out.update({k: v for k, v in cfg.data.options.items() if k not in ("n", "seed", "strategy", "exclude")})
+    return out
 
 
 def encoder_overrides(cfg: StudyConfig) -> tuple[str, dict[str, Any], list[str] | None]:
@@ -154,12 +187,21 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         inputs = {"dataset": dataset_keys[ds.name]}
         steps.append(Step("diversity", ds.name, step_key("diversity", inputs), cfg.data.n_samples / 1500.0,
                           inputs, {"json": str(out / "diversity" / f"{ds.name}.json")}))
+    heldout = heldout_config(cfg)
+    heldout_key = None
+    if heldout is not None:
+        inputs = {"dataset": heldout, "exclude": sorted(dataset_keys.values())}
+        heldout_key = step_key("heldout", inputs)
+        steps.append(Step("heldout", "heldout", heldout_key, heldout["n"] * _pixels(cfg.data.size) / SIM_PATCHES_PER_S,
+                          inputs, {"dir": str(out / "datasets" / f"heldout-{heldout_key[:8]}")}, work=heldout["n"]))
     model_keys: dict[tuple[str, int], str] = {}
     epochs = int(cfg.pretrain.get("optim", {}).get("epochs", 50))
     for ds in cfg.datasets:
         for seed in cfg.seeds:
-            inputs = {"dataset": dataset_keys[ds.name], "pretrain": pretrain_config(cfg, Path("D"), Path("O"), seed),
-                      "launcher": cfg.launcher.model_dump()}
+            conf = pretrain_config(cfg, Path("D"), Path("O"), seed, Path("H") if heldout_key else None)
+            inputs = {"dataset": dataset_keys[ds.name], "pretrain": conf, "launcher": cfg.launcher.model_dump()}
+            if heldout_key is not None:
+                inputs["heldout"] = heldout_key
             key = step_key("pretrain", inputs)
             model_keys[(ds.name, seed)] = key
             est = epochs * cfg.data.n_samples * cost * _pixels(cfg.data.size) / TRAIN_SAMPLES_PER_S_TINY
@@ -185,6 +227,8 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
     models = [(ds.name, seed, model_keys[(ds.name, seed)]) for ds in cfg.datasets for seed in cfg.seeds]
     if cfg.evaluation.zero_pretraining:
         models += [(ZERO, seed, step_key("zero", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
+    if cfg.evaluation.spectral_baseline:
+        models += [(SPECTRAL, seed, step_key("spectral", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
     for task in cfg.tasks:
         protocols = [p for p in cfg.evaluation.protocols if task.protocols is None or p in task.protocols]
         n = task.n_train + task.n_val + task.n_test

@@ -27,6 +27,7 @@ from geodiv.progress import log
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
 from geodiv.study.plan import (
+    SPECTRAL,
     ZERO,
     Step,
     check_sections,
@@ -185,17 +186,28 @@ def _run_diversity(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     return {"json": step.outputs["json"]}
 
 
+def _run_heldout(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
+    from geodiv import data
+
+    exclude = [str(_dataset_dir(steps, d.name)) for d in cfg.datasets]
+    data.build_dataset({**step.inputs["dataset"], "exclude": exclude}, Path(step.outputs["dir"]))
+    return {"dir": step.outputs["dir"]}
+
+
 def _run_pretrain(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     from geodiv import train
+    from geodiv.train.heldout import read_heldout
 
     out_dir = Path(step.outputs["dir"])
-    conf = pretrain_config(cfg, _dataset_dir(steps, step.outputs["dataset"]), out_dir, step.outputs["seed"])
+    heldout = by_key[step.inputs["heldout"]].outputs["dir"] if "heldout" in step.inputs else None
+    conf = pretrain_config(cfg, _dataset_dir(steps, step.outputs["dataset"]), out_dir, step.outputs["seed"], heldout)
     world = cfg.launcher.nproc_per_node * cfg.launcher.nnodes
     if world == 1:
         final = train.pretrain(train.PretrainConfig.model_validate(conf), resume=True)
     else:
         final = _torchrun_pretrain(cfg, conf, out_dir, step.runtime.get("port_offset", 0))
-    return {"dir": str(out_dir), "checkpoint": str(final), "reconstruction": _newest_png(out_dir)}
+    return {"dir": str(out_dir), "checkpoint": str(final), "reconstruction": _newest_png(out_dir),
+            "heldout": read_heldout(out_dir)}
 
 
 def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path, port_offset: int = 0) -> Path:
@@ -293,7 +305,9 @@ def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     from geodiv import evaluate
 
     model_key = step.inputs["model"]
-    checkpoint = "random" if step.outputs["dataset"] == ZERO else by_key[model_key].outputs["checkpoint"]
+    baseline = {ZERO: "random", SPECTRAL: "spectral"}
+    dataset = step.outputs["dataset"]
+    checkpoint = baseline[dataset] if dataset in baseline else by_key[model_key].outputs["checkpoint"]
     task_spec = by_key[step.inputs["task"]].outputs["spec"]
     records = evaluate.evaluate(
         checkpoint=checkpoint, task=task_spec, protocol=step.outputs["protocol"], by=step.inputs["by"],
@@ -306,6 +320,7 @@ def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
 _RUNNERS = {
     "dataset": _run_dataset,
     "diversity": _run_diversity,
+    "heldout": _run_heldout,
     "pretrain": _run_pretrain,
     "task": _run_task,
     "evaluate": _run_evaluate,
@@ -409,10 +424,14 @@ def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> d
             lat, lon, cont = dataset_locations(Path(s.outputs["dir"]))
             points[s.name] = {"lat": np.round(lat, 4).tolist(), "lon": np.round(lon, 4).tolist(),
                               "continent": [c if isinstance(c, str) else None for c in cont]}
-    recon = {}
+    recon, recon_losses = {}, {}
     for s in steps:
         if s.kind == "pretrain" and s.outputs.get("reconstruction") and s.outputs["seed"] == cfg.seeds[0]:
             recon[s.outputs["dataset"]] = os.path.relpath(s.outputs["reconstruction"], out)
+        if s.kind == "pretrain" and s.outputs.get("heldout"):
+            h = s.outputs["heldout"]
+            recon_losses.setdefault(s.outputs["dataset"], []).append(
+                {"seed": s.outputs["seed"], **{k: h[k] for k in ("n", "mae_loss", "mean_visible_loss")}})
     # Wall time by step kind over all runs of this study (each step's time is kept in its cache marker).
     cache = StepCache(out / "cache")
     timings = {}
@@ -430,6 +449,7 @@ def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> d
                      for d in cfg.datasets},
         "sample_points": points,
         "reconstructions": recon,
+        "reconstruction_losses": recon_losses,
         "timings": timings,
         "python": sys.version.split()[0],
     }

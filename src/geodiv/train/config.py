@@ -138,6 +138,21 @@ class LogSection(StrictModel):
     progress: bool = True
 
 
+class HeldoutSection(StrictModel):
+    """Held-out reconstruction check at the end of pretraining, on samples the run never trained on."""
+
+    dirs: list[Path] = Field(
+        default_factory=list, description="dataset folder(s) of held-out samples; empty: no check"
+    )
+    n: int = Field(256, gt=0, description="samples used: the first n, unshuffled, centre-cropped")
+    batch_size: int = Field(64, gt=0)
+
+    @field_validator("dirs", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (str, os.PathLike)) else v
+
+
 class PretrainConfig(StrictModel):
     """One pretraining run. ``out_dir`` receives checkpoints, ``log.csv``, TensorBoard events and PNGs."""
 
@@ -152,6 +167,7 @@ class PretrainConfig(StrictModel):
     seed: int = 0
     device: str = Field("auto", description="auto, cpu, cuda (the local rank's GPU) or cuda:N")
     log: LogSection = Field(default_factory=LogSection)
+    heldout: HeldoutSection = Field(default_factory=HeldoutSection)
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimiser steps (smoke tests)")
 
     @model_validator(mode="before")

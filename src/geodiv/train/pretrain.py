@@ -88,8 +88,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-#: Salts that keep the noise streams apart: training micro-steps and the fixed visualisation batch.
-_TRAIN_NOISE, _VIS_NOISE = 0x6D61736B, 0x76697331
+#: Salts that keep the noise streams apart: training micro-steps, the fixed visualisation batch, the held-out check.
+_TRAIN_NOISE, _VIS_NOISE, _HELDOUT_NOISE = 0x6D61736B, 0x76697331, 0x686F6C64
 
 
 def mask_noise(seed: int, micro_step: int, global_batch: int, n_noise: int, salt: int = _TRAIN_NOISE) -> torch.Tensor:
@@ -163,16 +163,20 @@ def make_loader_factory(config: PretrainConfig, env: DistEnv) -> Callable[[int, 
     return make
 
 
-def visual_batch(config: PretrainConfig, n: int) -> torch.Tensor:
-    """The first ``n`` samples of the data, unshuffled and centre-cropped: the same pictures at every checkpoint."""
+def visual_batch(config: PretrainConfig, n: int, dirs: list[Path] | None = None) -> torch.Tensor:
+    """The first ``n`` samples of the data (or of ``dirs``), unshuffled and centre-cropped: the same pictures at
+    every checkpoint."""
     from geodiv import data
 
     dcfg = config.data
     stream = data.ShardStream(
-        [str(d) for d in dcfg.dirs], bands=list(dcfg.bands), normalize=dcfg.normalize, augment="eval",
+        [str(d) for d in (dirs or dcfg.dirs)], bands=list(dcfg.bands), normalize=dcfg.normalize, augment="eval",
         size=dcfg.img_size, shuffle=False, seed=config.seed, epochs=1,
     )
     samples = [x for _, x in zip(range(n), stream)]
+    if not samples:
+        raise DataError(f"no samples in {', '.join(str(d) for d in (dirs or dcfg.dirs))}; give dataset folders "
+                        "that hold samples")
     return torch.stack(samples)
 
 
@@ -363,6 +367,8 @@ class _Trainer:
         finally:
             metrics.close()
         assert final is not None
+        if env.is_main and cfg.heldout.dirs:  # also when a finished run is resumed: the check is deterministic
+            self._heldout()
         return final
 
     def _loop(self, global_step: int, source: BatchSource, metrics: MetricsLog) -> Path | None:
@@ -456,6 +462,22 @@ class _Trainer:
             Path(cfg.out_dir) / f"reconstruction-{epoch}.png", imgs, recon, pixel_mask, list(cfg.data.bands),
             title=f"epoch {epoch}",
         )
+
+    def _heldout(self) -> None:
+        """``heldout.json``: masked-patch loss on held-out samples next to the mean-of-visible-patches loss."""
+        from geodiv.train.heldout import heldout_losses, write_heldout
+
+        cfg = self.config
+        imgs = visual_batch(cfg, cfg.heldout.n, dirs=list(cfg.heldout.dirs))
+        noise = mask_noise(cfg.seed, 0, imgs.shape[0], self.n_noise, salt=_HELDOUT_NOISE)
+        result = heldout_losses(self.model, imgs, noise, mask_ratio=cfg.model.mask_ratio,
+                                batch_size=cfg.heldout.batch_size)
+        result.update(epoch=(self.total_steps - 1) // self.steps_per_epoch, step=self.total_steps,
+                      mask_ratio=cfg.model.mask_ratio,
+                      dirs=[str(d) for d in cfg.heldout.dirs])
+        write_heldout(cfg.out_dir, result)
+        log(f"held-out reconstruction ({result['n']} samples): MAE loss {result['mae_loss']:.4f}, predicting the "
+            f"mean of the visible patches {result['mean_visible_loss']:.4f}")
 
 
 __all__ = [

@@ -1,0 +1,201 @@
+"""Validity checks of a study's results: representation sensitivity of each task and collapsed heads.
+
+*Representation-sensitive* (per task and protocol): the best pretrained encoder (highest mean over seeds of the
+task's main metric, global head on the global test set) beats both the spectral-statistics baseline and zero
+pretraining with non-overlapping 95% bootstrap intervals. With several seeds a row's interval is the union of its
+seeds' intervals (lowest lower bound to highest upper bound), so the test only gets stricter with more seeds.
+A task that is not representation-sensitive is solved as well by band statistics or a random encoder: its
+ranking of pretraining sets says little about what pretraining taught.
+
+*Collapsed head*: a classification (or segmentation) head whose most frequent predicted class covers more than
+``COLLAPSE_SHARE`` of the global test set (``max_class_share`` in results.csv). Per-continent test subsets are not
+flagged: one class may legitimately dominate a continent's subset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+
+from geodiv.evaluate.metrics import LOWER_IS_BETTER
+from geodiv.evaluate.runner import COLLAPSE_SHARE
+from geodiv.study.plan import BASELINES, SPECTRAL, ZERO
+
+_LABELS = {SPECTRAL: "spectral baseline", ZERO: "zero pretraining"}
+
+
+def _global_rows(results: pd.DataFrame) -> pd.DataFrame:
+    sel = results[results["region"] == "global"]
+    if "train_region" in sel:
+        sel = sel[sel["train_region"].fillna("global") == "global"]
+    return sel
+
+
+def _interval(rows: pd.DataFrame) -> tuple[float, float, float]:
+    """(mean value over seeds, union of the seeds' intervals); NaN bounds where no interval was computed."""
+    value = float(rows["value"].astype(float).mean())
+    low = rows["ci_low"].astype(float) if "ci_low" in rows else pd.Series(dtype=float)
+    high = rows["ci_high"].astype(float) if "ci_high" in rows else pd.Series(dtype=float)
+    if low.isna().any() or high.isna().any() or low.empty:
+        return value, math.nan, math.nan
+    return value, float(low.min()), float(high.max())
+
+
+def representation_sensitivity(
+    results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str
+) -> pd.DataFrame:
+    """One row per task: the best pretrained encoder, both baselines (value and interval) and the verdict.
+
+    Columns: task, metric, best, best_value, best_low, best_high, then ``spectral_*`` and ``zero_*`` the same,
+    ``sensitive`` (True / False / None when it cannot be decided) and ``reason`` (why None).
+    """
+    sel = _global_rows(results[results["protocol"] == protocol])
+    out = []
+    for task, metric in task_metrics.items():
+        part = sel[(sel["task"] == task) & (sel["metric"] == metric)]
+        if part.empty:
+            continue
+        lower = metric in LOWER_IS_BETTER
+        stats = {str(d): _interval(g) for d, g in part.groupby("dataset", sort=False)}
+        row: dict = {"task": task, "metric": metric, "sensitive": None, "reason": ""}
+        pretrained = {d: s for d, s in stats.items() if d not in BASELINES and not math.isnan(s[0])}
+        if not pretrained:
+            row["reason"] = "no pretrained encoder was evaluated"
+            out.append(row)
+            continue
+        best = (min if lower else max)(pretrained, key=lambda d: pretrained[d][0])
+        row.update(best=best, best_value=pretrained[best][0], best_low=pretrained[best][1],
+                   best_high=pretrained[best][2])
+        for prefix, name in (("spectral", SPECTRAL), ("zero", ZERO)):
+            v = stats.get(name, (math.nan, math.nan, math.nan))
+            row.update({f"{prefix}_value": v[0], f"{prefix}_low": v[1], f"{prefix}_high": v[2]})
+        missing = [_LABELS[n] for n in (SPECTRAL, ZERO) if n not in stats]
+        bounds = [row[k] for k in ("best_low", "best_high", "spectral_low", "spectral_high", "zero_low", "zero_high")]
+        if missing:
+            row["reason"] = f"no {' or '.join(missing)} rows"
+        elif any(math.isnan(b) for b in bounds):
+            row["reason"] = "no bootstrap intervals (metrics.n_boot: 0)"
+        elif lower:
+            row["sensitive"] = bool(row["best_high"] < min(row["spectral_low"], row["zero_low"]))
+        else:
+            row["sensitive"] = bool(row["best_low"] > max(row["spectral_high"], row["zero_high"]))
+        out.append(row)
+    table = pd.DataFrame(out)
+    if not table.empty:
+        table["sensitive"] = pd.Series([r["sensitive"] for r in out], dtype=object)  # True / False / None as such
+    return table
+
+
+def _fmt(value: float, low: float, high: float) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.3f}" if math.isnan(low) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def verdict(row: Mapping) -> str:
+    if row["sensitive"] is None:
+        return f"undetermined ({row['reason']})"
+    return "yes" if row["sensitive"] else "no"
+
+
+def sensitivity_markdown(table: pd.DataFrame) -> list[str]:
+    """Markdown lines: task, best pretrained encoder, both baselines (value [95% interval]) and the verdict."""
+    lines = ["| task | best pretrained | spectral baseline | zero pretraining | representation-sensitive |",
+             "|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        best = "-" if pd.isna(r.get("best")) else f"{r['best']}: {_fmt(r['best_value'], r['best_low'], r['best_high'])}"
+        lines.append(f"| {r['task']} ({r['metric']}) | {best} | "
+                     f"{_fmt(r.get('spectral_value', math.nan), r.get('spectral_low', math.nan), r.get('spectral_high', math.nan))} | "
+                     f"{_fmt(r.get('zero_value', math.nan), r.get('zero_low', math.nan), r.get('zero_high', math.nan))} | "
+                     f"{verdict(r)} |")
+    return lines
+
+
+def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
+    """The summary's statement, per task, of whether it is representation-sensitive."""
+    parts = []
+    for _, r in table.iterrows():
+        if r["sensitive"] is None:
+            parts.append(f"{r['task']}: {verdict(r)}")
+            continue
+        parts.append(
+            f"{r['task']}: {'yes' if r['sensitive'] else 'no'} (best pretrained '{r['best']}' "
+            f"{_fmt(r['best_value'], r['best_low'], r['best_high'])}, spectral baseline "
+            f"{_fmt(r['spectral_value'], r['spectral_low'], r['spectral_high'])}, zero pretraining "
+            f"{_fmt(r['zero_value'], r['zero_low'], r['zero_high'])})"
+        )
+    return (f"Representation-sensitive tasks ({protocol}: the best pretrained encoder beats both the spectral "
+            "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + ".")
+
+
+def collapsed_heads(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) -> pd.DataFrame:
+    """Rows of results (global test set, one per head and seed) whose most frequent predicted class exceeds
+    ``threshold`` of the predictions; empty when results.csv has no ``max_class_share`` column."""
+    if "max_class_share" not in results:
+        return results.iloc[0:0]
+    sel = results[(results["region"] == "global") & (results["max_class_share"].astype(float) > threshold)]
+    keys = [c for c in ("dataset", "seed", "task", "protocol", "train_region") if c in sel]
+    return sel.drop_duplicates(keys)[keys + ["max_class_share"]].reset_index(drop=True)
+
+
+def collapse_sentence(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) -> str:
+    """The summary's collapse statement: globally trained heads by name, heads trained on one continent (the
+    region matrix, often on few samples) counted."""
+    if "max_class_share" not in results or results["max_class_share"].isna().all():
+        return ""
+    flagged = collapsed_heads(results, threshold)
+    if flagged.empty:
+        return (f"Collapse check: no classification head predicts one class for more than {threshold:.0%} of a "
+                "global test set.")
+    is_global = flagged["train_region"].fillna("global") == "global" if "train_region" in flagged else True
+    glob, regional = flagged[is_global], flagged[~is_global]
+    parts = []
+    if not glob.empty:
+        items = [f"{r['dataset']} / {r['task']} / {r['protocol']} (seed {r['seed']}, {r['max_class_share']:.0%})"
+                 for _, r in glob.iterrows()]
+        parts.append(f"{len(glob)} globally trained head(s): " + "; ".join(items))
+    if not regional.empty:
+        parts.append(f"{len(regional)} head(s) trained on a single continent's samples")
+    return (f"Collapse check: predicting one class for more than {threshold:.0%} of a global test set, so that their "
+            "scores measure the class balance, not the representation: " + "; and ".join(parts)
+            + " (listed in the report).")
+
+
+def collapse_markdown(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) -> list[str]:
+    """Markdown lines listing every flagged head (empty when none is)."""
+    flagged = collapsed_heads(results, threshold)
+    if flagged.empty:
+        return []
+    lines = ["| dataset | seed | task | protocol | trained on | largest predicted-class share |", "|---|---|---|---|---|---|"]
+    for _, r in flagged.iterrows():
+        lines.append(f"| {r['dataset']} | {r['seed']} | {r['task']} | {r['protocol']} | "
+                     f"{r.get('train_region', 'global')} | {r['max_class_share']:.0%} |")
+    return lines
+
+
+def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str) -> dict[str, str]:
+    """The summary's sentences: ``sensitivity`` (under ``protocol``) and ``collapse``, where there is something
+    to say."""
+    facts = {}
+    sens = representation_sensitivity(results, task_metrics, protocol)
+    if not sens.empty:
+        facts["sensitivity"] = sensitivity_sentence(sens, protocol)
+    collapse = collapse_sentence(results)
+    if collapse:
+        facts["collapse"] = collapse
+    return facts
+
+
+def reconstruction_markdown(losses: Mapping[str, list[dict]]) -> list[str]:
+    """Markdown lines of the held-out reconstruction check per pretraining dataset (mean over seeds): the MAE's
+    masked-patch loss, the mean-of-visible-patches loss and their ratio (study.json ``reconstruction_losses``)."""
+    lines = ["| pretraining | held-out MAE loss | mean-of-visible-patches loss | ratio | samples | seeds |",
+             "|---|---|---|---|---|---|"]
+    for dataset, runs in losses.items():
+        mae = sum(r["mae_loss"] for r in runs) / len(runs)
+        ref = sum(r["mean_visible_loss"] for r in runs) / len(runs)
+        ratio = f"{mae / ref:.2f}" if ref > 0 else "-"
+        lines.append(f"| {dataset} | {mae:.4f} | {ref:.4f} | {ratio} | {runs[0]['n']} | {len(runs)} |")
+    return lines

@@ -1,0 +1,90 @@
+"""Representation sensitivity (intervals of the best pretrained encoder against both baselines) and the collapse
+flag, on hand-made results tables."""
+
+import math
+
+import pandas as pd
+
+from geodiv.report import checks
+
+
+def _rows(spec: dict, task="landcover", metric="accuracy", protocol="linear") -> pd.DataFrame:
+    """spec: dataset -> list of (value, ci_low, ci_high), one per seed."""
+    rows = []
+    for dataset, seeds in spec.items():
+        for seed, (v, lo, hi) in enumerate(seeds):
+            rows.append(dict(dataset=dataset, seed=seed, task=task, protocol=protocol, metric=metric, value=v,
+                             ci_low=lo, ci_high=hi, region="global", train_region="global"))
+            # per-continent rows and region-matrix heads never decide the verdict
+            rows.append(dict(dataset=dataset, seed=seed, task=task, protocol=protocol, metric=metric, value=0.99,
+                             ci_low=0.98, ci_high=1.0, region="Europe", train_region="global"))
+            rows.append(dict(dataset=dataset, seed=seed, task=task, protocol=protocol, metric=metric, value=0.99,
+                             ci_low=0.98, ci_high=1.0, region="global", train_region="Europe"))
+    return pd.DataFrame(rows)
+
+
+def test_sensitive_only_when_the_best_interval_clears_both_baselines():
+    spec = {"a": [(0.80, 0.76, 0.84)], "b": [(0.70, 0.66, 0.74)],
+            "spectral-baseline": [(0.70, 0.65, 0.75)], "zero-pretraining": [(0.60, 0.55, 0.65)]}
+    table = checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear")
+    row = table.iloc[0]
+    assert row["best"] == "a" and row["sensitive"] is True and row["best_low"] == 0.76
+    # the spectral baseline's interval reaches into the best one's: not sensitive
+    spec["spectral-baseline"] = [(0.72, 0.68, 0.77)]
+    row = checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear").iloc[0]
+    assert row["sensitive"] is False
+    assert "landcover: no (best pretrained 'a' 0.800 [0.760, 0.840]" in checks.sensitivity_sentence(
+        checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear"), "linear")
+
+
+def test_seeds_widen_the_interval_to_the_union():
+    spec = {"a": [(0.80, 0.78, 0.84), (0.78, 0.74, 0.82)], "spectral-baseline": [(0.70, 0.65, 0.75)] * 2,
+            "zero-pretraining": [(0.70, 0.66, 0.76)] * 2}
+    row = checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear").iloc[0]
+    assert (row["best_value"], row["best_low"], row["best_high"]) == (0.79, 0.74, 0.84)
+    assert row["sensitive"] is False  # seed 1's lower bound 0.74 < zero pretraining's upper bound 0.76
+
+
+def test_lower_is_better_metrics_and_undetermined_cases():
+    spec = {"a": [(1.0, 0.9, 1.1)], "spectral-baseline": [(2.0, 1.8, 2.2)], "zero-pretraining": [(1.5, 1.2, 1.8)]}
+    row = checks.representation_sensitivity(_rows(spec, "t", "rmse"), {"t": "rmse"}, "linear").iloc[0]
+    assert row["best"] == "a" and row["sensitive"] is True
+    del spec["spectral-baseline"]
+    row = checks.representation_sensitivity(_rows(spec, "t", "rmse"), {"t": "rmse"}, "linear").iloc[0]
+    assert row["sensitive"] is None and row["reason"] == "no spectral baseline rows"
+    spec["spectral-baseline"] = [(2.0, math.nan, math.nan)]
+    row = checks.representation_sensitivity(_rows(spec, "t", "rmse"), {"t": "rmse"}, "linear").iloc[0]
+    assert row["sensitive"] is None and "n_boot" in row["reason"]
+    assert checks.representation_sensitivity(_rows(spec, "t", "rmse"), {"t": "rmse"}, "knn").empty
+
+
+def test_collapse_flag_lists_heads_above_ninety_percent():
+    results = pd.DataFrame([
+        dict(dataset="a", seed=0, task="landcover", protocol="finetune", metric=m, region=r, train_region="global",
+             value=0.4, max_class_share=s)
+        for m in ("accuracy", "macro_f1") for r, s in (("global", 0.95), ("Europe", 1.0))
+    ] + [
+        dict(dataset="b", seed=0, task="landcover", protocol="finetune", metric="accuracy", region=r,
+             train_region="global", value=0.7, max_class_share=s) for r, s in (("global", 0.9), ("Asia", 0.99))
+    ] + [
+        dict(dataset="b", seed=0, task="treecover", protocol="linear", metric="r2", region="global",
+             train_region="global", value=0.7, max_class_share=math.nan)
+    ])
+    flagged = checks.collapsed_heads(results)
+    assert flagged[["dataset", "max_class_share"]].values.tolist() == [["a", 0.95]]  # one row per head, global only
+    sentence = checks.collapse_sentence(results)
+    assert "1 globally trained head(s): a / landcover / finetune (seed 0, 95%)" in sentence
+    assert "single continent" not in sentence
+    regional = results.assign(train_region=["global"] * 4 + ["Asia"] * 3,
+                              max_class_share=[0.95, 1.0, 0.95, 1.0, 0.97, 0.99, math.nan])
+    assert "1 head(s) trained on a single continent's samples" in checks.collapse_sentence(regional)
+    assert checks.collapse_markdown(results)[2] == "| a | 0 | landcover | finetune | global | 95% |"
+    ok = results[results["dataset"] == "b"]
+    assert "no classification head predicts one class" in checks.collapse_sentence(ok)
+    assert checks.collapse_sentence(results.drop(columns="max_class_share")) == ""
+
+
+def test_reconstruction_table():
+    lines = checks.reconstruction_markdown({"global": [{"seed": 0, "n": 256, "mae_loss": 0.2, "mean_visible_loss": 0.8},
+                                                       {"seed": 1, "n": 256, "mae_loss": 0.4, "mean_visible_loss": 0.8}]})
+    assert lines[2] == "| global | 0.3000 | 0.8000 | 0.38 | 256 | 2 |"
