@@ -3,16 +3,9 @@ import pytest
 import torch
 
 from geodiv.evaluate.config import FinetuneConfig
-from geodiv.evaluate.finetune import finetune, lr_at, param_groups, predict, random_resized_crop_grid
+from geodiv.evaluate.finetune import finetune, param_groups, predict, random_resized_crop_grid
 
 from .synthetic import tiny_encoder
-
-
-def test_schedule_warmup_then_cosine():
-    assert lr_at(0, 100, 10, 1.0, 0.0) == 0.0
-    assert lr_at(5, 100, 10, 1.0, 0.0) == pytest.approx(0.5)
-    assert lr_at(10, 100, 10, 1.0, 0.1) == pytest.approx(1.0)
-    assert lr_at(100, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
 
 
 def test_random_resized_crops_stay_inside_and_flip():

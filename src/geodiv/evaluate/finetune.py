@@ -33,6 +33,7 @@ from geodiv.errors import InputError
 from geodiv.evaluate.config import FinetuneConfig
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
 from geodiv.progress import log, progress
+from geodiv.train.schedule import scaled_lr, warmup_cosine
 
 
 class SegmentationDecoder(nn.Module):
@@ -92,14 +93,6 @@ def param_groups(model: FinetuneModel, weight_decay: float, layer_decay: float) 
             groups.append({"params": [p for _, p in chosen], "param_names": [n for n, _ in chosen],
                            "weight_decay": wd, "lr_scale": 1.0})
     return groups
-
-
-def lr_at(step: float, total: float, warmup: float, base_lr: float, min_lr: float) -> float:
-    """Linear warmup then half-cosine from ``base_lr`` to ``min_lr`` (step may be fractional)."""
-    if step < warmup:
-        return base_lr * step / max(warmup, 1e-12)
-    progress = (step - warmup) / max(total - warmup, 1e-12)
-    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 # ------------------------------------------------------------------------------------ augmentation
@@ -242,7 +235,7 @@ def finetune(
     steps_per_epoch = max(1, len(x_all) // batch)  # drop the last partial batch (BatchNorm in the decoder)
     total = config.epochs * steps_per_epoch
     warmup = config.warmup_epochs * steps_per_epoch
-    base_lr = config.blr * batch / 256
+    base_lr = scaled_lr(config.blr, batch)
     opt = torch.optim.AdamW(param_groups(model, config.weight_decay, config.layer_decay), lr=base_lr)
     if task_type == "classification":
         loss_fn: Callable = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -271,7 +264,7 @@ def finetune(
                 soft = F.one_hot(y, n_out).float()
                 soft = soft * (1 - config.label_smoothing) + config.label_smoothing / n_out
                 x, y = mix_batch(x, soft, config.mixup, config.cutmix, gen)
-            lr = lr_at(step, total, warmup, base_lr, config.min_lr)
+            lr = warmup_cosine(step, total, warmup, base_lr, config.min_lr)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
             loss = loss_fn(model(x.to(device)), y.to(device))

@@ -5,13 +5,7 @@ downstream tasks -> evaluate (every checkpoint and zero pretraining, every task 
 The report (``geodiv.report``) is written from the folder it leaves.
 """
 
-from geodiv.diversity import register_scorers
 from geodiv.study.config import StudyConfig, load_study_config, paper_datasets
 from geodiv.study.runner import run_study
-
-# The study builds datasets whose ``diversity`` strategy ranks candidates by the diversity stage's scorers; the
-# data stage does not import that later stage, so the study registers them (issue 15: move this call into
-# runner._run_dataset once runner.py is free to edit).
-register_scorers()
 
 __all__ = ["StudyConfig", "load_study_config", "paper_datasets", "run_study"]

@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from geodiv.atomic import HELD_ENV, atomic_open, folder_lock, write_json, write_text
+from geodiv.diversity import HEADLINE_MEASURES, register_scorers
 from geodiv.errors import ConfigError, DataError, InputError
 from geodiv.progress import log
 from geodiv.study.cache import StepCache
@@ -38,10 +39,7 @@ from geodiv.study.plan import (
 )
 
 #: Diversity measures the study aggregates into diversity.csv (and the report shows and correlates), in order.
-DIVERSITY_MEASURES = (
-    "continent_entropy", "biome_entropy", "landcover_entropy", "climate_entropy", "landscape_entropy",
-    "spectral_entropy",
-)
+DIVERSITY_MEASURES = HEADLINE_MEASURES
 DIVERSITY_COLUMNS = (*DIVERSITY_MEASURES, "n_samples")
 
 
@@ -165,6 +163,9 @@ def _fmt(seconds: float) -> str:
 def _run_dataset(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     from geodiv import data
 
+    # A `diversity` strategy ranks candidates by the diversity stage's scorers; the data stage does not import
+    # that later stage, so the study registers them.
+    register_scorers()
     directory = Path(step.outputs["dir"])
     if "path" in step.inputs:
         data.read_manifest(directory)  # an existing dataset: check it is one
