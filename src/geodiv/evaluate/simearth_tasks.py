@@ -7,6 +7,12 @@ drops any within ``min_km`` of a pretraining location (``exclude``), simulates e
 shards (``geodiv.data.write_shards``; labels in the metadata, masks as ``KEY.label.npy``) under ``out_dir`` with a
 ``task.json`` in the geodiv task-folder layout. The folder is the cache: a second call with the same arguments
 reads it, and an interrupted build resumes shard by shard. The returned task is the task-folder reader.
+
+The structure tasks (``scene``, ``settlement``) stratify by class instead of by continent
+(``draw_structure_locations``): each class gets the same number of samples per split, at locations drawn from a
+land pool in proportion to that class's prevalence there (``simearth.structures.prevalence``), and each patch is
+simulated with that structure at its centre. The per-class geography thus follows the world's prevalence; the
+class mix is balanced so that every class can be learned and scored.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from geodiv.progress import log
 
 #: Continents a balanced SimEarth task covers (Antarctica excluded, as in the study).
 TASK_CONTINENTS = ("Africa", "Asia", "Europe", "North America", "Oceania", "South America")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+#: Land locations drawn per sample for the prevalence-weighted pool of a structure task.
+_POOL_PER_SAMPLE = 8
 
 
 def _task_names() -> Sequence[str]:
@@ -93,6 +101,56 @@ def draw_locations(
     return np.concatenate(lats), np.concatenate(lons), np.asarray(regions, dtype=object)
 
 
+def draw_structure_locations(
+    classes: Sequence[str],
+    counts: dict[str, int],
+    seed: int,
+    exclude: tuple[np.ndarray, np.ndarray] | None,
+    min_km: float,
+    continents: Sequence[str] = TASK_CONTINENTS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``counts[class]`` locations per structure class, drawn without replacement from a pool of land locations
+    (uniform by area over ``continents``, each at least ``min_km`` from every excluded location) with probability
+    proportional to the class's prevalence there; chosen locations are kept ``min_km`` apart. Returns lat, lon and
+    each location's class name."""
+    from geodiv.geo import sample_locations
+    from geodiv.simearth import STRUCTURES, lookup
+    from geodiv.simearth.structures import prevalence
+
+    rng = np.random.default_rng([seed, 12])
+    n_pool = max(2000, _POOL_PER_SAMPLE * sum(counts.values()))
+    lat, lon = sample_locations(list(continents), n_pool, seed=[seed, 12])
+    if exclude is not None:
+        keep = far_from(lat, lon, np.asarray(exclude[0], float), np.asarray(exclude[1], float), min_km)
+        lat, lon = lat[keep], lon[keep]
+    geo = lookup(lat, lon)
+    weights = prevalence(geo["fractions"], geo["climate"], geo["continent"], geo["coastal"])
+    free = np.ones(len(lat), bool)
+    out_lat, out_lon, out_cls = [], [], []
+    for name in classes:
+        need = counts.get(name, 0)
+        w = weights[:, STRUCTURES.index(name)] * free
+        got: list[int] = []
+        while len(got) < need:
+            if w.sum() <= 0:
+                raise InputError(
+                    f"could only place {len(got)} of {need} task locations for structure {name!r} (its prevalence "
+                    f"is zero on the remaining pool of {int(free.sum())} land locations); lower the task sizes")
+            i = int(rng.choice(len(w), p=w / w.sum()))
+            w[i] = 0.0
+            free[i] = False
+            if got and not far_from(lat[i:i + 1], lon[i:i + 1], lat[got], lon[got], min_km)[0]:
+                continue
+            if out_lat and not far_from(lat[i:i + 1], lon[i:i + 1], np.concatenate(out_lat),
+                                        np.concatenate(out_lon), min_km)[0]:
+                continue
+            got.append(i)
+        out_lat.append(lat[got])
+        out_lon.append(lon[got])
+        out_cls += [name] * need
+    return np.concatenate(out_lat), np.concatenate(out_lon), np.asarray(out_cls, dtype=object)
+
+
 def _split_counts(n_total: int, regions: Sequence[str]) -> dict[str, int]:
     base, extra = divmod(n_total, len(regions))
     return {r: base + (1 if i < extra else 0) for i, r in enumerate(regions)}
@@ -137,14 +195,18 @@ def simearth_task(
     spec_file = out / TASK_JSON
     if spec_file.is_file() and json.loads(spec_file.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
         return _open(out)
-    labels = list(continents) if balanced else ["all"]
+    structured = name in simearth.STRUCTURE_TASKS
+    labels = list(simearth.TASK_STRUCTURES[name]) if structured else list(continents) if balanced else ["all"]
     counts = {s: _split_counts(n, labels) for s, n in sizes.items()}
     # One draw for all splits, so the min-distance rule holds across splits too.
     all_counts = {r: sum(counts[s][r] for s in SPLITS) for r in labels}
-    region_of = {r: (r if balanced else list(continents)) for r in labels}
-    lat, lon, drawn_for = draw_locations(
-        {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
-    )
+    if structured:
+        lat, lon, drawn_for = draw_structure_locations(labels, all_counts, seed, exclude, min_km, continents)
+    else:
+        region_of = {r: (r if balanced else list(continents)) for r in labels}
+        lat, lon, drawn_for = draw_locations(
+            {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
+        )
     # Deal each region's locations out to the splits in order.
     split_rows: dict[str, list[int]] = {s: [] for s in SPLITS}
     for r in all_counts:
@@ -157,20 +219,23 @@ def simearth_task(
         rows = np.asarray(sorted(split_rows[split]), dtype=np.int64)
         if rows.size == 0:
             continue
-        _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params)
+        kinds = drawn_for[rows] if structured else None
+        _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params, kinds)
     _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLITS}, params)
     log(f"SimEarth task {name}: {sum(sizes.values())} samples -> {out}")
     return _open(out)
 
 
-def _samples(name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int, size: int) -> Iterator[Any]:
+def _samples(name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int, size: int,
+             kinds: np.ndarray | None = None) -> Iterator[Any]:
     from geodiv import simearth
     from geodiv.data.shards import Sample
 
     # Patch seeds depend on the split and position, never on the pretraining seeds (disjoint streams).
     split_seed = SPLITS.index(split)
     for i, (la, lo) in enumerate(zip(lat, lon)):
-        patch = simearth.simulate_patch(float(la), float(lo), seed=int(hash_seed(seed, split_seed, i)), size=size)
+        patch = simearth.simulate_patch(float(la), float(lo), seed=int(hash_seed(seed, split_seed, i)), size=size,
+                                        structure=None if kinds is None else str(kinds[i]))
         target = simearth.task_target(name, patch)
         meta = {k: v for k, v in patch.meta.items() if _jsonable(v)}
         meta.update(lat=float(la), lon=float(lo))
@@ -194,11 +259,12 @@ def _jsonable(v: Any) -> bool:
         return False
 
 
-def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params):
+def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params,
+                 kinds: np.ndarray | None = None):
     from geodiv.data.shards import write_shards
 
     write_shards(
-        _samples(name, split, lat, lon, seed, size), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
+        _samples(name, split, lat, lon, seed, size, kinds), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
         config={"simearth_task": params, "split": split}, seed=seed, resume=True, total=len(lat),
         desc=f"simearth {name}/{split}",
     )
@@ -225,7 +291,8 @@ def _load_named(spec: str, **options: Any):
 
 def _register() -> None:
     register_source("simearth", _load_named, task_names=_task_names,
-                    description="SimEarth tasks generated on demand (landcover, treecover, foresttype, builtup)")
+                    description="SimEarth tasks generated on demand (composition: landcover, treecover, "
+                    "foresttype, builtup; structure: scene, settlement)")
 
 
 _register()
