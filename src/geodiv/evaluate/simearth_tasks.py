@@ -39,6 +39,8 @@ TASK_CONTINENTS = ("Africa", "Asia", "Europe", "North America", "Oceania", "Sout
 GENERATOR_VERSION = 2
 #: Land locations drawn per sample for the prevalence-weighted pool of a structure task.
 _POOL_PER_SAMPLE = 8
+#: Pools drawn at most before a rare class gives up.
+_MAX_POOLS = 20
 
 
 def _task_names() -> Sequence[str]:
@@ -119,36 +121,44 @@ def draw_structure_locations(
 
     rng = np.random.default_rng([seed, 12])
     n_pool = max(2000, _POOL_PER_SAMPLE * sum(counts.values()))
-    lat, lon = sample_locations(list(continents), n_pool, seed=[seed, 12])
-    if exclude is not None:
-        keep = far_from(lat, lon, np.asarray(exclude[0], float), np.asarray(exclude[1], float), min_km)
-        lat, lon = lat[keep], lon[keep]
-    geo = lookup(lat, lon)
-    weights = prevalence(geo["fractions"], geo["climate"], geo["continent"], geo["coastal"])
-    free = np.ones(len(lat), bool)
-    out_lat, out_lon, out_cls = [], [], []
+    lat, lon, weights = np.empty(0), np.empty(0), np.empty((0, len(STRUCTURES)))
+
+    def grow(attempt: int) -> None:
+        """Add n_pool land locations (away from the excluded ones) and their prevalence to the pool."""
+        nonlocal lat, lon, weights
+        la, lo = sample_locations(list(continents), n_pool, seed=[seed, 12, attempt])
+        if exclude is not None:
+            keep = far_from(la, lo, np.asarray(exclude[0], float), np.asarray(exclude[1], float), min_km)
+            la, lo = la[keep], lo[keep]
+        geo = lookup(la, lo)
+        w = prevalence(geo["fractions"], geo["climate"], geo["continent"], geo["coastal"])
+        lat, lon, weights = np.r_[lat, la], np.r_[lon, lo], np.vstack([weights, w])
+
+    grow(0)
+    attempts = 1
+    chosen: list[int] = []
+    out_cls: list[str] = []
     for name in classes:
-        need = counts.get(name, 0)
-        w = weights[:, STRUCTURES.index(name)] * free
-        got: list[int] = []
-        while len(got) < need:
+        k = STRUCTURES.index(name)
+        need, got = counts.get(name, 0), 0
+        while got < need:
+            w = weights[:, k]
             if w.sum() <= 0:
-                raise InputError(
-                    f"could only place {len(got)} of {need} task locations for structure {name!r} (its prevalence "
-                    f"is zero on the remaining pool of {int(free.sum())} land locations); lower the task sizes")
+                if attempts >= _MAX_POOLS:
+                    raise InputError(
+                        f"could only place {got} of {need} task locations for structure {name!r} in "
+                        f"{attempts * n_pool} land locations (it is rare there); lower the task sizes")
+                grow(attempts)
+                attempts += 1
+                continue
             i = int(rng.choice(len(w), p=w / w.sum()))
-            w[i] = 0.0
-            free[i] = False
-            if got and not far_from(lat[i:i + 1], lon[i:i + 1], lat[got], lon[got], min_km)[0]:
+            weights[i] = 0.0  # never drawn again, for any class
+            if chosen and not far_from(lat[i:i + 1], lon[i:i + 1], lat[chosen], lon[chosen], min_km)[0]:
                 continue
-            if out_lat and not far_from(lat[i:i + 1], lon[i:i + 1], np.concatenate(out_lat),
-                                        np.concatenate(out_lon), min_km)[0]:
-                continue
-            got.append(i)
-        out_lat.append(lat[got])
-        out_lon.append(lon[got])
-        out_cls += [name] * need
-    return np.concatenate(out_lat), np.concatenate(out_lon), np.asarray(out_cls, dtype=object)
+            chosen.append(i)
+            out_cls.append(name)
+            got += 1
+    return lat[chosen], lon[chosen], np.asarray(out_cls, dtype=object)
 
 
 def _split_counts(n_total: int, regions: Sequence[str]) -> dict[str, int]:
