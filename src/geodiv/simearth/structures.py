@@ -103,6 +103,17 @@ def _footprint(rng: np.random.Generator, shape: tuple[int, int], centre: tuple[f
     return d < 1.0
 
 
+#: Radius of an area structure's footprint, as a share of the patch side: the same wide range for every class, so
+#: that the share of the patch a structure covers (and hence its share in per-band statistics) says little about
+#: which structure it is (at 96 px: r 24-77 px, 240-770 m).
+EXTENT = (0.25, 0.8)
+
+
+def _extent(rng: np.random.Generator, shape: tuple[int, int], centre: tuple[float, float]) -> np.ndarray:
+    """The footprint of an area structure: a rough blob of radius ``EXTENT`` x the patch side."""
+    return _footprint(rng, shape, centre, max(shape) * rng.uniform(*EXTENT))
+
+
 def _season_green(rng: np.random.Generator, ctx: Context) -> float:
     """Share of green crop parcels in this scene: a season draw (0 = dormant/harvest .. 1 = peak growth) limited
     by the climate's wetness. The same for every crop structure, so it never tells them apart."""
@@ -217,7 +228,7 @@ def centre_pivot(b: _Builder, ctx: Context, site: Site, centre: tuple[float, flo
 def _field_mosaic(b: _Builder, ctx: Context, centre: tuple[float, float], width: tuple[float, float],
                   length: tuple[float, float]) -> None:
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.45, 0.75))
+    foot = _extent(rng, shape, centre)
     ids, edge = _parcels(ctx, (rng.uniform(*width), rng.uniform(*length)))
     uniq, inv = _compact(ids.ravel())
     inv = inv.reshape(shape)
@@ -231,7 +242,7 @@ def _field_mosaic(b: _Builder, ctx: Context, centre: tuple[float, float], width:
 
 def field_mosaic_large(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) -> None:
     """Mechanised rectangular fields: strips 15-35 px wide and 30-70 px long (2-25 ha, Lesiv et al. 2019's medium
-    and large classes), gently warped, over a footprint of radius 0.45-0.75 x the patch side."""
+    and large classes), gently warped, over a footprint (``_extent``)."""
     _field_mosaic(b, ctx, centre, (15, 35), (30, 70))
 
 
@@ -246,7 +257,7 @@ def terraces(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float])
     contours of a hill whose summit lies 10-40 px from ``centre``; strips are cut into fields 8-20 px long; the
     risers between strips are grass on half the scenes."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.45, 0.75))
+    foot = _extent(rng, shape, centre)
     a = rng.uniform(0, 2 * np.pi)
     dist = rng.uniform(10, 40)
     summit = (centre[0] + dist * np.sin(a), centre[1] + dist * np.cos(a))
@@ -280,7 +291,7 @@ def orchard(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) 
     wide traditional spacing; OlivaTerm: <100 trees/ha), continuous or every second pixel along them; grass or
     bare soil between rows (per block)."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.45, 0.75))
+    foot = _extent(rng, shape, centre)
     ids, _ = _parcels(ctx, (rng.uniform(15, 30), rng.uniform(20, 40)))
     uniq, inv = _compact(ids.ravel())
     inv = inv.reshape(shape)
@@ -301,7 +312,7 @@ def plantation(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float
     soil on a straight grid; mature blocks are closed canopy (palms at 9 m triangular spacing, FAO 1977, are
     sub-pixel), young blocks (30 %) rows every 2 px over grass or soil."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.5, 0.8))
+    foot = _extent(rng, shape, centre)
     u, v = _frame(rng, shape, centre)
     ids, edge = _rect_grid(u, v, rng, (25, 40), (25, 40))
     n = int(ids.max()) + 1
@@ -319,7 +330,7 @@ def greenhouses(b: _Builder, ctx: Context, site: Site, centre: tuple[float, floa
     """A cluster of plastic greenhouses: rectangles 3-8 x 5-15 px (30-80 m x 50-150 m) on a rotated grid with
     1 px tracks of bare soil; 60-90 % of cells covered, the rest crop parcels."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.35, 0.6))
+    foot = _extent(rng, shape, centre)
     u, v = _frame(rng, shape, centre)
     ids, edge = _rect_grid(u, v, rng, (3, 8), (5, 15))
     n = int(ids.max()) + 1
@@ -488,7 +499,7 @@ def dense_urban_grid(b: _Builder, ctx: Context, site: Site, centre: tuple[float,
     8-15 px (80-150 m) between streets 2 px wide; blocks packed with large buildings of 3-7 px sides (perimeter
     blocks, 90-4,900 m^2 footprints); 0-15 % of building cells are yards (``_yards``)."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.5, 0.8))
+    foot = _extent(rng, shape, centre)
     u, v = _frame(rng, shape, centre)
     bu, bv = rng.uniform(8, 15), rng.uniform(8, 15)
     street = 2.0
@@ -509,7 +520,7 @@ def informal_settlement(b: _Builder, ctx: Context, site: Site, centre: tuple[flo
     no orientation; Mottelson & Venerandi 2020), 1 px wide; the rest is packed with buildings of 1-2 px
     (10-20 m) at 65-90 % coverage, yards (``_yards``) between."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.5, 0.8))
+    foot = _extent(rng, shape, centre)
     f = smooth_field(rng, shape, rng.uniform(3, 6))[0]
     alley = np.zeros(shape, bool)
     pos = f > 0
@@ -530,7 +541,7 @@ def suburban(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float])
     """Low-rise detached housing: gently curved parallel streets (1 px) 6-10 px apart; houses of 1-2 px every
     2-4 px along both sides of each street, set back 1 px; gardens (``_yards``) between."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.5, 0.8))
+    foot = _extent(rng, shape, centre)
     u, v = _frame(rng, shape, centre)
     v = v + 3.0 * smooth_field(rng, shape, 25.0)[0]
     gap = rng.uniform(6, 10)
@@ -654,7 +665,7 @@ def braided_river(b: _Builder, ctx: Context, site: Site, centre: tuple[float, fl
 def _ponds(b: _Builder, ctx: Context, centre: tuple[float, float], width: tuple[float, float],
            length: tuple[float, float], pond_material: Callable[[np.ndarray, int], np.ndarray]) -> None:
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.5, 0.8))
+    foot = _extent(rng, shape, centre)
     u, v = _frame(rng, shape, centre)
     ids, edge = _rect_grid(u, v, rng, width, length)
     n = int(ids.max()) + 1
@@ -711,7 +722,7 @@ def clear_cuts(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float
     in Europe, 35-60 px (mean 27.8 ha, British Columbia) in North America, either elsewhere; straight edges;
     each block one clearing state."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.6, 0.9))
+    foot = _extent(rng, shape, centre)
     _forest(b, ctx, foot)
     big = site.continent == "North America" or (site.continent != "Europe" and rng.random() < 0.5)
     lo, hi = (35, 60) if big else (11, 18)
@@ -730,7 +741,7 @@ def shifting_cultivation(b: _Builder, ctx: Context, site: Site, centre: tuple[fl
     area in various stages (DRC rural complex: clearings, fields and fallow ~40 %, Molinario et al.), one on
     ``centre``; same clearing states as clear-cuts."""
     rng, shape = ctx.rng, ctx.shape
-    foot = _footprint(rng, shape, centre, max(shape) * rng.uniform(0.6, 0.9))
+    foot = _extent(rng, shape, centre)
     _forest(b, ctx, foot)
     f = smooth_field(rng, shape, rng.uniform(1.5, 3.0))[0]
     clear = foot & _quantile_mask(f, rng.uniform(0.25, 0.45), foot)

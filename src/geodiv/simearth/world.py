@@ -118,6 +118,10 @@ def render_patch(fractions: Any, climate: str | None, lat: float, lon: float, rn
         raise InputError(f"unknown structure {structure!r}; SimEarth structures are: "
                          f"{', '.join(structures.STRUCTURES)}")
     vigour, wetness = spectra.climate_vigour(climate)
+    # Season: the scene's vegetation vigour is the climate's at peak season times a phenology factor U(0.6, 1)
+    # (an acquisition date anywhere in the growing season), so that spectra vary by season as well as by region.
+    season = float(rng.uniform(0.6, 1.0))
+    vigour *= season
     main = (climate or "C")[0]
     shape = (size, size)
     shares = patch_composition(f, rng, cfg.concentration)
@@ -168,7 +172,7 @@ def render_patch(fractions: Any, climate: str | None, lat: float, lon: float, rn
 
     meta = _meta(layout.labels, f, shares, lat, lon, climate)
     n_buildings = count_buildings(layout)
-    meta.update(vigour=round(vigour, 3), haze_optical_depth=round(haze_tau, 3), cloud_fraction=cloud_fraction,
+    meta.update(vigour=round(vigour, 3), season=round(season, 3), haze_optical_depth=round(haze_tau, 3), cloud_fraction=cloud_fraction,
                 size=size, structure=kind,
                 structure_centre=None if kind is None else [round(centre[0], 2), round(centre[1], 2)],
                 buildings=n_buildings,
