@@ -8,7 +8,7 @@ fractions of the window, Koppen-Geiger climate, continent, coastal cells) and of
 any study outcome.
 
 Arrangement, not material, tells most classes apart: ``ARRANGEMENT_GROUPS`` gathers classes that draw the same
-materials from the same distributions and differ only in geometry (centre pivots vs rectangular field mosaics vs
+materials from the same distributions and differ mainly in geometry (centre pivots vs rectangular field mosaics vs
 terraces of the same crops, grid vs organic settlements, meandering vs braided rivers, runway vs highway, ...).
 Crop states follow a per-scene season draw, roofs and street surfaces the region, the background the location.
 """
