@@ -26,7 +26,9 @@ from geodiv.simearth.landscape import (
     FOREST_CODES,
     IGBP_NAMES,
     SIM_CLASSES,
+    C,
     Context,
+    M,
     build_layout,
     patch_composition,
     smooth_field,
@@ -255,8 +257,6 @@ def _add_clouds(img: np.ndarray, rng: np.random.Generator, shape: tuple[int, int
 
 def count_buildings(layout: Any) -> int:
     """Number of buildings in a layout: distinct objects labelled built-up with a roof material."""
-    from geodiv.simearth.landscape import C, M
-
     mask = (layout.labels == C["built_up"]) & (layout.materials == M["roof"])
     if not mask.any():
         return 0
