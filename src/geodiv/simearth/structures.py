@@ -835,6 +835,12 @@ def _prevalence_one(f: list[float], climate: str, continent: str, coastal: bool)
     return [w[name] * ice_free for name in STRUCTURES]
 
 
+def prevalence_at(fractions: np.ndarray, climate: str | None, continent: str | None, coastal: bool) -> np.ndarray:
+    """``prevalence`` of one location (a (len(STRUCTURES),) array), without the batch bookkeeping."""
+    return np.array(_prevalence_one(np.asarray(fractions, np.float64).tolist(), climate or "", continent or "",
+                                    bool(coastal)))
+
+
 def prevalence(fractions: Any, climate: Any, continent: Any, coastal: Any) -> np.ndarray:
     """Expected number of each structure in a ~1 km^2 scene, (n, len(STRUCTURES)), for n locations.
 
@@ -859,10 +865,11 @@ def structure_probability(weights: np.ndarray) -> np.ndarray:
 def draw_structure(rng: np.random.Generator, weights: np.ndarray) -> int | None:
     """The structure of one scene (index into STRUCTURES), or None: present with ``structure_probability``, of a
     kind in proportion to ``weights``."""
-    total = float(weights.sum())
+    cum = np.cumsum(weights)
+    total = float(cum[-1])
     if total <= 0 or rng.random() >= 1.0 - np.exp(-total):
         return None
-    return int(rng.choice(len(weights), p=weights / total))
+    return int(min(np.searchsorted(cum, rng.random() * total, side="right"), len(weights) - 1))
 
 
 def paint(name: str, b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) -> None:

@@ -132,7 +132,7 @@ def render_patch(fractions: Any, climate: str | None, lat: float, lon: float, rn
     site = structures.Site(climate=climate, continent=continent, coastal=bool(coastal))
     kind, centre = structure, ((size - 1) / 2, (size - 1) / 2)
     if kind is None and cfg.structures:
-        drawn = structures.draw_structure(rng, structures.prevalence(f[None], [climate], [continent], [coastal])[0])
+        drawn = structures.draw_structure(rng, structures.prevalence_at(f, climate, continent, coastal))
         kind = None if drawn is None else structures.STRUCTURES[drawn]
         centre = tuple(float(c) for c in (np.asarray(centre) + rng.uniform(-size / 4, size / 4, 2)))
     extra = None if kind is None else (lambda b: structures.paint(kind, b, ctx, site, centre))
