@@ -242,3 +242,11 @@ def test_built_up_fraction_predicts_settlement_density_poorly():
         density.append(p.meta["buildings_per_km2"])
     r = np.corrcoef(built, density)[0, 1]
     assert r**2 < 0.6
+
+
+@pytest.mark.parametrize("size", [8, 33, 160])
+def test_every_structure_renders_at_small_odd_and_large_sizes(size):
+    for name in STRUCTURES:
+        p = render_patch({"Croplands": 1.0}, "Cfb", 45.0, 5.0, patch_rng(1, 45.0, 5.0), size=size, structure=name,
+                         continent="Europe")
+        assert p.image.shape == (13, size, size) and p.meta["structure"] == name

@@ -211,12 +211,14 @@ def centre_pivot(b: _Builder, ctx: Context, site: Site, centre: tuple[float, flo
     u, v = _frame(rng, shape, centre)
     iu, iv = np.round(u / pitch), np.round(v / pitch)
     du, dv = u - iu * pitch, v - iv * pitch
-    cell = ((iu + 8) * 17 + (iv + 8)).astype(np.int64)
-    present = rng.random(17 * 17) < 0.7
-    present[8 * 17 + 8] = True
-    radius = r * rng.uniform(0.85, 1.0, 17 * 17)
+    k = int(np.ceil(1.5 * max(shape) / pitch)) + 1  # lattice cells -k..k cover the patch
+    side = 2 * k + 1
+    cell = ((iu + k) * side + (iv + k)).astype(np.int64)
+    present = rng.random(side * side) < 0.7
+    present[k * side + k] = True
+    radius = r * rng.uniform(0.85, 1.0, side * side)
     inside = (np.hypot(du, dv) < radius[cell]) & present[cell]
-    n_sect = rng.integers(1, 5, 17 * 17)
+    n_sect = rng.integers(1, 5, side * side)
     ang = (np.arctan2(dv, du) + np.pi) / (2 * np.pi)
     sector = np.minimum(np.floor(ang * n_sect[cell]), 3).astype(np.int64)
     key = cell * 4 + sector
@@ -269,7 +271,7 @@ def terraces(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float])
     strip = np.floor(rad / pitch).astype(np.int64)
     arc = (np.arctan2(dy, dx) + np.pi) * np.maximum(rad, 1.0)
     seg = np.floor(arc / rng.uniform(8, 20) + rng.random()).astype(np.int64)
-    uniq, inv = _compact((strip * 512 + seg).ravel())
+    uniq, inv = _compact((strip * 4096 + (seg - seg.min())).ravel())
     inv = inv.reshape(shape)
     mats = _crop_states(rng, len(uniq), _season_green(rng, ctx))
     riser = np.zeros(shape, bool)
@@ -369,7 +371,8 @@ def airport(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) 
     b.put(taxiway | conn | apron, C["road"], M["pavement"])
     terminal = (v >= taxi + 1 + apron_d) & (v < taxi + 1 + apron_d + rng.uniform(3, 8)) & (
         np.abs(u - apron_u) < apron_l / 2)
-    b.put(terminal, C["built_up"], M["roof"], np.floor((u - apron_u) / 8).astype(np.int64) + 64)
+    t_ids = np.floor((u - apron_u) / 8).astype(np.int64)
+    b.put(terminal, C["built_up"], M["roof"], t_ids - t_ids.min())
     b.put(np.abs(v) < half, C["road"], M["pavement"])
 
 
@@ -507,8 +510,8 @@ def dense_urban_grid(b: _Builder, ctx: Context, site: Site, centre: tuple[float,
     pu, pv = (u + rng.uniform(0, bu)) % bu, (v + rng.uniform(0, bv)) % bv
     road = foot & ((pu < street) | (pv < street))
     su, sv = rng.uniform(3, 7), rng.uniform(3, 7)
-    ids = (np.floor((u + 1000) / su).astype(np.int64) * 4096 + np.floor((v + 1000) / sv).astype(np.int64))
-    ids = _compact(ids.ravel())[1].reshape(shape)
+    iu, iv = np.floor(u / su).astype(np.int64), np.floor(v / sv).astype(np.int64)
+    ids = _compact(((iu - iu.min()) * (int(iv.max() - iv.min()) + 1) + (iv - iv.min())).ravel())[1].reshape(shape)
     lots = foot & ~road
     yard = rng.random(int(ids.max()) + 1) < rng.uniform(0.0, 0.15)
     _buildings(b, lots & ~yard[ids], ids)
@@ -529,7 +532,7 @@ def informal_settlement(b: _Builder, ctx: Context, site: Site, centre: tuple[flo
     alley[:, :-1] |= pos[:, :-1] != pos[:, 1:]
     yy, xx = _grid(*shape)
     s = float(rng.choice([1.0, 2.0]))
-    ids = (np.floor((yy + rng.integers(0, 2)) / s) * 1024 + np.floor((xx + rng.integers(0, 2)) / s)).astype(np.int64)
+    ids = (np.floor((yy + rng.integers(0, 2)) / s) * 2048 + np.floor((xx + rng.integers(0, 2)) / s)).astype(np.int64)
     ids = _compact(ids.ravel())[1].reshape(shape)
     built = rng.random(int(ids.max()) + 1) < rng.uniform(0.65, 0.9)
     lots = foot & ~alley
