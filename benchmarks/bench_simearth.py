@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from geodiv.simearth.world import patch_rng, render_patch
+from geodiv.simearth.structures import STRUCTURES
+from geodiv.simearth.world import SimConfig, patch_rng, render_patch
 
 #: A spread of landscapes (IGBP fractions, climate, lat, lon) so the mix of processes is representative.
 SCENES = [
@@ -28,12 +29,18 @@ SCENES = [
 ]
 
 
-def _render(n: int, size: int = 96) -> float:
-    """CPU seconds (process time, i.e. per core, robust to other load) to render n patches (geography given; the lookup is timed separately by geo's benchmark)."""
+#: Continent of each scene (feeds the prevalence of structures).
+CONTINENTS = ["Europe", "Africa", "Europe", "Africa", "Asia", "South America", "Asia", "North America"]
+
+
+def _render(n: int, size: int = 96, structure: str | None = None, config: SimConfig | None = None) -> float:
+    """CPU seconds (process time, i.e. per core, robust to other load) to render n patches (geography given; the
+    lookup is timed separately by geo's benchmark). ``structure`` forces one at the centre of every patch."""
     t = time.process_time()
     for i in range(n):
         frac, climate, lat, lon = SCENES[i % len(SCENES)]
-        render_patch(frac, climate, lat, lon, patch_rng(i, lat, lon), size=size)
+        render_patch(frac, climate, lat, lon, patch_rng(i, lat, lon), size=size, config=config,
+                     continent=CONTINENTS[i % len(SCENES)], coastal=i % 3 == 0, structure=structure)
     return time.process_time() - t
 
 
@@ -60,14 +67,28 @@ def run(quick: bool = False) -> list[dict]:
     for _ in range(n):
         np.clip(rng.standard_normal((13, 96, 96), dtype=np.float32) * 1000 + 1000, 0, 65535).astype(np.uint16)
     base = n / (time.process_time() - t)
-    return [{
+    rows = [{
         "benchmark": "simearth.render_patch 96x96x13",
         "value": round(rate, 1), "unit": "patches/s (1 core)",
         "baseline": round(base, 1), "ratio": round(rate / base, 3),
         "target": ">= 200 patches/s per core",
-        "note": f"best of {repeats} x {n} patches over {len(SCENES)} landscapes; baseline = Gaussian noise "
-                "array of the same shape quantised to uint16",
+        "note": f"best of {repeats} x {n} patches over {len(SCENES)} landscapes, structures drawn by their "
+                "prevalence; baseline = Gaussian noise array of the same shape quantised to uint16",
     }]
+    # Each structure forced at the centre of every patch, against the same landscapes without any structure.
+    m = 16 if quick else 80
+    plain = m / min(_render(m, config=SimConfig(structures=False)) for _ in range(repeats))
+    for name in STRUCTURES:
+        r = m / min(_render(m, structure=name) for _ in range(repeats))
+        rows.append({
+            "benchmark": f"simearth.render_patch 96x96x13 + {name}",
+            "value": round(r, 1), "unit": "patches/s (1 core)",
+            "baseline": round(plain, 1), "ratio": round(r / plain, 3),
+            "target": ">= 200 patches/s per core",
+            "note": f"best of {repeats} x {m} patches, {name} at the centre of each; baseline = the same "
+                    "landscapes without structures",
+        })
+    return rows
 
 
 def details() -> str:

@@ -61,3 +61,34 @@ def test_simearth_task_shards_are_byte_identical_with_workers(tmp_path):
         two = sorted((tmp_path / "two" / split).glob("*.[jt][sa]*"))
         assert [p.name for p in one] == [p.name for p in two] and len(one) > 3  # shards + manifest
         assert all(a.read_bytes() == b.read_bytes() for a, b in zip(one, two))
+
+
+def test_scene_task_is_class_stratified_and_follows_prevalence(tmp_path):
+    from geodiv.simearth import STRUCTURES
+    from geodiv.simearth.structures import prevalence
+    from geodiv.simearth.world import lookup
+
+    n = len(STRUCTURES)
+    ex_lat, ex_lon = np.array([48.0]), np.array([10.0])
+    task = simearth_task("scene", n_train=2 * n, n_val=n, n_test=n, size=16, out_dir=tmp_path / "s",
+                         exclude=(ex_lat, ex_lon), min_km=20.0)
+    assert task.type == "classification" and list(task.classes) == list(STRUCTURES)
+    for split, per_class in (("train", 2), ("test", 1)):
+        labels = [s.label for s in task.iter_split(split)]
+        assert np.bincount(labels, minlength=n).tolist() == [per_class] * n  # stratified by class
+    samples = [s for split in ("train", "val", "test") for s in task.iter_split(split)]
+    lat = np.array([s.lat for s in samples])
+    lon = np.array([s.lon for s in samples])
+    assert far_from(lat, lon, ex_lat, ex_lon, 20.0).all()
+    geo = lookup(lat, lon)
+    w = prevalence(geo["fractions"], geo["climate"], geo["continent"], geo["coastal"])
+    # Every sample sits where its class occurs; coastal classes on coastal cells.
+    assert all(w[i, s.label] > 0 for i, s in enumerate(samples))
+    coastal = {STRUCTURES.index(k) for k in ("port", "aquaculture_ponds", "salt_pans")}
+    assert all(geo["coastal"][i] for i, s in enumerate(samples) if s.label in coastal)
+
+
+def test_settlement_task_regresses_building_density(tmp_path):
+    task = simearth_task("settlement", n_train=8, n_val=4, n_test=8, size=32, out_dir=tmp_path / "d")
+    labels = np.array([s.label for s in task.iter_split("train")])
+    assert task.type == "regression" and (labels > 0).all() and labels.std() > 0

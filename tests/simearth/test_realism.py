@@ -56,3 +56,11 @@ def test_realism_check_within_tolerances():
     if water["n_sim_px"]:
         assert water["sim_ndwi"] > 0 and water["real_ndwi"] > 0
     assert report["spatial"]["summary"]["within_tolerance"], report["spatial"]["summary"]
+    # Every structure is reported beside the real patches; fine arrangements (streets, informal fabric) have
+    # shorter autocorrelation than large ones (field mosaics, pivots).
+    from geodiv.simearth.structures import STRUCTURES
+
+    st = report["structures"]
+    assert list(st) == list(STRUCTURES) and "informal_settlement" in text
+    assert all(0 < s["sim_acf_length_px"]["B8"] < 60 for s in st.values())
+    assert st["informal_settlement"]["sim_acf_length_px"]["B8"] < st["field_mosaic_large"]["sim_acf_length_px"]["B8"]

@@ -7,7 +7,10 @@ from geodiv.simearth.landscape import C
 
 
 def test_task_specs():
-    assert tasks.TASKS == ("landcover", "treecover", "foresttype", "builtup")
+    assert tasks.COMPOSITION_TASKS == ("landcover", "treecover", "foresttype", "builtup")
+    assert tasks.TASKS == tasks.COMPOSITION_TASKS + ("scene", "settlement")
+    assert tasks.TASK_SPECS["scene"]["type"] == "classification" and len(tasks.TASK_SPECS["scene"]["classes"]) >= 20
+    assert tasks.TASK_SPECS["settlement"]["type"] == "regression"
     assert tasks.TASK_SPECS["landcover"]["type"] == "classification"
     assert 9 <= len(tasks.TASK_SPECS["landcover"]["classes"]) <= 12
     assert tasks.TASK_SPECS["foresttype"]["type"] == "segmentation"

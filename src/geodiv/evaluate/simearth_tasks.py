@@ -7,6 +7,12 @@ drops any within ``min_km`` of a pretraining location (``exclude``), simulates e
 shards (``geodiv.data.write_shards``; labels in the metadata, masks as ``KEY.label.npy``) under ``out_dir`` with a
 ``task.json`` in the geodiv task-folder layout. The folder is the cache: a second call with the same arguments
 reads it, and an interrupted build resumes shard by shard. The returned task is the task-folder reader.
+
+The structure tasks (``scene``, ``settlement``) stratify by class instead of by continent
+(``draw_structure_locations``): each class gets the same number of samples per split, at locations drawn from a
+land pool in proportion to that class's prevalence there (``simearth.structures.prevalence``), and each patch is
+simulated with that structure at its centre. The per-class geography thus follows the world's prevalence; the
+class mix is balanced so that every class can be learned and scored.
 """
 
 from __future__ import annotations
@@ -30,7 +36,11 @@ from geodiv.progress import log
 
 #: Continents a balanced SimEarth task covers (Antarctica excluded, as in the study).
 TASK_CONTINENTS = ("Africa", "Asia", "Europe", "North America", "Oceania", "South America")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+#: Land locations drawn per sample for the prevalence-weighted pool of a structure task.
+_POOL_PER_SAMPLE = 8
+#: Pools drawn at most before a rare class gives up.
+_MAX_POOLS = 20
 
 
 def _task_names() -> Sequence[str]:
@@ -93,6 +103,64 @@ def draw_locations(
     return np.concatenate(lats), np.concatenate(lons), np.asarray(regions, dtype=object)
 
 
+def draw_structure_locations(
+    classes: Sequence[str],
+    counts: dict[str, int],
+    seed: int,
+    exclude: tuple[np.ndarray, np.ndarray] | None,
+    min_km: float,
+    continents: Sequence[str] = TASK_CONTINENTS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``counts[class]`` locations per structure class, drawn without replacement from a pool of land locations
+    (uniform by area over ``continents``, each at least ``min_km`` from every excluded location) with probability
+    proportional to the class's prevalence there; chosen locations are kept ``min_km`` apart. Returns lat, lon and
+    each location's class name."""
+    from geodiv.geo import sample_locations
+    from geodiv.simearth import STRUCTURES, lookup
+    from geodiv.simearth.structures import prevalence
+
+    rng = np.random.default_rng([seed, 12])
+    n_pool = max(2000, _POOL_PER_SAMPLE * sum(counts.values()))
+    lat, lon, weights = np.empty(0), np.empty(0), np.empty((0, len(STRUCTURES)))
+
+    def grow(attempt: int) -> None:
+        """Add n_pool land locations (away from the excluded ones) and their prevalence to the pool."""
+        nonlocal lat, lon, weights
+        la, lo = sample_locations(list(continents), n_pool, seed=[seed, 12, attempt])
+        if exclude is not None:
+            keep = far_from(la, lo, np.asarray(exclude[0], float), np.asarray(exclude[1], float), min_km)
+            la, lo = la[keep], lo[keep]
+        geo = lookup(la, lo)
+        w = prevalence(geo["fractions"], geo["climate"], geo["continent"], geo["coastal"])
+        lat, lon, weights = np.r_[lat, la], np.r_[lon, lo], np.vstack([weights, w])
+
+    grow(0)
+    attempts = 1
+    chosen: list[int] = []
+    out_cls: list[str] = []
+    for name in classes:
+        k = STRUCTURES.index(name)
+        need, got = counts.get(name, 0), 0
+        while got < need:
+            w = weights[:, k]
+            if w.sum() <= 0:
+                if attempts >= _MAX_POOLS:
+                    raise InputError(
+                        f"could only place {got} of {need} task locations for structure {name!r} in "
+                        f"{attempts * n_pool} land locations (it is rare there); lower the task sizes")
+                grow(attempts)
+                attempts += 1
+                continue
+            i = int(rng.choice(len(w), p=w / w.sum()))
+            weights[i] = 0.0  # never drawn again, for any class
+            if chosen and not far_from(lat[i:i + 1], lon[i:i + 1], lat[chosen], lon[chosen], min_km)[0]:
+                continue
+            chosen.append(i)
+            out_cls.append(name)
+            got += 1
+    return lat[chosen], lon[chosen], np.asarray(out_cls, dtype=object)
+
+
 def _split_counts(n_total: int, regions: Sequence[str]) -> dict[str, int]:
     base, extra = divmod(n_total, len(regions))
     return {r: base + (1 if i < extra else 0) for i, r in enumerate(regions)}
@@ -142,14 +210,18 @@ def simearth_task(
         spec_file = out / TASK_JSON
         if spec_file.is_file() and json.loads(spec_file.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
             return _open(out)
-        labels = list(continents) if balanced else ["all"]
+        structured = name in simearth.STRUCTURE_TASKS
+        labels = list(simearth.TASK_STRUCTURES[name]) if structured else list(continents) if balanced else ["all"]
         counts = {s: _split_counts(n, labels) for s, n in sizes.items()}
         # One draw for all splits, so the min-distance rule holds across splits too.
         all_counts = {r: sum(counts[s][r] for s in SPLITS) for r in labels}
-        region_of = {r: (r if balanced else list(continents)) for r in labels}
-        lat, lon, drawn_for = draw_locations(
-            {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
-        )
+        if structured:
+            lat, lon, drawn_for = draw_structure_locations(labels, all_counts, seed, exclude, min_km, continents)
+        else:
+            region_of = {r: (r if balanced else list(continents)) for r in labels}
+            lat, lon, drawn_for = draw_locations(
+                {r: (region_of[r], n) for r, n in all_counts.items()}, seed, exclude, min_km
+            )
         # Deal each region's locations out to the splits in order.
         split_rows: dict[str, list[int]] = {s: [] for s in SPLITS}
         for r in all_counts:
@@ -162,8 +234,9 @@ def simearth_task(
             rows = np.asarray(sorted(split_rows[split]), dtype=np.int64)
             if rows.size == 0:
                 continue
-            _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params, workers,
-                         scheduler)
+            kinds = drawn_for[rows] if structured else None
+            _write_split(out / split, name, split, lat[rows], lon[rows], seed, size, shard_size, params, kinds,
+                         workers, scheduler)
         _write_task_json(out, name, spec, {s: len(split_rows[s]) for s in SPLITS}, params)
         log(f"SimEarth task {name}: {sum(sizes.values())} samples -> {out}")
         return _open(out)
@@ -173,16 +246,17 @@ class _TaskSamples(Sequence):
     """The samples of one split: patch ``i`` at (lat[i], lon[i]) with a seed from the split and ``i``."""
 
     def __init__(self, name: str, split: str, lat: np.ndarray, lon: np.ndarray, seed: int, size: int,
-                 offset: int = 0) -> None:
+                 kinds: np.ndarray | None = None, offset: int = 0) -> None:
         self.name, self.split, self.lat, self.lon, self.seed, self.size = name, split, lat, lon, seed, size
-        self.offset = offset
+        self.kinds, self.offset = kinds, offset  # kinds: the structure drawn at each location (structure tasks)
 
     def __len__(self) -> int:
         return len(self.lat)
 
     def subset(self, begin: int, end: int) -> _TaskSamples:
+        kinds = None if self.kinds is None else self.kinds[begin:end]
         return _TaskSamples(self.name, self.split, self.lat[begin:end], self.lon[begin:end], self.seed, self.size,
-                            self.offset + begin)
+                            kinds, self.offset + begin)
 
     def __getitem__(self, j: int) -> Any:  # type: ignore[override]
         from geodiv import simearth
@@ -194,7 +268,7 @@ class _TaskSamples(Sequence):
         i = self.offset + j
         la, lo = float(self.lat[j]), float(self.lon[j])
         patch = simearth.simulate_patch(la, lo, seed=int(hash_seed(self.seed, SPLITS.index(self.split), i)),
-                                        size=self.size)
+                                        size=self.size, structure=None if self.kinds is None else str(self.kinds[j]))
         target = simearth.task_target(self.name, patch)
         meta = {k: v for k, v in patch.meta.items() if _jsonable(v)}
         meta.update(lat=la, lon=lo)
@@ -219,11 +293,11 @@ def _jsonable(v: Any) -> bool:
 
 
 def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params,
-                 workers: int = 1, scheduler: str | None = None):
+                 kinds: np.ndarray | None = None, workers: int = 1, scheduler: str | None = None):
     from geodiv.data.shards import write_shards
 
     write_shards(
-        _TaskSamples(name, split, lat, lon, seed, size), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
+        _TaskSamples(name, split, lat, lon, seed, size, kinds), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
         config={"simearth_task": params, "split": split}, seed=seed, resume=True, total=len(lat),
         desc=f"simearth {name}/{split}", workers=workers, scheduler=scheduler,
     )
@@ -257,7 +331,8 @@ def _load_named(spec: str, **options: Any):
 
 def _register() -> None:
     register_source("simearth", _load_named, task_names=_task_names,
-                    description="SimEarth tasks generated on demand (landcover, treecover, foresttype, builtup)")
+                    description="SimEarth tasks generated on demand (composition: landcover, treecover, "
+                    "foresttype, builtup; structure: scene, settlement)")
 
 
 _register()

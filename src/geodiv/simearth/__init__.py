@@ -8,7 +8,17 @@ processes; see docs/simearth.md.
 from geodiv.simearth.landscape import IGBP_NAMES, MATERIALS, SIM_CLASSES
 from geodiv.simearth.preview import write_patch_npz, write_preview
 from geodiv.simearth.realism import format_realism_check, realism_check
-from geodiv.simearth.tasks import FOREST_TYPES, LANDCOVER_CLASSES, TASK_SPECS, TASKS, task_target
+from geodiv.simearth.structures import ARRANGEMENT_GROUPS, SETTLEMENTS, STRUCTURES
+from geodiv.simearth.tasks import (
+    COMPOSITION_TASKS,
+    FOREST_TYPES,
+    LANDCOVER_CLASSES,
+    STRUCTURE_TASKS,
+    TASK_SPECS,
+    TASK_STRUCTURES,
+    TASKS,
+    task_target,
+)
 from geodiv.simearth.world import (
     Patch,
     SimConfig,
@@ -20,7 +30,13 @@ from geodiv.simearth.world import (
 )
 
 __all__ = [
+    "ARRANGEMENT_GROUPS",
+    "COMPOSITION_TASKS",
     "FOREST_TYPES",
+    "SETTLEMENTS",
+    "STRUCTURES",
+    "STRUCTURE_TASKS",
+    "TASK_STRUCTURES",
     "IGBP_NAMES",
     "LANDCOVER_CLASSES",
     "MATERIALS",

@@ -40,7 +40,7 @@ BUILT_CODES = (10, 11)
 MATERIALS: tuple[str, ...] = (
     "water", "needleleaf_evergreen", "broadleaf_evergreen", "needleleaf_deciduous", "broadleaf_deciduous",
     "shrub", "grass", "wetland_vegetation", "crop_green", "crop_senescent", "bare_soil", "roof", "pavement",
-    "sand", "rock", "snow",
+    "sand", "rock", "snow", "solar_panel", "greenhouse", "salt", "char",
 )
 M = {name: i for i, name in enumerate(MATERIALS)}
 
@@ -492,8 +492,9 @@ def _add_rural_road(b: _Builder, ctx: Context) -> None:
     b.put(road, C["road"], M["pavement"])
 
 
-def build_layout(shares: np.ndarray, ctx: Context) -> Layout:
-    """Units, fills, then rivers and roads: the full layout of one patch."""
+def build_layout(shares: np.ndarray, ctx: Context,
+                 extra: Callable[[_Builder], None] | None = None) -> Layout:
+    """Units, fills, then rivers and roads (then ``extra``, e.g. a structure): the full layout of one patch."""
     units = allocate_units(shares, ctx.rng, ctx.shape)
     b = _Builder(ctx.shape)
     for cls in np.unique(units):
@@ -505,4 +506,6 @@ def build_layout(shares: np.ndarray, ctx: Context) -> Layout:
     p_road = 0.5 * float(shares[12] + shares[14] + shares[13])
     if ctx.rng.random() < p_road:
         _add_rural_road(b, ctx)
+    if extra is not None:
+        extra(b)
     return b.layout(units)

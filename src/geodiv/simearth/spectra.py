@@ -36,6 +36,18 @@ SNOW = np.array([0.95, 0.95, 0.94, 0.92, 0.90, 0.88, 0.86, 0.83, 0.80, 0.70, 0.0
 #: Thick water cloud: bright and spectrally flat in VNIR, lower in SWIR (Zhu & Woodcock 2012, Remote Sens.
 #: Environ. 118, "Object-based cloud and cloud shadow detection in Landsat imagery" (Fmask)).
 CLOUD = np.array([0.55, 0.56, 0.57, 0.58, 0.58, 0.58, 0.58, 0.58, 0.57, 0.50, 0.0, 0.42, 0.28])
+#: Crystalline-silicon photovoltaic modules (glass-covered, anti-reflective): dark and nearly flat, ~0.05-0.1
+#: through the VNIR, a little brighter in the SWIR (magnitudes as in Czirjak 2017, J. Appl. Remote Sens. 11,
+#: "Detecting photovoltaic solar panels using hyperspectral imagery and estimating solar power production").
+SOLAR_PANEL = np.array([0.070, 0.075, 0.065, 0.055, 0.055, 0.055, 0.056, 0.058, 0.058, 0.058, 0.0, 0.090, 0.080])
+#: Plastic (polyethylene) greenhouse covers, often whitewashed: bright, flat VNIR, lower SWIR with the plastic's
+#: absorptions near 1.73 and 2.31 um (magnitudes as in Novelli et al. 2016, Int. J. Appl. Earth Obs. Geoinf. 52,
+#: "Performance evaluation of object-based greenhouse detection from Sentinel-2 MSI and Landsat 8 OLI data").
+GREENHOUSE = np.array([0.280, 0.300, 0.310, 0.320, 0.330, 0.340, 0.350, 0.360, 0.360, 0.340, 0.0, 0.300, 0.220])
+#: Halite salt crust: very bright and flat in the VNIR, falling in the SWIR (water/hydration absorption)
+#: (magnitudes as in Howari, Goodell & Miyamoto 2002, J. Environ. Qual. 31, "Spectral properties of salt crusts
+#: formed on saline soils").
+SALT = np.array([0.700, 0.720, 0.730, 0.730, 0.720, 0.710, 0.700, 0.690, 0.680, 0.600, 0.0, 0.500, 0.400])
 #: L2A B10 level: products carry it near zero (cirrus band, no surface signal); reflectance units.
 B10_LEVEL = 0.0015
 
@@ -67,7 +79,7 @@ for _name, _amp in {
     "water": 0.03, "needleleaf_evergreen": 0.12, "broadleaf_evergreen": 0.10, "needleleaf_deciduous": 0.12,
     "broadleaf_deciduous": 0.10, "shrub": 0.10, "grass": 0.06, "wetland_vegetation": 0.08, "crop_green": 0.04,
     "crop_senescent": 0.05, "bare_soil": 0.05, "roof": 0.10, "pavement": 0.06, "sand": 0.04, "rock": 0.08,
-    "snow": 0.03,
+    "snow": 0.03, "solar_panel": 0.04, "greenhouse": 0.06, "salt": 0.04, "char": 0.08,
 }.items():
     TEXTURE[M[_name]] = _amp
 
@@ -84,6 +96,7 @@ class SpectralLibrary:
     npv: np.ndarray
     roof: np.ndarray
     pavement: np.ndarray
+    char: np.ndarray
 
 
 @lru_cache(maxsize=1)
@@ -104,6 +117,7 @@ def library() -> SpectralLibrary:
         canopy=refl("canopy")[order], canopy_lai=arr["canopy_lai"][order],
         soil=refl("soil")[soil_ok], soil_lat=arr["soil_lat"][soil_ok], soil_lon=arr["soil_lon"][soil_ok],
         sand=refl("sand"), gravel=refl("gravel"), npv=refl("npv"), roof=refl("roof"), pavement=refl("pavement"),
+        char=refl("char"),
     )
 
 
@@ -219,6 +233,21 @@ def material_spectra(material: int, n: int, ctx: SpectralContext) -> np.ndarray:
         out = _pick(lib.roof, n, rng)
     elif material == M["pavement"]:
         out = _pick(lib.pavement, n, rng)
+    elif material == M["solar_panel"]:
+        # Rows of modules at a 5-12 m pitch are sub-pixel at 10 m: a pixel mixes modules and the ground between
+        # them (ground coverage ratio 0.35-0.65).
+        cover = rng.uniform(0.35, 0.65, (n, 1))
+        out = cover * SOLAR_PANEL + (1 - cover) * _soil(ctx, n)
+    elif material == M["greenhouse"]:
+        # The cover transmits part of the view to the crop below (more where not whitewashed).
+        cover = rng.uniform(0.55, 0.95, (n, 1))
+        out = cover * GREENHOUSE * rng.uniform(0.8, 1.15, (n, 1)) + (1 - cover) * _canopy(ctx, M["crop_green"], n)
+    elif material == M["salt"]:
+        # Brine to crystalliser: salt share 0.15 (a brine pond over turbid water) .. 1 (a dry crust).
+        share = rng.uniform(0.15, 1.0, (n, 1))
+        out = share * SALT * rng.uniform(0.85, 1.0, (n, 1)) + (1 - share) * WATER_TURBID
+    elif material == M["char"]:
+        out = _pick(lib.char, n, rng)
     else:  # pragma: no cover - every material is handled above
         raise ValueError(f"no spectra for material {MATERIALS[material]}")
     out = np.asarray(out, np.float32)

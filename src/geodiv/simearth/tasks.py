@@ -6,6 +6,14 @@
 - ``foresttype``: per-pixel forest type, ``FOREST_TYPES`` (non-forest, four leaf types x phenology, mixed);
   segmentation; F1 (macro over classes present).
 - ``builtup``: the fraction of built-up pixels (buildings and roads); regression; R^2 (a population-density proxy).
+
+These four are the *composition tasks*: each is a function of the patch's class composition. Two *structure
+tasks* need the arrangement of pixels:
+
+- ``scene`` (FMoW-like): the structure centred on the patch, one of ``STRUCTURES`` (24 classes); classification;
+  accuracy and macro-F1. Needs the patch's metadata (``Patch.meta["structure"]``).
+- ``settlement``: buildings per km^2 of the patch (distinct roofs, ``Patch.meta["buildings_per_km2"]``), on
+  patches centred on a settlement (``SETTLEMENTS``); regression; R^2 (MOSAIKS-population-like).
 """
 
 from __future__ import annotations
@@ -16,8 +24,15 @@ import numpy as np
 
 from geodiv.errors import InputError
 from geodiv.simearth.landscape import BUILT_CODES, FOREST_CODES, SIM_CLASSES
+from geodiv.simearth.structures import SETTLEMENTS, STRUCTURES
 
-TASKS: tuple[str, ...] = ("landcover", "treecover", "foresttype", "builtup")
+#: Tasks that are functions of the patch's class composition.
+COMPOSITION_TASKS: tuple[str, ...] = ("landcover", "treecover", "foresttype", "builtup")
+#: Tasks that need the arrangement: the structure at the centre, and settlement density.
+STRUCTURE_TASKS: tuple[str, ...] = ("scene", "settlement")
+TASKS: tuple[str, ...] = COMPOSITION_TASKS + STRUCTURE_TASKS
+#: Structure classes each structure task's patches are centred on (its stratification classes).
+TASK_STRUCTURES: dict[str, tuple[str, ...]] = {"scene": STRUCTURES, "settlement": SETTLEMENTS}
 
 #: Land-cover groups of the ``landcover`` task and the SIM_CLASSES each one gathers.
 LANDCOVER_GROUPS: dict[str, tuple[str, ...]] = {
@@ -57,6 +72,10 @@ TASK_SPECS: dict[str, dict[str, Any]] = {
                    "description": "per-pixel forest type (non-forest, leaf type x phenology, mixed)"},
     "builtup": {"type": "regression", "classes": None, "metric": ("r2",),
                 "description": "fraction of the patch's pixels that are buildings or roads"},
+    "scene": {"type": "classification", "classes": STRUCTURES, "metric": ("accuracy", "macro_f1"),
+              "description": "structure at the patch centre (fields, settlements, infrastructure, water, forest)"},
+    "settlement": {"type": "regression", "classes": None, "metric": ("r2",),
+                   "description": "buildings per km^2 of a patch centred on a settlement"},
 }
 
 
@@ -74,6 +93,8 @@ def task_target(name: str, patch: Any) -> int | float | np.ndarray:
     """The label of ``patch`` for task ``name`` (see module docstring)."""
     if name not in TASK_SPECS:
         raise InputError(f"unknown task {name!r}; SimEarth tasks are: {', '.join(TASKS)}")
+    if name in STRUCTURE_TASKS:
+        return _structure_target(name, patch)
     classes = _classes_of(patch)
     if name == "landcover":
         counts = np.bincount(_TO_LANDCOVER[classes].ravel(), minlength=len(LANDCOVER_CLASSES))
@@ -83,3 +104,16 @@ def task_target(name: str, patch: Any) -> int | float | np.ndarray:
     if name == "builtup":
         return float(np.isin(classes, BUILT_CODES).mean())
     return _TO_FOREST[classes]
+
+
+def _structure_target(name: str, patch: Any) -> int | float:
+    meta = getattr(patch, "meta", None)
+    if not isinstance(meta, dict) or "structure" not in meta:
+        raise InputError(f"task {name!r} needs a simulated Patch (its meta names the structure), not a class map")
+    kind = meta["structure"]
+    if kind not in TASK_STRUCTURES[name]:
+        raise InputError(f"task {name!r} is defined on patches centred on one of {', '.join(TASK_STRUCTURES[name])}; "
+                         f"this patch holds {kind!r} (simulate it with structure=...)")
+    if name == "scene":
+        return STRUCTURES.index(kind)
+    return float(meta["buildings_per_km2"])

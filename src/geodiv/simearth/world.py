@@ -18,13 +18,17 @@ from geodiv.bands import S2_BANDS, S2_GSD_M
 from geodiv.config import StrictModel
 from geodiv.errors import InputError
 from geodiv.geo import annotate, landcover_fractions
-from geodiv.simearth import spectra
+from geodiv.geo._grid import flat_cell
+from geodiv.geo.regions import coastal_mask
+from geodiv.simearth import spectra, structures
 from geodiv.simearth.landscape import (
     BUILT_CODES,
     FOREST_CODES,
     IGBP_NAMES,
     SIM_CLASSES,
+    C,
     Context,
+    M,
     build_layout,
     patch_composition,
     smooth_field,
@@ -58,6 +62,8 @@ class SimConfig(StrictModel):
     psf_sigma_px: float = 0.5
     allow_ocean: bool = False
     allow_antarctica: bool = False
+    #: paint structures (fields, settlements, infrastructure ...) with their location-dependent prevalence
+    structures: bool = True
 
 
 @dataclass
@@ -99,18 +105,38 @@ def _check_fractions(fractions: Any) -> np.ndarray:
 
 
 def render_patch(fractions: Any, climate: str | None, lat: float, lon: float, rng: np.random.Generator,
-                 size: int = 96, config: SimConfig | None = None) -> Patch:
-    """Render a patch from explicit IGBP fractions (17-vector or {name: share}) and a Koppen-Geiger code."""
+                 size: int = 96, config: SimConfig | None = None, *, continent: str | None = None,
+                 coastal: bool = False, structure: str | None = None) -> Patch:
+    """Render a patch from explicit IGBP fractions (17-vector or {name: share}) and a Koppen-Geiger code.
+
+    ``continent`` and ``coastal`` feed the prevalence of structures (``structures.prevalence``). ``structure``
+    forces that structure, centred on the patch (the ``scene`` task's sampling); by default a structure is drawn
+    from the location's prevalence (or none) and placed within a quarter of the side from the centre.
+    """
     cfg = config or SimConfig()
     size = _check_size(size)
     f = _check_fractions(fractions)
+    if structure is not None and structure not in structures.S:
+        raise InputError(f"unknown structure {structure!r}; SimEarth structures are: "
+                         f"{', '.join(structures.STRUCTURES)}")
     vigour, wetness = spectra.climate_vigour(climate)
+    # Season: the scene's vegetation vigour is the climate's at peak season times a phenology factor U(0.6, 1)
+    # (an acquisition date anywhere in the growing season), so that spectra vary by season as well as by region.
+    season = float(rng.uniform(0.6, 1.0))
+    vigour *= season
     main = (climate or "C")[0]
     shape = (size, size)
     shares = patch_composition(f, rng, cfg.concentration)
     ctx = Context(rng=rng, shape=shape, wetness=wetness, tropical=main == "A",
                   cold=main in "DE" or abs(lat) > 55, igbp_fractions=f)
-    layout = build_layout(shares, ctx)
+    site = structures.Site(climate=climate, continent=continent, coastal=bool(coastal))
+    kind, centre = structure, ((size - 1) / 2, (size - 1) / 2)
+    if kind is None and cfg.structures:
+        drawn = structures.draw_structure(rng, structures.prevalence_at(f, climate, continent, coastal))
+        kind = None if drawn is None else structures.STRUCTURES[drawn]
+        centre = tuple(float(c) for c in (np.asarray(centre) + rng.uniform(-size / 4, size / 4, 2)))
+    extra = None if kind is None else (lambda b: structures.paint(kind, b, ctx, site, centre))
+    layout = build_layout(shares, ctx, extra)
     sctx = spectra.SpectralContext(rng=rng, vigour=vigour, wetness=wetness,
                                    soil_pool=spectra.soil_pool(lat, lon))
     obj = spectra.object_spectra(layout.object_material, sctx)  # (n_obj, 13)
@@ -147,8 +173,12 @@ def render_patch(fractions: Any, climate: str | None, lat: float, lon: float, rn
     image = np.clip(img, 0, 65535, out=img).astype(np.uint16)
 
     meta = _meta(layout.labels, f, shares, lat, lon, climate)
-    meta.update(vigour=round(vigour, 3), haze_optical_depth=round(haze_tau, 3), cloud_fraction=cloud_fraction,
-                size=size)
+    n_buildings = count_buildings(layout)
+    meta.update(vigour=round(vigour, 3), season=round(season, 3), haze_optical_depth=round(haze_tau, 3), cloud_fraction=cloud_fraction,
+                size=size, structure=kind,
+                structure_centre=None if kind is None else [round(centre[0], 2), round(centre[1], 2)],
+                buildings=n_buildings,
+                buildings_per_km2=round(n_buildings / (size * size * structures.PIXEL_KM2), 2))
     return Patch(image=image, classes=layout.labels, meta=meta)
 
 
@@ -225,6 +255,14 @@ def _add_clouds(img: np.ndarray, rng: np.random.Generator, shape: tuple[int, int
     return img.astype(np.float32), round(float((alpha > 0.5).mean()), 4)
 
 
+def count_buildings(layout: Any) -> int:
+    """Number of buildings in a layout: distinct objects labelled built-up with a roof material."""
+    mask = (layout.labels == C["built_up"]) & (layout.materials == M["roof"])
+    if not mask.any():
+        return 0
+    return int(np.count_nonzero(np.bincount(layout.objects[mask])))
+
+
 def class_fractions(labels: np.ndarray) -> np.ndarray:
     return np.bincount(labels.ravel(), minlength=len(SIM_CLASSES)) / labels.size
 
@@ -273,19 +311,24 @@ def lookup(lat: np.ndarray, lon: np.ndarray, config: SimConfig | None = None) ->
         raise InputError(f"location ({lat[i]:.4f}, {lon[i]:.4f}) is open ocean (no land within the "
                          f"{cfg.window} x {cfg.window} cell window); choose a land location or "
                          "SimConfig(allow_ocean=True)")
-    return {"fractions": fractions, "continent": continent, "climate": where["climate"], "biome": where["biome"]}
+    coastal = coastal_mask().ravel()[flat_cell(lat, lon)]
+    return {"fractions": fractions, "continent": continent, "climate": where["climate"], "biome": where["biome"],
+            "coastal": coastal}
 
 
-def simulate_patch(lat: float, lon: float, seed: int, size: int = 96, config: SimConfig | None = None) -> Patch:
-    """One simulated Sentinel-2 L2A patch at (lat, lon); deterministic for (seed, lat, lon, size, config)."""
-    return next(simulate_patches([lat], [lon], seed, size=size, config=config))
+def simulate_patch(lat: float, lon: float, seed: int, size: int = 96, config: SimConfig | None = None,
+                   structure: str | None = None) -> Patch:
+    """One simulated Sentinel-2 L2A patch at (lat, lon); deterministic for (seed, lat, lon, size, config,
+    structure). ``structure`` forces that structure at the patch centre (see ``render_patch``)."""
+    return next(simulate_patches([lat], [lon], seed, size=size, config=config,
+                                 structure_names=None if structure is None else [structure]))
 
 
 def simulate_patches(lat: Any, lon: Any, seed: int, size: int = 96,
-                     config: SimConfig | None = None) -> Iterator[Patch]:
+                     config: SimConfig | None = None, structure_names: Any = None) -> Iterator[Patch]:
     """Patches for many locations: one vectorised geography lookup, then one patch per location.
 
-    Patch i equals ``simulate_patch(lat[i], lon[i], seed, size, config)``.
+    Patch i equals ``simulate_patch(lat[i], lon[i], seed, size, config, structure_names[i])``.
     """
     cfg = config or SimConfig()
     size = _check_size(size)
@@ -299,7 +342,8 @@ def simulate_patches(lat: Any, lon: Any, seed: int, size: int = 96,
         if fractions.sum() <= 0:  # a coastal point whose window holds only water cells
             fractions = np.eye(len(IGBP_NAMES))[0]
         patch = render_patch(fractions, climate, float(lat[i]), float(lon[i]), patch_rng(seed, lat[i], lon[i]),
-                             size=size, config=cfg)
+                             size=size, config=cfg, continent=geo["continent"][i], coastal=bool(geo["coastal"][i]),
+                             structure=None if structure_names is None else structure_names[i])
         patch.meta["continent"] = geo["continent"][i]
         biome = geo["biome"][i]
         patch.meta["biome"] = None if biome is None else str(biome)
