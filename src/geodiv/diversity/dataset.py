@@ -71,7 +71,7 @@ def dataset_diversity(
     ``landscape_entropy`` (mean over sample locations; None if samples carry no lat/lon). ``distributions`` holds
     quantiles and histograms of the per-sample values, ``counts`` the group counts, ``settings`` the parameters.
     """
-    from geodiv.data.shards import iter_samples, read_manifest
+    from geodiv.data.shard_reader import iter_samples, read_manifest
 
     manifest = read_manifest(root)
     bands = list(manifest["bands"])

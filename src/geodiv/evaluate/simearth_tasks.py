@@ -186,7 +186,7 @@ class _TaskSamples(Sequence):
 
     def __getitem__(self, j: int) -> Any:  # type: ignore[override]
         from geodiv import simearth
-        from geodiv.data.shards import Sample
+        from geodiv.data.shard_format import Sample
 
         if not 0 <= j < len(self):
             raise IndexError(j)
@@ -220,7 +220,7 @@ def _jsonable(v: Any) -> bool:
 
 def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params,
                  workers: int = 1, scheduler: str | None = None):
-    from geodiv.data.shards import write_shards
+    from geodiv.data.shard_writer import write_shards
 
     write_shards(
         _TaskSamples(name, split, lat, lon, seed, size), folder, shard_size=shard_size, bands=S2_BANDS, size=size,

@@ -24,7 +24,7 @@ from pydantic import model_validator
 from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, band_indices, canonical_band
 from geodiv.config import StrictModel
 from geodiv.data.catalog import latlon_columns, make_catalog, row_meta
-from geodiv.data.shards import Sample, to_uint16
+from geodiv.data.shard_format import Sample, to_uint16
 from geodiv.errors import DataError, InputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
