@@ -11,7 +11,8 @@ from geodiv.evaluate.metrics import METRICS_BY_TYPE, compute_metrics, geobench_a
 from geodiv.evaluate.regions import plan_regions
 from geodiv.evaluate.runner import PROTOCOLS, RECORD_FIELDS, evaluate, format_summary, write_results
 from geodiv.evaluate.simearth_tasks import simearth_task
-from geodiv.evaluate.tasks import Task, TaskSample, load_task
+from geodiv.evaluate.tasks.base import Task, TaskSample
+from geodiv.evaluate.tasks.registry import load_task
 
 __all__ = [
     "METRICS_BY_TYPE",

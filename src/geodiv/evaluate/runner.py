@@ -40,7 +40,7 @@ from geodiv.evaluate.knn import knn_predict_many
 from geodiv.evaluate.linear import fit_linear_probe
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, as_prediction, compute_metrics
 from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
-from geodiv.evaluate.tasks import load_task
+from geodiv.evaluate.tasks.registry import load_task
 from geodiv.progress import log
 
 PROTOCOLS = ("knn", "linear", "finetune")
@@ -64,7 +64,7 @@ def feature_store(cache_dir: str | os.PathLike[str] | None) -> FeatureStore:
 
 
 def resolve_task(task: Any, options: dict[str, Any] | None = None) -> Any:
-    """A Task object as is; a string through ``geodiv.evaluate.tasks.load_task`` (SimEarth name or path) with the
+    """A Task object as is; a string through ``geodiv.evaluate.tasks.registry.load_task`` (SimEarth name or path) with the
     reader's ``options`` (each reader validates its own)."""
     if not isinstance(task, (str, os.PathLike)):
         if options:

@@ -28,8 +28,15 @@ import numpy as np
 
 from geodiv.bands import S2_BANDS
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources._raster import read_geotiff, stack_bands
-from geodiv.evaluate.tasks import SPLITS, SourceTask, TaskOptions, TaskSample, canonical_split, split_options
+from geodiv.evaluate.tasks._raster import read_geotiff, stack_bands
+from geodiv.evaluate.tasks.base import (
+    SPLITS,
+    ReaderTask,
+    TaskOptions,
+    TaskSample,
+    canonical_split,
+    split_options,
+)
 
 #: 43-class (CORINE level 3) label -> BigEarthNet-19 label (None: not in the 19-class nomenclature).
 LABELS_43_TO_19: dict[str, str | None] = {
@@ -119,7 +126,7 @@ def detect(path: Path) -> bool:
     return False
 
 
-class BigEarthNetTask(SourceTask):
+class BigEarthNetTask(ReaderTask):
     source = "bigearthnet"
     type = "multilabel"
 

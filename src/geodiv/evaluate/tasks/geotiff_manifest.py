@@ -30,10 +30,10 @@ import numpy as np
 from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, SATMAE_BANDS, canonical_band
 from geodiv.data.sources.geotiff import named_band_order, resolve_path, undescribed_13_band_order
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources._raster import read_geotiff
-from geodiv.evaluate.tasks import (
+from geodiv.evaluate.tasks._raster import read_geotiff
+from geodiv.evaluate.tasks.base import (
     TASK_TYPES,
-    SourceTask,
+    ReaderTask,
     TaskOptions,
     TaskSample,
     canonical_split,
@@ -124,7 +124,7 @@ def band_names_for(path: Path, count: int, descriptions: tuple, file_bands: list
     )
 
 
-class ManifestTask(SourceTask):
+class ManifestTask(ReaderTask):
     """A task whose samples are rows of a table: key, image path, label, optional lat/lon and split."""
 
     source = "geotiff"
@@ -256,7 +256,7 @@ class ManifestTask(SourceTask):
         names = list(classes) if classes is not None else [str(i) for i in range(max(ints) + 1)]
         return task_type, names, ints
 
-    # -- SourceTask hooks ------------------------------------------------------------------------------------
+    # -- ReaderTask hooks ------------------------------------------------------------------------------------
     def _list_keys(self) -> dict[str, list[str]]:
         keys = self._rows["key"]
         if self._rows["split"] is None:
