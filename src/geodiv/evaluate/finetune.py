@@ -32,6 +32,7 @@ from torch import nn
 from geodiv.errors import InputError
 from geodiv.evaluate.config import FinetuneConfig
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
+from geodiv.models.features import extract_features
 from geodiv.progress import log, progress
 from geodiv.train.schedule import scaled_lr, warmup_cosine
 
@@ -297,10 +298,8 @@ def finetune(
 
 
 def _frozen_features(model: FinetuneModel, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    from geodiv.evaluate.features import extract
-
     device = next(model.head.parameters()).device
-    return extract(model.encoder, inputs, kind="pooled", pool=model.pool, batch_size=batch_size, device=device)
+    return extract_features(model.encoder, inputs, pool=model.pool, device=device, batch_size=batch_size, bf16=False)
 
 
 def init_head_from_probe(

@@ -22,25 +22,17 @@ from geodiv.atomic import atomic_open, check_target, folder_lock, write_json
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.baseline import is_spectral, spectral_encoder
 from geodiv.evaluate.config import EvalConfig, resolve_config
-from geodiv.evaluate.features import (
-    BandPlan,
-    Encoder,
-    EvalTransform,
-    FeatureStore,
-    SplitTable,
-    load_encoder,
-    patch_fractions,
-    plan_bands,
-    resolve_device,
-    split_size,
-    upsample_patch_scores,
-)
+from geodiv.evaluate.encoders import Encoder, load_encoder
+from geodiv.evaluate.feature_cache import FeatureStore, SplitTable, split_size
 from geodiv.evaluate.finetune import finetune, predict
+from geodiv.evaluate.inputs import BandPlan, EvalTransform, plan_bands
 from geodiv.evaluate.knn import knn_predict_many
 from geodiv.evaluate.linear import fit_linear_probe
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, as_prediction, compute_metrics
 from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
+from geodiv.evaluate.segmentation import patch_fractions, upsample_patch_scores
 from geodiv.evaluate.tasks.registry import load_task
+from geodiv.models.features import default_device
 from geodiv.progress import log
 
 PROTOCOLS = ("knn", "linear", "finetune")
@@ -120,7 +112,7 @@ class _Splits:
             if src not in cache:
                 cache[src] = self.store.features(
                     encoder, self.task, src, plan, transform, kind=kind, pool=cfg.features.pool,
-                    batch_size=cfg.features.batch_size, device=resolve_device(cfg.features.device),
+                    batch_size=cfg.features.batch_size, device=str(default_device(cfg.features.device)),
                 )
             out[split] = self.rows(split, cache[src])
         return out
@@ -212,7 +204,7 @@ def _feature_heads(
             subsets, query, task_type = rows, feats["test"], task.type
         res = knn_predict_many(mem, tgt, query, subsets, ks=cfg.knn.k, temperature=cfg.knn.temperature,
                                task_type=task_type, n_classes=n_classes,
-                               device=resolve_device(cfg.features.device))
+                               device=str(default_device(cfg.features.device)))
         knn_results.update({id(spec): r for spec, r in zip(heads, res)})
 
     def knn_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
