@@ -1,10 +1,7 @@
-"""Raster helpers shared by the task readers: GeoTIFF reading, resampling, georeference -> lat/lon."""
+"""Array helpers shared by the task readers: resampling bands onto one grid. GeoTIFFs are read, and
+georeferences turned into lat/lon, by ``geodiv.data.sources.geotiff`` (``read_raster``, ``centre_lat_lon``)."""
 
 from __future__ import annotations
-
-import os
-import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -44,39 +41,3 @@ def stack_bands(bands: list[np.ndarray], *, where: str) -> np.ndarray:
             raise DataError(f"{where}: band {i} has shape {b.shape}, expected a 2-D (H, W) raster")
         out[i] = resample(b, shape)
     return out
-
-
-def centre_lat_lon(transform, crs, width: int, height: int) -> tuple[float | None, float | None]:
-    """WGS84 latitude/longitude of a raster's centre, or ``(None, None)`` without a georeference."""
-    if crs is None or transform is None:
-        return None, None
-    from rasterio.warp import transform as warp_transform
-
-    col, row = width / 2.0, height / 2.0  # affine applied by hand: works with every affine version
-    x = transform.a * col + transform.b * row + transform.c
-    y = transform.d * col + transform.e * row + transform.f
-    lons, lats = warp_transform(crs, "EPSG:4326", [x], [y])
-    lat, lon = float(lats[0]), float(lons[0])
-    if not (np.isfinite(lat) and np.isfinite(lon)):
-        return None, None
-    return lat, lon
-
-
-def read_geotiff(path: str | os.PathLike[str], *, where: str | None = None) -> tuple[np.ndarray, float | None, float | None]:
-    """All bands of a GeoTIFF as (C, H, W) in its own dtype, and the centre's lat/lon if georeferenced."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    path = Path(path)
-    label = where or str(path)
-    if not path.is_file():
-        raise DataError(f"{label}: image file {path} does not exist")
-    try:
-        with warnings.catch_warnings(), rasterio.open(path) as src:
-            # plain (non-georeferenced) images are fine here; location then comes from the manifest
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            image = src.read()
-            lat, lon = centre_lat_lon(src.transform if src.crs else None, src.crs, src.width, src.height)
-    except RasterioIOError as err:
-        raise DataError(f"{label}: cannot read GeoTIFF {path} ({err})") from None
-    return image, lat, lon

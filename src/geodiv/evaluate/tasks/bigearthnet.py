@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from geodiv.bands import S2_BANDS
+from geodiv.data.sources.geotiff import read_raster
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.tasks._raster import read_geotiff, stack_bands
+from geodiv.evaluate.tasks._raster import stack_bands
 from geodiv.evaluate.tasks.base import (
     SPLITS,
     ReaderTask,
@@ -188,7 +189,7 @@ class BigEarthNetTask(ReaderTask):
         bands = []
         lat = lon = None
         for band in BEN_BANDS:
-            data, b_lat, b_lon = read_geotiff(folder / f"{key}_{_SUFFIX[band]}.tif", where=where)
+            data, b_lat, b_lon = read_raster(folder / f"{key}_{_SUFFIX[band]}.tif", where=where)
             bands.append(data[0])
             if band == "B2":
                 lat, lon = b_lat, b_lon

@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 
 from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, canonical_band
+from geodiv.data.sources.geotiff import centre_lat_lon
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.tasks._raster import centre_lat_lon, resample, stack_bands
+from geodiv.evaluate.tasks._raster import resample, stack_bands
 from geodiv.evaluate.tasks._unpickle import PickledRecord, pickle_bytes_from_attr, safe_loads
 from geodiv.evaluate.tasks.base import ReaderTask, TaskOptions, TaskSample, canonical_split, split_options
 
