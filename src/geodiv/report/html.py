@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from geodiv.atomic import write_bytes, write_text
+from geodiv.diversity.correlate import correlate_measures
 from geodiv.errors import InputError
 from geodiv.report import checks, figures, tables
 from geodiv.report.summary import summarise
@@ -71,19 +72,11 @@ def _task_means(table: pd.DataFrame, task_metrics: dict[str, str]) -> pd.DataFra
 
 
 def correlation_stats(diversity: pd.DataFrame, perf: pd.Series, measures, seed: int = 0) -> dict[str, dict]:
-    from geodiv.diversity import correlate
-
+    """``geodiv.diversity.correlate_measures`` of each measure with ``perf`` (datasets in its order), one flat row
+    of statistics per measure for the report's tables."""
+    rows = {d: diversity.loc[d].to_dict() for d in diversity.index}
     stats = {}
-    common = [d for d in perf.index if d in diversity.index]
-    for m in measures:
-        if m not in diversity:
-            continue
-        x = diversity.loc[common, m].to_numpy(float)
-        y = perf.loc[common].to_numpy(float)
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() < 3:
-            continue
-        res = correlate(x[ok], y[ok], seed=seed)
+    for m, res in correlate_measures(rows, perf.to_dict(), measures, seed=seed).items():
         flat: dict[str, float] = {"n": int(res["n"])}
         for method, short in (("spearman", "rho"), ("pearson", "r"), ("kendall", "tau")):
             # Undefined statistics (a constant measure, say) come back as None: shown as NaN, never as 0.
@@ -196,14 +189,14 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
             keep = [c for c in ("spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high",
                                 "pearson_r", "pearson_p", "kendall_tau", "kendall_p", "n") if c in corr]
             corr = corr[keep]
-            write_text(Path(study_dir) / "correlations.csv", corr.to_csv(index_label="measure"))
+            facts["correlation_tables"] = {"correlations.csv": corr}
             sec.markdown += "\n\nCorrelation with mean performance over tasks:\n\n" + corr.to_markdown(floatfmt=".3f")
             sec.html += "<h3>Correlation with mean performance over tasks</h3>" + corr.to_html(
                 float_format=lambda v: f"{v:.3f}")
             per_task = _per_task_correlations(diversity, pretrained, [t for t in task_metrics if t in pretrained],
                                               list(stats))
             if not per_task.empty:
-                write_text(Path(study_dir) / "correlations_per_task.csv", per_task.to_csv(index_label="measure"))
+                facts["correlation_tables"]["correlations_per_task.csv"] = per_task
                 sec.markdown += ("\n\nSpearman ρ (p) per task:\n\n"
                                  + per_task.to_markdown())
                 sec.html += "<h3>Spearman ρ (p) per task</h3>" + per_task.to_html()
@@ -306,6 +299,7 @@ def write_report(study_dir: str | Path) -> Path:
     """Write ``report/index.html`` (images embedded) and ``report/report.md`` (images beside it)."""
     study_dir = Path(study_dir)
     meta, sections, facts = build_sections(study_dir)
+    write_correlation_tables(study_dir, facts)
     summary = summarise(facts, meta)
     out = study_dir / "report"
     title = f"geodiv study: {meta.get('name', study_dir.name)}"
@@ -330,6 +324,13 @@ def write_report(study_dir: str | Path) -> Path:
     index = out / "index.html"
     write_text(index, page)
     return index
+
+
+def write_correlation_tables(study_dir: Path, facts: dict) -> None:
+    """``correlations.csv`` (each measure against the mean over tasks) and ``correlations_per_task.csv`` (Spearman
+    per task) in the study folder, from the tables :func:`build_sections` computed."""
+    for name, table in (facts.get("correlation_tables") or {}).items():
+        write_text(Path(study_dir) / name, table.to_csv(index_label="measure"))
 
 
 def timings_table(timings: dict[str, float]) -> list[str]:
