@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from geodiv.evaluate.config import FinetuneConfig
-from geodiv.evaluate.finetune import finetune, param_groups, predict, random_resized_crop_grid
+from geodiv.evaluate.finetune import finetune, predict, random_resized_crop_grid
+from geodiv.evaluate.finetune import finetune_param_groups as param_groups
 
 from .synthetic import tiny_encoder
 

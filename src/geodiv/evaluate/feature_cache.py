@@ -27,7 +27,7 @@ from geodiv.evaluate.inputs import BandPlan, EvalTransform, prepare_inputs
 from geodiv.models.features import default_device, extract_features
 from geodiv.progress import progress
 
-CACHE_VERSION = 1
+FEATURE_CACHE_VERSION = 1
 
 
 # ------------------------------------------------------------------------------------- split tables
@@ -146,7 +146,7 @@ class FeatureStore:
 
     @staticmethod
     def digest(parts: dict[str, Any]) -> str:
-        return hashlib.sha256(json.dumps({"v": CACHE_VERSION, **parts}, sort_keys=True).encode()).hexdigest()[:24]
+        return hashlib.sha256(json.dumps({"v": FEATURE_CACHE_VERSION, **parts}, sort_keys=True).encode()).hexdigest()[:24]
 
     def _file(self, stem: str) -> Path | None:
         return None if self.cache_dir is None else Path(self.cache_dir) / stem

@@ -81,7 +81,7 @@ class FinetuneModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------------- optimisation
-def param_groups(model: FinetuneModel, weight_decay: float, layer_decay: float) -> list[dict]:
+def finetune_param_groups(model: FinetuneModel, weight_decay: float, layer_decay: float) -> list[dict]:
     """The encoder's groups as SatMAE makes them (``geodiv.models.param_groups``: layer-wise ``lr_scale``, no
     decay for biases, norms and embeddings), plus the new head at the full rate."""
     from geodiv.models import param_groups as encoder_groups
@@ -237,7 +237,7 @@ def finetune(
     total = config.epochs * steps_per_epoch
     warmup = config.warmup_epochs * steps_per_epoch
     base_lr = scaled_lr(config.blr, batch)
-    opt = torch.optim.AdamW(param_groups(model, config.weight_decay, config.layer_decay), lr=base_lr)
+    opt = torch.optim.AdamW(finetune_param_groups(model, config.weight_decay, config.layer_decay), lr=base_lr)
     if task_type == "classification":
         loss_fn: Callable = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     elif task_type == "multilabel":

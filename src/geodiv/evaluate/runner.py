@@ -28,9 +28,10 @@ from geodiv.evaluate.finetune import finetune, predict
 from geodiv.evaluate.inputs import BandPlan, EvalTransform, plan_bands
 from geodiv.evaluate.knn import knn_predict_many
 from geodiv.evaluate.linear import fit_linear_probe
-from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, as_prediction, compute_metrics
+from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
 from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
 from geodiv.evaluate.segmentation import patch_fractions, upsample_patch_scores
+from geodiv.evaluate.tasks.base import TASK_TYPES
 from geodiv.evaluate.tasks.registry import load_task
 from geodiv.models.features import default_device
 from geodiv.progress import log
@@ -424,7 +425,7 @@ def write_results(records: list[dict], out: str | os.PathLike[str]) -> tuple[Pat
     return out, csv_path
 
 
-def format_summary(records: list[dict]) -> str:
+def format_records(records: list[dict]) -> str:
     """One line per (protocol, metric, params) of the global head on the global test set, with its interval."""
     lines = []
     for r in records:

@@ -8,7 +8,7 @@ import numpy as np
 from geodiv.errors import DataError
 
 
-def resample(band: np.ndarray, shape: tuple[int, int], order: int = 1) -> np.ndarray:
+def resample_band(band: np.ndarray, shape: tuple[int, int], order: int = 1) -> np.ndarray:
     """Resample a 2-D band to ``shape`` (bilinear by default, nearest with ``order=0`` for labels).
 
     Used to bring 20 m / 60 m Sentinel-2 bands onto the 10 m grid (BigEarthNet, GEO-Bench), the way
@@ -39,5 +39,5 @@ def stack_bands(bands: list[np.ndarray], *, where: str) -> np.ndarray:
     for i, b in enumerate(bands):
         if b.ndim != 2:
             raise DataError(f"{where}: band {i} has shape {b.shape}, expected a 2-D (H, W) raster")
-        out[i] = resample(b, shape)
+        out[i] = resample_band(b, shape)
     return out
