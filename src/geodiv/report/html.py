@@ -113,7 +113,23 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
     sections: list[Section] = []
     facts: dict = {"main_protocol": main_protocol, "task_metrics": task_metrics}
 
-    # 1. Main tables
+    _add_results_tables(sections, facts, results, meta, task_metrics, protocols, main_protocol)
+    _add_checks(sections, facts, results, task_metrics, protocols, main_protocol)
+    _add_region_heatmaps(sections, facts, results, task_metrics, main_protocol)
+    perf = _task_means(facts.get("main_table", pd.DataFrame()), task_metrics)
+    _add_diversity(sections, facts, diversity, perf, task_metrics, main_protocol)
+    _add_samples_and_reconstructions(sections, study_dir, meta)
+    # 5. Comparison with the published results
+    sec = _paper_comparison(perf, meta)
+    if sec is not None:
+        sections.append(sec)
+        facts["paper_comparison"] = sec.markdown
+    return meta, sections, facts
+
+
+def _add_results_tables(sections: list[Section], facts: dict, results: pd.DataFrame, meta: dict,
+                        task_metrics: dict[str, str], protocols: list[str], main_protocol: str) -> None:
+    """1. The main table of each protocol (the main protocol's also into ``facts``)."""
     for protocol in [main_protocol] + [p for p in protocols if p != main_protocol]:
         table = tables.main_table(results, task_metrics, protocol=protocol)
         if table.empty:
@@ -129,7 +145,10 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         if protocol == main_protocol:
             facts["main_table"] = table
 
-    # 1b. Representation sensitivity (each protocol) and collapsed heads
+
+def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, task_metrics: dict[str, str],
+                protocols: list[str], main_protocol: str) -> None:
+    """1b. Representation sensitivity (each protocol) and collapsed heads."""
     sec = Section("Representation sensitivity and collapse checks")
     for protocol in [main_protocol] + [p for p in protocols if p != main_protocol]:
         sens = checks.representation_sensitivity(results, task_metrics, protocol)
@@ -156,7 +175,10 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         sec.html += f"<p class='note'>{html.escape(note)}</p>"
         sections.append(sec)
 
-    # 2. Region heatmaps: pretraining dataset x evaluation continent, globally trained head
+
+def _add_region_heatmaps(sections: list[Section], facts: dict, results: pd.DataFrame, task_metrics: dict[str, str],
+                         main_protocol: str) -> None:
+    """2. Region heatmaps: pretraining dataset x evaluation continent, globally trained head."""
     sec = Section(f"Pretraining region × evaluation region ({main_protocol})")
     sel = results[(results["protocol"] == main_protocol) & (results["region"] != "global")]
     if "train_region" in sel:
@@ -173,8 +195,10 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
     if sec.images:
         sections.append(sec)
 
-    # 3. Diversity and correlation
-    perf = _task_means(facts.get("main_table", pd.DataFrame()), task_metrics)
+
+def _add_diversity(sections: list[Section], facts: dict, diversity: pd.DataFrame, perf: pd.DataFrame,
+                   task_metrics: dict[str, str], main_protocol: str) -> None:
+    """3. Diversity and its correlation with performance (the tables go into ``facts['correlation_tables']``)."""
     if not diversity.empty and not perf.empty:
         measures = [m for m in DIVERSITY_MEASURES if m in diversity]
         sec = Section("Diversity and performance")
@@ -207,7 +231,9 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
                                                         "pretraining dataset; line: least squares with bootstrap 95% band)"))
         sections.append(sec)
 
-    # 4. Sample maps and reconstructions
+
+def _add_samples_and_reconstructions(sections: list[Section], study_dir: Path, meta: dict) -> None:
+    """4. Sample maps and reconstructions."""
     points = meta.get("sample_points") or {}
     if points:
         sec = Section("Where each dataset's samples are")
@@ -231,13 +257,6 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         for name, path in recon.items():
             sec.images.append((f"recon_{_slug(name)}.png", path.read_bytes(), f"{name}: input, mask, reconstruction"))
         sections.append(sec)
-
-    # 5. Comparison with the published results
-    sec = _paper_comparison(perf, meta)
-    if sec is not None:
-        sections.append(sec)
-        facts["paper_comparison"] = sec.markdown
-    return meta, sections, facts
 
 
 def _paper_comparison(perf: pd.DataFrame, meta: dict) -> Section | None:
