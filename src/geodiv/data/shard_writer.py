@@ -152,25 +152,7 @@ def write_shards(
     bands = [canonical_band(b) for b in bands]
     if shard_size < 1:
         raise GeodivError(f"shard_size must be >= 1, got {shard_size}")
-    prog_dir = _progress_dir(out)
-    prog_dir.mkdir(exist_ok=True)
-    run_id = {"bands": bands, "shard_size": shard_size, "config": config, "seed": seed}
-    run_file = prog_dir / "run.json"
-    records: list[dict[str, Any]] = []
-    if resume and run_file.exists():
-        previous = json.loads(run_file.read_text(encoding="utf-8"))
-        if json.loads(json.dumps(run_id, default=json_default)) != previous:
-            raise GeodivError(
-                f"{out} holds a build with different settings (config, seed, bands or shard size); "
-                "build into a new folder or delete this one"
-            )
-        records = _finished_records(out)
-    else:
-        for old in prog_dir.glob("shard-*.json"):
-            old.unlink()
-    write_json(run_file, run_id)
-    (out / MANIFEST).unlink(missing_ok=True)  # a manifest exists only for a finished build
-
+    records = _start_run(out, {"bands": bands, "shard_size": shard_size, "config": config, "seed": seed}, resume)
     skips = SkipReport()
     for r in records:
         skips.merge(r["skipped"])
@@ -191,16 +173,7 @@ def write_shards(
             with shard_executor(workers, scheduler) as executor:
                 _write_parallel(samples, start, sink, executor)  # type: ignore[arg-type]
         else:
-            for index, item in _items_from(samples, start):
-                sink.consumed = index + 1
-                try:
-                    sample = spec.validate(item, sink.seen_keys)
-                except DataError as err:
-                    sink.skip(err)
-                    continue
-                if spec.size is None:
-                    spec.size = int(sample.image.shape[1])
-                sink.add(index, sample)
+            _write_serial(samples, start, sink)
         sink.finish()
     except BaseException:
         sink.abort()
@@ -212,6 +185,44 @@ def write_shards(
     write_json(out / MANIFEST, manifest)
     skips.report(f"write_shards {out}")
     return manifest
+
+
+def _start_run(out: Path, run_id: dict[str, Any], resume: bool) -> list[dict[str, Any]]:
+    """Record this build's settings in the progress folder; the finished shards a resumed build keeps (a resume
+    with other settings is refused). Any manifest goes: one exists only for a finished build."""
+    prog_dir = _progress_dir(out)
+    prog_dir.mkdir(exist_ok=True)
+    run_file = prog_dir / "run.json"
+    records: list[dict[str, Any]] = []
+    if resume and run_file.exists():
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        if json.loads(json.dumps(run_id, default=json_default)) != previous:
+            raise GeodivError(
+                f"{out} holds a build with different settings (config, seed, bands or shard size); "
+                "build into a new folder or delete this one"
+            )
+        records = _finished_records(out)
+    else:
+        for old in prog_dir.glob("shard-*.json"):
+            old.unlink()
+    write_json(run_file, run_id)
+    (out / MANIFEST).unlink(missing_ok=True)  # a manifest exists only for a finished build
+    return records
+
+
+def _write_serial(samples: Iterable[Any], start: int, sink: _ShardSink) -> None:
+    """Input items from ``start`` checked and written in this process, in order."""
+    spec = sink.spec
+    for index, item in _items_from(samples, start):
+        sink.consumed = index + 1
+        try:
+            sample = spec.validate(item, sink.seen_keys)
+        except DataError as err:
+            sink.skip(err)
+            continue
+        if spec.size is None:
+            spec.size = int(sample.image.shape[1])
+        sink.add(index, sample)
 
 
 @dataclass
