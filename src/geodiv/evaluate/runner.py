@@ -358,12 +358,7 @@ def _evaluate(
     ckpt_name = encoder.source if encoder.source != "module" else encoder.checkpoint_id
     records: list[dict] = []
     for proto in protocols:
-        notes = plan.notes()
-        if getattr(task_obj, "filled_bands", None):
-            notes.append(f"task source mean-filled bands {', '.join(task_obj.filled_bands)}")
-        notes.extend(getattr(task_obj, "info", {}).get("notes", []))  # source facts (e.g. val used as test)
-        if splits.val_source == "train":
-            notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
+        notes = _notes(plan, task_obj, splits, cfg, seed)
         t0 = time.perf_counter()
         region_plan = region_plans[cfg.regions.matrix and proto in cfg.regions.matrix_protocols]
         if proto == "finetune":
@@ -373,31 +368,51 @@ def _evaluate(
                                   region_plan.heads)
         if head is None:
             continue
-        test_labels = splits.tables["test"].labels
-        for spec in region_plan.heads:
-            for params, pred in head(spec):
-                for region, rows in region_plan.test_regions:
-                    share = max_class_share(task_obj.type, pred[rows], n_classes)
-                    if share is not None and share > COLLAPSE_SHARE and region == GLOBAL:
-                        log(f"evaluate {task_obj.name} / {proto} (train region {spec.train_region}): one class is "
-                            f"{share:.0%} of the test predictions (collapsed head; the report flags it)")
-                    results = compute_metrics(
-                        task_obj.type, test_labels[rows], pred[rows], n_classes=n_classes,
-                        metrics=METRICS_BY_TYPE[task_obj.type], n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
-                        seed=seed, threshold=cfg.metrics.multilabel_threshold,
-                    )
-                    for metric, r in results.items():
-                        records.append({
-                            "task": task_obj.name, "protocol": proto, "metric": metric, "value": r.value,
-                            "ci_low": r.ci_low, "ci_high": r.ci_high, "region": region,
-                            "train_region": spec.train_region, "n": r.n, "checkpoint": ckpt_name,
-                            "n_train": int(len(spec.train_idx) + (len(spec.val_idx) if proto != "finetune" else 0)),
-                            "params": params, "notes": list(notes), "checkpoint_id": encoder.checkpoint_id,
-                            "max_class_share": share,
-                        })
+        records.extend(_head_records(head, region_plan, task_obj, proto, splits.tables["test"].labels, n_classes, cfg,
+                                     seed, notes, ckpt_name, encoder.checkpoint_id))
         log(f"evaluate {task_obj.name} / {proto}: {len(region_plan.heads)} head(s) in {time.perf_counter() - t0:.1f}s")
     if out is not None:
         write_results(records, out)
+    return records
+
+
+def _notes(plan: BandPlan, task_obj: Any, splits: _Splits, cfg: EvalConfig, seed: int) -> list[str]:
+    """What every record of a protocol says about how it was made (filled bands, the reader's facts, val split)."""
+    notes = plan.notes()
+    if getattr(task_obj, "filled_bands", None):
+        notes.append(f"task source mean-filled bands {', '.join(task_obj.filled_bands)}")
+    notes.extend(getattr(task_obj, "info", {}).get("notes", []))  # source facts (e.g. val used as test)
+    if splits.val_source == "train":
+        notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
+    return notes
+
+
+def _head_records(head: Callable, region_plan: Any, task_obj: Any, proto: str, test_labels: np.ndarray,
+                  n_classes: int | None, cfg: EvalConfig, seed: int, notes: list[str], ckpt_name: str,
+                  checkpoint_id: str) -> list[dict]:
+    """The records of one protocol: every head's metrics on every test region (a collapsed global head logged)."""
+    records: list[dict] = []
+    for spec in region_plan.heads:
+        for params, pred in head(spec):
+            for region, rows in region_plan.test_regions:
+                share = max_class_share(task_obj.type, pred[rows], n_classes)
+                if share is not None and share > COLLAPSE_SHARE and region == GLOBAL:
+                    log(f"evaluate {task_obj.name} / {proto} (train region {spec.train_region}): one class is "
+                        f"{share:.0%} of the test predictions (collapsed head; the report flags it)")
+                results = compute_metrics(
+                    task_obj.type, test_labels[rows], pred[rows], n_classes=n_classes,
+                    metrics=METRICS_BY_TYPE[task_obj.type], n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
+                    seed=seed, threshold=cfg.metrics.multilabel_threshold,
+                )
+                for metric, r in results.items():
+                    records.append({
+                        "task": task_obj.name, "protocol": proto, "metric": metric, "value": r.value,
+                        "ci_low": r.ci_low, "ci_high": r.ci_high, "region": region,
+                        "train_region": spec.train_region, "n": r.n, "checkpoint": ckpt_name,
+                        "n_train": int(len(spec.train_idx) + (len(spec.val_idx) if proto != "finetune" else 0)),
+                        "params": params, "notes": list(notes), "checkpoint_id": checkpoint_id,
+                        "max_class_share": share,
+                    })
     return records
 
 
