@@ -23,6 +23,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -222,12 +223,8 @@ def finetune(
         mean, std = float(y_all.mean()), float(y_all.std().clamp_min(1e-8))
         y_all = (y_all - mean) / std
     if config.head_init == "probe" and task_type in ("classification", "regression"):
-        if probe_features is None:
-            has_val = val_inputs is not None and val_labels is not None and len(val_labels)
-            probe_features = (_frozen_features(model, train_inputs, config.batch_size),
-                              _frozen_features(model, val_inputs, config.batch_size) if has_val else None)
-        init_head_from_probe(model, probe_features[0], train_labels, probe_features[1], val_labels,
-                             task_type=task_type, n_classes=n_classes, target_mean=mean, target_std=std, seed=seed)
+        _probe_init(model, train_inputs, train_labels, val_inputs, val_labels, probe_features, config.batch_size,
+                    task_type=task_type, n_classes=n_classes, target_mean=mean, target_std=std, seed=seed)
     x_all = torch.from_numpy(np.ascontiguousarray(train_inputs, dtype=np.float32))
     size = x_all.shape[-1]
     if task_type == "segmentation" and tuple(y_all.shape[-2:]) != (size, size):
@@ -276,6 +273,18 @@ def finetune(
         model.load_state_dict(best_state)
     model.eval()
     return FinetuneResult(model, best_epoch, best_val, history, mean, std)
+
+
+def _probe_init(model: FinetuneModel, train_inputs: np.ndarray, train_labels: np.ndarray,
+                val_inputs: np.ndarray | None, val_labels: np.ndarray | None,
+                probe_features: tuple[np.ndarray, np.ndarray | None] | None, batch_size: int, **probe: Any) -> None:
+    """The head initialised from a linear probe on the frozen encoder's pooled features (computed here unless
+    ``probe_features`` gives them)."""
+    if probe_features is None:
+        has_val = val_inputs is not None and val_labels is not None and len(val_labels)
+        probe_features = (_frozen_features(model, train_inputs, batch_size),
+                          _frozen_features(model, val_inputs, batch_size) if has_val else None)
+    init_head_from_probe(model, probe_features[0], train_labels, probe_features[1], val_labels, **probe)
 
 
 def _loss_fn(task_type: str, label_smoothing: float) -> Callable:
