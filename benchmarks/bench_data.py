@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from geodiv.bands import SATMAE_BANDS
 from geodiv.data.normalize import satmae_normalize
-from geodiv.data.shards import Sample, write_shards
+from geodiv.data.shard_format import Sample
+from geodiv.data.shard_writer import write_shards
 from geodiv.data.stream import ShardStream
 from geodiv.data.transforms import Augment
 

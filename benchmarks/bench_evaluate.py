@@ -38,7 +38,7 @@ def _images(n: int, n_classes: int, size: int, rng: np.random.Generator) -> tupl
 
 def _inputs(images: np.ndarray, size: int) -> np.ndarray:
     from geodiv.bands import SATMAE_BANDS
-    from geodiv.evaluate.features import EvalTransform, plan_bands, prepare_inputs
+    from geodiv.evaluate.inputs import EvalTransform, plan_bands, prepare_inputs
 
     plan = plan_bands(SATMAE_BANDS, SATMAE_BANDS)
     return prepare_inputs(list(images), plan, EvalTransform(size=size))
@@ -79,9 +79,9 @@ def _mae_linear_head(encoder, x_fit, y_fit, x_test, n_classes, epochs: int, batc
 
 
 def run(quick: bool = False) -> list[dict]:
-    from geodiv.evaluate.features import extract
     from geodiv.evaluate.linear import fit_linear_probe
     from geodiv.models import build_encoder
+    from geodiv.models.features import extract_features
 
     torch.set_num_threads(1)
     size, n_classes = 32, 6
@@ -94,11 +94,11 @@ def run(quick: bool = False) -> list[dict]:
     encoder = build_encoder("tiny", img_size=size, depth=2 if quick else 4, seed=0)
 
     # Warm-up outside the timings (lazy imports, first-call allocations), for both sides alike.
-    warm = extract(encoder, inputs[:8], kind="pooled", batch_size=8)
+    warm = extract_features(encoder, inputs[:8], kind="pooled", batch_size=8, bf16=False)
     fit_linear_probe(warm, np.arange(8) % 2, None, None, task_type="classification", n_classes=2, fixed_param=1.0)
 
     t0 = time.perf_counter()
-    feats = extract(encoder, inputs, kind="pooled", batch_size=64)
+    feats = extract_features(encoder, inputs, kind="pooled", batch_size=64, bf16=False)
     extract_time = time.perf_counter() - t0
     probe = fit_linear_probe(feats[tr], y[tr], feats[va], y[va], task_type="classification", n_classes=n_classes)
     probe_acc = float((probe.scores(feats[te]).argmax(1) == y[te]).mean())
@@ -108,9 +108,9 @@ def run(quick: bool = False) -> list[dict]:
     from geodiv.evaluate.baseline import spectral_encoder
 
     spectral = spectral_encoder(scheme="satmae", random_overrides={"img_size": size})
-    extract(spectral.module, inputs[:8], kind="pooled", batch_size=8)
+    extract_features(spectral.module, inputs[:8], kind="pooled", batch_size=8, bf16=False)
     t0 = time.perf_counter()
-    spec_feats = extract(spectral.module, inputs, kind="pooled", batch_size=64)
+    spec_feats = extract_features(spectral.module, inputs, kind="pooled", batch_size=64, bf16=False)
     spectral_time = time.perf_counter() - t0
     spec_probe = fit_linear_probe(spec_feats[tr], y[tr], spec_feats[va], y[va], task_type="classification",
                                   n_classes=n_classes)

@@ -28,7 +28,7 @@ def _build_rows(quick: bool) -> list[dict]:
     import os
 
     from geodiv.data.build import SimEarthSamples, _selected_catalog, load_dataset_configs
-    from geodiv.data.shards import write_shards
+    from geodiv.data.shard_writer import write_shards
 
     n, size, workers = (96, 32, 2) if quick else (1200, 64, min(2, os.cpu_count() or 1))
     (cfg,) = load_dataset_configs({"name": "bench", "n": n, "size": size, "shard_size": n // 12, "seed": 0,

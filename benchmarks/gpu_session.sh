@@ -32,7 +32,7 @@ step "synthetic 10-band shards, 4096 x 96 px"
 timeout 60 python3 - <<'PY'
 from benchmarks.bench_data import _samples
 from geodiv.bands import SATMAE_BANDS
-from geodiv.data.shards import write_shards
+from geodiv.data.shard_writer import write_shards
 write_shards(_samples(4096), "/tmp/ds", shard_size=512, bands=SATMAE_BANDS)
 PY
 

@@ -17,11 +17,7 @@ PACKAGE = Path(geodiv.__file__).parent
 
 #: Import edges (importer -> imported) known to close a circle, each with the issue that removes it. Keep this to
 #: exactly the circles that exist: an entry whose edge is gone, or no longer closes a circle, fails the test.
-KNOWN_CIRCLES = {
-    # evaluate/tasks.py imports evaluate.sources at call time, and every reader there imports tasks.py. Issue 15's
-    # pending re-cut of evaluate/ (tasks/ package: base, then a registry that imports the readers) removes it.
-    ("geodiv.evaluate.tasks", "geodiv.evaluate.sources"): "issue 15: re-cut evaluate/",
-}
+KNOWN_CIRCLES: dict[tuple[str, str], str] = {}
 
 _IMPORT_FUNCTIONS = {"import_module", "__import__"}
 

@@ -171,7 +171,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         seed=a.seed,
         task_options=dict(parse_override(s) for s in a.task_option or []),
     )
-    print(evaluate.format_summary(records))
+    print(evaluate.format_records(records))
     print(f"wrote {len(records)} records -> {a.out} (and {Path(a.out).with_suffix('.csv')})")
     return 0
 

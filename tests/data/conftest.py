@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from geodiv.bands import SATMAE_BANDS
-from geodiv.data.shards import write_shards
+from geodiv.data.shard_writer import write_shards
 
 from .datakit import synthetic_samples
 

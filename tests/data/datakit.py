@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from geodiv.bands import SATMAE_BANDS
-from geodiv.data.shards import Sample
+from geodiv.data.shard_format import Sample
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -9,7 +9,7 @@ from geodiv.cli import main
 from geodiv.data import build as build_mod
 from geodiv.data.build import build_dataset, load_dataset_configs
 from geodiv.data.catalog import assert_disjoint
-from geodiv.data.shards import iter_samples, verify_dataset
+from geodiv.data.shard_reader import iter_samples, verify_dataset
 from geodiv.errors import DataError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "datasets"

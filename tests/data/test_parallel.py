@@ -12,7 +12,9 @@ import pytest
 from geodiv.cli import main
 from geodiv.data.build import build_dataset
 from geodiv.data.parallel import check_parallel
-from geodiv.data.shards import Sample, iter_samples, write_shards
+from geodiv.data.shard_format import Sample
+from geodiv.data.shard_reader import iter_samples
+from geodiv.data.shard_writer import write_shards
 from geodiv.errors import ConfigError, DataError
 
 from .datakit import fixture_module

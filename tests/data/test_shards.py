@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from geodiv.bands import SATMAE_BANDS
-from geodiv.data.shards import Sample, iter_samples, read_manifest, verify_dataset, write_shards
+from geodiv.data.shard_format import Sample
+from geodiv.data.shard_reader import iter_samples, read_manifest, verify_dataset
+from geodiv.data.shard_writer import write_shards
 from geodiv.errors import DataError
 
 from .datakit import synthetic_samples
@@ -148,7 +150,7 @@ def _tar_bytes(members, fmt):
 def test_tar_reader_matches_tarfile_for_long_names_and_formats(tmp_path, fmt):
     """The memory-mapped reader hands unusual headers (GNU/pax long names, ustar prefixes, directories) to tarfile
     and must list exactly what tarfile lists, in order."""
-    from geodiv.data.shards import iter_tar_groups
+    from geodiv.data.shard_reader import iter_tar_groups
 
     deep = "d" * 60 + "/" + "e" * 60  # > 100 characters: a long-name header (GNU, pax) or a ustar prefix
     members = [("a.npy", b"x" * 700), ("a.json", b"{}"), (f"{deep}/b.npy", b"y" * 512), (f"{deep}/b.json", b"[]"),

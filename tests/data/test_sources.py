@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from geodiv.data.build import build_dataset
-from geodiv.data.shards import iter_samples
+from geodiv.data.shard_reader import iter_samples
 from geodiv.data.sources.fmow import FMOW_CATEGORIES, FmowSourceConfig, fmow_catalog
 from geodiv.data.sources.geotiff import GeoTiffSourceConfig, geotiff_catalog, read_geotiff
 from geodiv.data.sources.stac import stac_build

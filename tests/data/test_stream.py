@@ -6,7 +6,8 @@ from torch.utils.data import DataLoader
 from geodiv.bands import SATMAE_BANDS
 from geodiv.data import stream as stream_mod
 from geodiv.data.normalize import satmae_normalize
-from geodiv.data.shards import iter_samples, read_manifest, write_shards
+from geodiv.data.shard_reader import iter_samples, read_manifest
+from geodiv.data.shard_writer import write_shards
 from geodiv.data.stream import ShardStream
 from geodiv.errors import DataError, InputError
 

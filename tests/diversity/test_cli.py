@@ -4,7 +4,7 @@ import numpy as np
 
 from geodiv.bands import S2_BANDS
 from geodiv.cli import main
-from geodiv.data.shards import write_shards
+from geodiv.data.shard_writer import write_shards
 
 
 def test_landscape_json(capsys):

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from geodiv.diversity.correlate import _kendall_rows, correlate, correlate_with_performance, mean_performance
+from geodiv.diversity.correlate import (
+    _kendall_rows,
+    correlate,
+    correlate_measures,
+    correlate_with_performance,
+    mean_performance,
+)
 from geodiv.errors import InputError
 
 X = [0.12, 0.55, 0.31, 0.93, 0.74, 0.2, 0.81, 0.4]
@@ -73,3 +79,14 @@ def test_correlate_with_performance_needs_common_tasks():
         correlate_with_performance(div, {"a": {"t": 1.0}, "b": {"t": 2.0}, "c": {"u": 3.0}})
     with pytest.raises(InputError, match="at least 3"):
         correlate_with_performance(div, {"a": {"t": 1.0}})
+
+
+def test_correlate_measures_pairs_in_order_and_leaves_out_what_cannot_be_computed():
+    nan = float("nan")
+    diversity = {"a": {"m": 1.0, "k": 1.0, "j": 1.0}, "b": {"m": 3.0, "k": nan}, "c": {"m": 2.0, "k": 2.0, "j": 2.0},
+                 "d": {"m": 5.0, "k": 4.0}, "no-performance": {"m": 9.0, "k": 9.0, "j": 9.0}}
+    performance = {"d": 0.9, "a": 0.1, "c": 0.5, "b": 0.4, "no-diversity": 0.7}
+    got = correlate_measures(diversity, performance, ["m", "k", "j", "absent"], n_boot=200, seed=3)
+    assert list(got) == ["m", "k"]  # j has 2 pairs, absent none
+    assert got["m"] == correlate([5.0, 1.0, 2.0, 3.0], [0.9, 0.1, 0.5, 0.4], n_boot=200, seed=3)
+    assert got["k"] == correlate([4.0, 1.0, 2.0], [0.9, 0.1, 0.5], n_boot=200, seed=3)

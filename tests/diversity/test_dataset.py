@@ -5,7 +5,7 @@ import scipy.stats
 from geodiv import geo
 from geodiv.bands import S2_BANDS, SATMAE_BANDS, band_indices
 from geodiv.data.normalize import satmae_normalize
-from geodiv.data.shards import write_shards
+from geodiv.data.shard_writer import write_shards
 from geodiv.diversity.dataset import MEASURES, dataset_diversity, format_diversity
 
 CONTINENT = ["Europe", "Europe", "Africa", "Asia", None, "Europe", "Africa"]

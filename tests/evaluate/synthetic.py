@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from geodiv.bands import SATMAE_BANDS, satmae_stats
-from geodiv.evaluate.tasks import Task, TaskSample
+from geodiv.evaluate.tasks.base import Task, TaskSample
 
 CONTINENT_CYCLE = ("Africa", "Europe", "Asia")
 LATLON = {"Africa": (0.0, 20.0), "Europe": (48.0, 10.0), "Asia": (30.0, 100.0)}

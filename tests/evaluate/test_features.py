@@ -4,16 +4,11 @@ import torch
 
 from geodiv.bands import SATMAE_BANDS, satmae_stats
 from geodiv.errors import InputError
-from geodiv.evaluate.features import (
-    EvalTransform,
-    FeatureStore,
-    extract,
-    load_encoder,
-    patch_fractions,
-    plan_bands,
-    prepare_inputs,
-    resize_center_crop,
-)
+from geodiv.evaluate.encoders import load_encoder
+from geodiv.evaluate.feature_cache import FeatureStore
+from geodiv.evaluate.inputs import EvalTransform, plan_bands, prepare_inputs, resize_center_crop
+from geodiv.evaluate.segmentation import patch_fractions
+from geodiv.models.features import extract_features
 
 from .synthetic import SyntheticTask, tiny_encoder
 
@@ -81,11 +76,11 @@ def test_patch_fractions_area_pooling_with_ignored_pixels():
 def test_extract_batches_on_a_device_and_restores_the_module():
     enc = tiny_encoder().train()
     x = np.random.default_rng(0).standard_normal((5, 10, 16, 16)).astype(np.float32)
-    ref = extract(enc, x, batch_size=5)
-    got = extract(enc, x, batch_size=2, device="cpu")  # other batches, explicit device: the same features
+    ref = extract_features(enc, x, batch_size=5)
+    got = extract_features(enc, x, batch_size=2, device="cpu")  # other batches, explicit device: the same features
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
-    tokens = extract(enc, x, kind="tokens", device="cpu")
+    tokens = extract_features(enc, x, kind="tokens", device="cpu")
     assert tokens.shape[:2] == (5, 4) and tokens.dtype == np.float16
     assert enc.training and next(enc.parameters()).device.type == "cpu"
     with pytest.raises(InputError, match="unknown feature kind"):
-        extract(enc, x, kind="pixels")
+        extract_features(enc, x, kind="pixels")

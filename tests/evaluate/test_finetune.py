@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from geodiv.evaluate.config import FinetuneConfig
-from geodiv.evaluate.finetune import finetune, param_groups, predict, random_resized_crop_grid
+from geodiv.evaluate.finetune import finetune, predict, random_resized_crop_grid
+from geodiv.evaluate.finetune import finetune_param_groups as param_groups
 
 from .synthetic import tiny_encoder
 
@@ -53,14 +54,14 @@ def _imbalanced_separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_head_init_reproduces_the_linear_probe():
-    from geodiv.evaluate.features import extract
     from geodiv.evaluate.finetune import FinetuneModel, init_head_from_probe
     from geodiv.evaluate.linear import fit_linear_probe
+    from geodiv.models.features import extract_features
 
     x, y = _imbalanced_separable(40, 0)
     encoder = tiny_encoder()
     model = FinetuneModel(encoder, "classification", 3, "global", 16)
-    feats = extract(encoder, x).astype(np.float64)
+    feats = extract_features(encoder, x).astype(np.float64)
     init_head_from_probe(model, feats[:30], y[:30], feats[30:], y[30:], task_type="classification", n_classes=3)
     probe = fit_linear_probe(feats[:30], y[:30], feats[30:], y[30:], task_type="classification", n_classes=3,
                              refit_on_train_val=False)

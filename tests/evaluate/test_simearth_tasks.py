@@ -3,7 +3,7 @@ import pytest
 
 from geodiv.errors import DataError, InputError, LockedError
 from geodiv.evaluate.simearth_tasks import TASK_CONTINENTS, far_from, simearth_task
-from geodiv.evaluate.tasks import load_task
+from geodiv.evaluate.tasks.registry import load_task
 
 
 def test_simearth_task_is_balanced_disjoint_and_cached(tmp_path):
@@ -46,7 +46,7 @@ def test_unknown_simearth_task():
 
 
 def test_unknown_option_of_a_named_simearth_task_is_a_clear_error():
-    from geodiv.evaluate.tasks import load_task
+    from geodiv.evaluate.tasks.registry import load_task
 
     with pytest.raises(InputError, match=r"unknown option\(s\) for the SimEarth task 'landcover': imagery \(known: n_train"):
         load_task("landcover", imagery="cells/")

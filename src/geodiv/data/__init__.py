@@ -13,8 +13,9 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     # shards
-    "Sample": "shards", "write_shards": "shards", "read_manifest": "shards", "iter_samples": "shards",
-    "verify_dataset": "shards", "load_arrays": "shards", "MANIFEST": "shards",
+    "Sample": "shard_format", "MANIFEST": "shard_format", "write_shards": "shard_writer",
+    "read_manifest": "shard_reader", "iter_samples": "shard_reader", "verify_dataset": "shard_reader",
+    "load_arrays": "shard_reader",
     # streaming, normalisation, augmentation
     "ShardStream": "stream", "Normalizer": "normalize", "satmae_normalize": "normalize", "zscore": "normalize",
     "dataset_stats": "normalize", "Augment": "transforms",

@@ -28,7 +28,9 @@ from geodiv.data.catalog import (
     row_meta,
     write_catalog,
 )
-from geodiv.data.shards import MANIFEST, Sample, read_manifest, safe_key, verify_shard, write_shards
+from geodiv.data.shard_format import MANIFEST, Sample, safe_key
+from geodiv.data.shard_reader import read_manifest, verify_shard
+from geodiv.data.shard_writer import write_shards
 from geodiv.data.sources.fmow import FMOW_BANDS, FmowSourceConfig, fmow_catalog
 from geodiv.data.sources.geotiff import FileSamples, GeoTiffSourceConfig, geotiff_catalog
 from geodiv.data.sources.webdataset import ForeignShards, WebDatasetSourceConfig

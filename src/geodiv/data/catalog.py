@@ -190,7 +190,7 @@ def exclusion_points(paths: Sequence[str | os.PathLike[str]]) -> tuple[np.ndarra
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            from geodiv.data.shards import iter_samples
+            from geodiv.data.shard_reader import iter_samples
 
             pts = [(m["lat"], m["lon"]) for _, _, m in iter_samples(p, verify=False, decode_image=False)]
             arr = np.asarray(pts, np.float64).reshape(-1, 2)

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from geodiv.atomic import atomic_path
-from geodiv.data.shards import COUNT_FIELDS, iter_samples, read_manifest
+from geodiv.data.shard_format import COUNT_FIELDS
+from geodiv.data.shard_reader import iter_samples, read_manifest
 
 #: One fixed colour per continent (ColorBrewer Dark2), shared by these maps and every figure of the study report,
 #: so that maps of different datasets, and the report, are comparable.

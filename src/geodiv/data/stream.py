@@ -28,14 +28,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from geodiv.bands import band_indices
 from geodiv.data.normalize import Normalizer, NormKind, dataset_stats
-from geodiv.data.shards import (
-    OnError,
-    SkipReport,
-    decode_group,
-    iter_tar_groups,
-    read_manifest,
-    verify_shard,
-)
+from geodiv.data.shard_format import OnError, SkipReport
+from geodiv.data.shard_reader import decode_group, iter_tar_groups, read_manifest, verify_shard
 from geodiv.data.transforms import Augment, AugmentMode, CropParams, normalize_resample
 from geodiv.errors import ConfigError, DataError
 

@@ -2,7 +2,12 @@
 with downstream performance. Definitions, defaults and their reasons: docs/diversity.md."""
 
 from geodiv.diversity.categorical import categorical_diversity, shannon_entropy
-from geodiv.diversity.correlate import correlate, correlate_with_performance, mean_performance
+from geodiv.diversity.correlate import (
+    correlate,
+    correlate_measures,
+    correlate_with_performance,
+    mean_performance,
+)
 from geodiv.diversity.dataset import HEADLINE_MEASURES, MEASURES, dataset_diversity, format_diversity
 from geodiv.diversity.embedding import vendi_score
 from geodiv.diversity.landscape import (
@@ -20,6 +25,7 @@ __all__ = [
     "band_histograms",
     "categorical_diversity",
     "correlate",
+    "correlate_measures",
     "correlate_with_performance",
     "dataset_diversity",
     "format_diversity",

@@ -119,6 +119,35 @@ def correlate(
     return out
 
 
+def correlate_measures(
+    diversity: Mapping[str, Mapping[str, float]],
+    performance: Mapping[str, float],
+    measures: Sequence[str],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """:func:`correlate` of each diversity measure with one performance value per dataset, leniently.
+
+    ``diversity``: dataset -> {measure: value}; ``performance``: dataset -> value, in the order the datasets are
+    paired (the bootstrap resamples in that order). Datasets without diversity, and pairs with a missing or
+    non-finite value, are left out; so is a measure no dataset has, or one with fewer than 3 pairs left (the
+    report's rule: it shows what can be computed; :func:`correlate_with_performance` refuses instead).
+    """
+    common = [d for d in performance if d in diversity]
+    out: dict[str, dict] = {}
+    for m in measures:
+        if not any(m in row for row in diversity.values()):
+            continue
+        x = np.array([diversity[d].get(m, np.nan) for d in common], dtype=float)
+        y = np.array([performance[d] for d in common], dtype=float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() < 3:
+            continue
+        out[m] = correlate(x[ok], y[ok], n_boot=n_boot, seed=seed)
+    return out
+
+
 def mean_performance(performance: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Mean over tasks of each dataset's main-metric values (every dataset must have the same tasks)."""
     tasks = _common_tasks(performance)

@@ -71,12 +71,59 @@ def dataset_diversity(
     ``landscape_entropy`` (mean over sample locations; None if samples carry no lat/lon). ``distributions`` holds
     quantiles and histograms of the per-sample values, ``counts`` the group counts, ``settings`` the parameters.
     """
-    from geodiv.data.shards import iter_samples, read_manifest
+    from geodiv.data.shard_reader import read_manifest
 
     manifest = read_manifest(root)
     bands = list(manifest["bands"])
     keep = spectral_bands(bands)
     keep_idx = band_indices(bands, keep)
+    n, counters, spectral_values, joint_values, lats, lons = _scan(
+        root, manifest, keep, keep_idx, bins=bins, joint_bins=joint_bins, batch_size=batch_size, verify=verify
+    )
+    result: dict = {"n_samples": n}
+    sizes = vocabulary_sizes()
+    counts: dict[str, dict] = {}
+    for f in CATEGORICAL_FIELDS:
+        div = categorical_diversity(counters[f], n_possible=sizes[f])
+        result[f"{f}_entropy"] = div["entropy"]
+        result[f"{f}_entropy_normalized"] = div["normalized"]
+        result[f"{f}_effective_number"] = div["effective_number"]
+        counts[f] = {**div["counts"], **({"(missing)": div["n_missing"]} if div["n_missing"] else {})}
+    result["spectral_entropy"] = float(spectral_values.mean())
+    result["spectral_entropy_joint"] = float(joint_values.mean())
+    landscape = None
+    if len(lats) == n:
+        landscape = summarize_landscape(
+            landscape_entropy(np.array(lats), np.array(lons), window=window), window
+        )
+    result["landscape_entropy"] = landscape["landscape_entropy"] if landscape else None
+    result["distributions"] = {
+        "spectral_entropy": summarize(spectral_values, hist_range=(0.0, float(np.log2(bins))), hist_bins=32),
+        "spectral_entropy_joint": summarize(joint_values, hist_bins=32),
+        "landscape_entropy": landscape,
+    }
+    result["counts"] = counts
+    result["settings"] = {
+        "spectral_values": "SatMAE 8-bit levels (model input x 255)",
+        "spectral_bands": keep,
+        "bins": bins,
+        "joint_bins": joint_bins,
+        "window": window,
+        "entropy_unit": "bits",
+        "normalized_by": {f: f"log2({sizes[f]})" for f in CATEGORICAL_FIELDS},
+        "landscape_note": None if landscape else "samples carry no lat/lon: landscape entropy not measured",
+    }
+    return result
+
+
+def _scan(
+    root: str | os.PathLike[str], manifest: dict, keep: list[str], keep_idx: list[int], *, bins: int, joint_bins: int,
+    batch_size: int, verify: bool,
+) -> tuple[int, dict[str, Counter], np.ndarray, np.ndarray, list[float], list[float]]:
+    """One pass over the samples: their count, categorical counters, per-sample spectral entropies (per band and
+    joint), and the sample locations that have lat/lon."""
+    from geodiv.data.shard_reader import iter_samples
+
     counters: dict[str, Counter] = {f: Counter() for f in CATEGORICAL_FIELDS}
     spectral: list[np.ndarray] = []
     joint: list[np.ndarray] = []
@@ -109,42 +156,7 @@ def dataset_diversity(
     if n == 0:
         raise DataError(f"dataset {manifest['root']} has no samples; nothing to measure")
 
-    result: dict = {"n_samples": n}
-    sizes = vocabulary_sizes()
-    counts: dict[str, dict] = {}
-    for f in CATEGORICAL_FIELDS:
-        div = categorical_diversity(counters[f], n_possible=sizes[f])
-        result[f"{f}_entropy"] = div["entropy"]
-        result[f"{f}_entropy_normalized"] = div["normalized"]
-        result[f"{f}_effective_number"] = div["effective_number"]
-        counts[f] = {**div["counts"], **({"(missing)": div["n_missing"]} if div["n_missing"] else {})}
-    spectral_values = np.concatenate(spectral)
-    joint_values = np.concatenate(joint)
-    result["spectral_entropy"] = float(spectral_values.mean())
-    result["spectral_entropy_joint"] = float(joint_values.mean())
-    landscape = None
-    if len(lats) == n:
-        landscape = summarize_landscape(
-            landscape_entropy(np.array(lats), np.array(lons), window=window), window
-        )
-    result["landscape_entropy"] = landscape["landscape_entropy"] if landscape else None
-    result["distributions"] = {
-        "spectral_entropy": summarize(spectral_values, hist_range=(0.0, float(np.log2(bins))), hist_bins=32),
-        "spectral_entropy_joint": summarize(joint_values, hist_bins=32),
-        "landscape_entropy": landscape,
-    }
-    result["counts"] = counts
-    result["settings"] = {
-        "spectral_values": "SatMAE 8-bit levels (model input x 255)",
-        "spectral_bands": keep,
-        "bins": bins,
-        "joint_bins": joint_bins,
-        "window": window,
-        "entropy_unit": "bits",
-        "normalized_by": {f: f"log2({sizes[f]})" for f in CATEGORICAL_FIELDS},
-        "landscape_note": None if landscape else "samples carry no lat/lon: landscape entropy not measured",
-    }
-    return result
+    return n, counters, np.concatenate(spectral), np.concatenate(joint), lats, lons
 
 
 def format_diversity(result: dict) -> str:

@@ -9,9 +9,10 @@ from geodiv.evaluate.knn import knn_predict
 from geodiv.evaluate.linear import fit_linear_probe
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, compute_metrics, geobench_aggregate
 from geodiv.evaluate.regions import plan_regions
-from geodiv.evaluate.runner import PROTOCOLS, RECORD_FIELDS, evaluate, format_summary, write_results
+from geodiv.evaluate.runner import PROTOCOLS, RECORD_FIELDS, evaluate, format_records, write_results
 from geodiv.evaluate.simearth_tasks import simearth_task
-from geodiv.evaluate.tasks import Task, TaskSample, load_task
+from geodiv.evaluate.tasks.base import Task, TaskSample
+from geodiv.evaluate.tasks.registry import load_task
 
 __all__ = [
     "METRICS_BY_TYPE",
@@ -23,7 +24,7 @@ __all__ = [
     "compute_metrics",
     "evaluate",
     "fit_linear_probe",
-    "format_summary",
+    "format_records",
     "geobench_aggregate",
     "knn_predict",
     "load_task",

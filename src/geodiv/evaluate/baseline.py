@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from geodiv.bands import satmae_stats
-from geodiv.evaluate.features import Encoder, load_encoder, normalize_images
+from geodiv.evaluate.encoders import Encoder, load_encoder
+from geodiv.evaluate.inputs import normalize_images
 
 #: Name under which the baseline is evaluated (``evaluate(checkpoint="spectral")``, ``--baseline spectral``).
 SPECTRAL = "spectral"

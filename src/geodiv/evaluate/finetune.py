@@ -23,6 +23,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from torch import nn
 from geodiv.errors import InputError
 from geodiv.evaluate.config import FinetuneConfig
 from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
+from geodiv.models.features import extract_features
 from geodiv.progress import log, progress
 from geodiv.train.schedule import scaled_lr, warmup_cosine
 
@@ -80,7 +82,7 @@ class FinetuneModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------------- optimisation
-def param_groups(model: FinetuneModel, weight_decay: float, layer_decay: float) -> list[dict]:
+def finetune_param_groups(model: FinetuneModel, weight_decay: float, layer_decay: float) -> list[dict]:
     """The encoder's groups as SatMAE makes them (``geodiv.models.param_groups``: layer-wise ``lr_scale``, no
     decay for biases, norms and embeddings), plus the new head at the full rate."""
     from geodiv.models import param_groups as encoder_groups
@@ -221,12 +223,8 @@ def finetune(
         mean, std = float(y_all.mean()), float(y_all.std().clamp_min(1e-8))
         y_all = (y_all - mean) / std
     if config.head_init == "probe" and task_type in ("classification", "regression"):
-        if probe_features is None:
-            has_val = val_inputs is not None and val_labels is not None and len(val_labels)
-            probe_features = (_frozen_features(model, train_inputs, config.batch_size),
-                              _frozen_features(model, val_inputs, config.batch_size) if has_val else None)
-        init_head_from_probe(model, probe_features[0], train_labels, probe_features[1], val_labels,
-                             task_type=task_type, n_classes=n_classes, target_mean=mean, target_std=std, seed=seed)
+        _probe_init(model, train_inputs, train_labels, val_inputs, val_labels, probe_features, config.batch_size,
+                    task_type=task_type, n_classes=n_classes, target_mean=mean, target_std=std, seed=seed)
     x_all = torch.from_numpy(np.ascontiguousarray(train_inputs, dtype=np.float32))
     size = x_all.shape[-1]
     if task_type == "segmentation" and tuple(y_all.shape[-2:]) != (size, size):
@@ -236,15 +234,8 @@ def finetune(
     total = config.epochs * steps_per_epoch
     warmup = config.warmup_epochs * steps_per_epoch
     base_lr = scaled_lr(config.blr, batch)
-    opt = torch.optim.AdamW(param_groups(model, config.weight_decay, config.layer_decay), lr=base_lr)
-    if task_type == "classification":
-        loss_fn: Callable = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    elif task_type == "multilabel":
-        loss_fn = nn.BCEWithLogitsLoss()
-    elif task_type == "regression":
-        loss_fn = nn.MSELoss()
-    else:
-        loss_fn = nn.CrossEntropyLoss(ignore_index=-100)
+    opt = torch.optim.AdamW(finetune_param_groups(model, config.weight_decay, config.layer_decay), lr=base_lr)
+    loss_fn = _loss_fn(task_type, config.label_smoothing)
     headline = METRICS_BY_TYPE[task_type][0]
     best_state, best_val, best_epoch, history = None, None, config.epochs - 1, []
     step = 0
@@ -254,16 +245,7 @@ def finetune(
         order = torch.randperm(len(x_all), generator=gen)
         running = 0.0
         for b in range(steps_per_epoch):
-            idx = order[b * batch : (b + 1) * batch]
-            grid = random_resized_crop_grid(len(idx), size, config.rrc_scale, config.hflip, gen)
-            x = F.grid_sample(x_all[idx], grid, mode="bicubic", padding_mode="border", align_corners=False)
-            y = y_all[idx]
-            if task_type == "segmentation":
-                y = F.grid_sample(y[:, None].float(), grid, mode="nearest", align_corners=False)[:, 0].long()
-            if task_type == "classification" and (config.mixup > 0 or config.cutmix > 0):
-                soft = F.one_hot(y, n_out).float()
-                soft = soft * (1 - config.label_smoothing) + config.label_smoothing / n_out
-                x, y = mix_batch(x, soft, config.mixup, config.cutmix, gen)
+            x, y = _augmented_batch(x_all, y_all, order[b * batch : (b + 1) * batch], task_type, n_out, config, gen)
             lr = warmup_cosine(step, total, warmup, base_lr, config.min_lr)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
@@ -277,11 +259,8 @@ def finetune(
         record = {"epoch": epoch, "train_loss": running / steps_per_epoch}
         if val_inputs is not None and val_labels is not None and len(val_labels):
             res = FinetuneResult(model, epoch, None, history, mean, std)
-            scores = predict(res, val_inputs, batch_size=config.batch_size, out_hw=val_inputs_hw, device=device)
-            value = compute_metrics(
-                task_type, val_labels, as_prediction(task_type, scores), n_classes=n_classes, metrics=[headline],
-                n_boot=0,
-            )[headline].value
+            value = _validation_score(res, val_inputs, val_labels, task_type, n_classes, headline, config.batch_size,
+                                      val_inputs_hw, device)
             record[f"val_{headline}"] = value
             if value is not None and (best_val is None or value > best_val):
                 best_val, best_epoch = value, epoch
@@ -296,11 +275,58 @@ def finetune(
     return FinetuneResult(model, best_epoch, best_val, history, mean, std)
 
 
-def _frozen_features(model: FinetuneModel, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    from geodiv.evaluate.features import extract
+def _probe_init(model: FinetuneModel, train_inputs: np.ndarray, train_labels: np.ndarray,
+                val_inputs: np.ndarray | None, val_labels: np.ndarray | None,
+                probe_features: tuple[np.ndarray, np.ndarray | None] | None, batch_size: int, **probe: Any) -> None:
+    """The head initialised from a linear probe on the frozen encoder's pooled features (computed here unless
+    ``probe_features`` gives them)."""
+    if probe_features is None:
+        has_val = val_inputs is not None and val_labels is not None and len(val_labels)
+        probe_features = (_frozen_features(model, train_inputs, batch_size),
+                          _frozen_features(model, val_inputs, batch_size) if has_val else None)
+    init_head_from_probe(model, probe_features[0], train_labels, probe_features[1], val_labels, **probe)
 
+
+def _loss_fn(task_type: str, label_smoothing: float) -> Callable:
+    if task_type == "classification":
+        return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    if task_type == "multilabel":
+        return nn.BCEWithLogitsLoss()
+    if task_type == "regression":
+        return nn.MSELoss()
+    return nn.CrossEntropyLoss(ignore_index=-100)
+
+
+def _augmented_batch(x_all: torch.Tensor, y_all: torch.Tensor, idx: torch.Tensor, task_type: str, n_out: int,
+                     config: FinetuneConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``idx`` after a random resized crop and flip (masks follow them), then mixup/cutmix for
+    classification; every draw from ``gen``, in this order."""
+    size = x_all.shape[-1]
+    grid = random_resized_crop_grid(len(idx), size, config.rrc_scale, config.hflip, gen)
+    x = F.grid_sample(x_all[idx], grid, mode="bicubic", padding_mode="border", align_corners=False)
+    y = y_all[idx]
+    if task_type == "segmentation":
+        y = F.grid_sample(y[:, None].float(), grid, mode="nearest", align_corners=False)[:, 0].long()
+    if task_type == "classification" and (config.mixup > 0 or config.cutmix > 0):
+        soft = F.one_hot(y, n_out).float()
+        soft = soft * (1 - config.label_smoothing) + config.label_smoothing / n_out
+        x, y = mix_batch(x, soft, config.mixup, config.cutmix, gen)
+    return x, y
+
+
+def _validation_score(res: FinetuneResult, val_inputs: np.ndarray, val_labels: np.ndarray, task_type: str,
+                      n_classes: int | None, headline: str, batch_size: int, out_hw: tuple[int, int] | None,
+                      device: str) -> float | None:
+    """The headline metric of the model on the validation set (no bootstrap)."""
+    scores = predict(res, val_inputs, batch_size=batch_size, out_hw=out_hw, device=device)
+    return compute_metrics(
+        task_type, val_labels, as_prediction(task_type, scores), n_classes=n_classes, metrics=[headline], n_boot=0,
+    )[headline].value
+
+
+def _frozen_features(model: FinetuneModel, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     device = next(model.head.parameters()).device
-    return extract(model.encoder, inputs, kind="pooled", pool=model.pool, batch_size=batch_size, device=device)
+    return extract_features(model.encoder, inputs, pool=model.pool, device=device, batch_size=batch_size, bf16=False)
 
 
 def init_head_from_probe(

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from geodiv.errors import InputError
+from geodiv.evaluate.tasks.base import TASK_TYPES
 
 #: Metrics reported for each task type, in report order (the first is the headline metric).
 METRICS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -30,7 +31,6 @@ METRICS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 #: Metrics for which a smaller value is better (the GEO-Bench aggregate flips them).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse"})
-TASK_TYPES: tuple[str, ...] = tuple(METRICS_BY_TYPE)
 
 # Bootstrap replicates are evaluated in chunks so that the (replicates x samples) weight matrix stays small.
 _MAX_WEIGHT_ELEMENTS = 4_000_000

@@ -22,25 +22,18 @@ from geodiv.atomic import atomic_open, check_target, folder_lock, write_json
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.baseline import is_spectral, spectral_encoder
 from geodiv.evaluate.config import EvalConfig, resolve_config
-from geodiv.evaluate.features import (
-    BandPlan,
-    Encoder,
-    EvalTransform,
-    FeatureStore,
-    SplitTable,
-    load_encoder,
-    patch_fractions,
-    plan_bands,
-    resolve_device,
-    split_size,
-    upsample_patch_scores,
-)
+from geodiv.evaluate.encoders import Encoder, load_encoder
+from geodiv.evaluate.feature_cache import FeatureStore, SplitTable, split_size
 from geodiv.evaluate.finetune import finetune, predict
+from geodiv.evaluate.inputs import BandPlan, EvalTransform, plan_bands
 from geodiv.evaluate.knn import knn_predict_many
 from geodiv.evaluate.linear import fit_linear_probe
-from geodiv.evaluate.metrics import METRICS_BY_TYPE, TASK_TYPES, as_prediction, compute_metrics
+from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
 from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
-from geodiv.evaluate.tasks import load_task
+from geodiv.evaluate.segmentation import patch_fractions, upsample_patch_scores
+from geodiv.evaluate.tasks.base import TASK_TYPES
+from geodiv.evaluate.tasks.registry import load_task
+from geodiv.models.features import default_device
 from geodiv.progress import log
 
 PROTOCOLS = ("knn", "linear", "finetune")
@@ -64,7 +57,7 @@ def feature_store(cache_dir: str | os.PathLike[str] | None) -> FeatureStore:
 
 
 def resolve_task(task: Any, options: dict[str, Any] | None = None) -> Any:
-    """A Task object as is; a string through ``geodiv.evaluate.tasks.load_task`` (SimEarth name or path) with the
+    """A Task object as is; a string through ``geodiv.evaluate.tasks.registry.load_task`` (SimEarth name or path) with the
     reader's ``options`` (each reader validates its own)."""
     if not isinstance(task, (str, os.PathLike)):
         if options:
@@ -120,7 +113,7 @@ class _Splits:
             if src not in cache:
                 cache[src] = self.store.features(
                     encoder, self.task, src, plan, transform, kind=kind, pool=cfg.features.pool,
-                    batch_size=cfg.features.batch_size, device=resolve_device(cfg.features.device),
+                    batch_size=cfg.features.batch_size, device=str(default_device(cfg.features.device)),
                 )
             out[split] = self.rows(split, cache[src])
         return out
@@ -212,7 +205,7 @@ def _feature_heads(
             subsets, query, task_type = rows, feats["test"], task.type
         res = knn_predict_many(mem, tgt, query, subsets, ks=cfg.knn.k, temperature=cfg.knn.temperature,
                                task_type=task_type, n_classes=n_classes,
-                               device=resolve_device(cfg.features.device))
+                               device=str(default_device(cfg.features.device)))
         knn_results.update({id(spec): r for spec, r in zip(heads, res)})
 
     def knn_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
@@ -365,12 +358,7 @@ def _evaluate(
     ckpt_name = encoder.source if encoder.source != "module" else encoder.checkpoint_id
     records: list[dict] = []
     for proto in protocols:
-        notes = plan.notes()
-        if getattr(task_obj, "filled_bands", None):
-            notes.append(f"task source mean-filled bands {', '.join(task_obj.filled_bands)}")
-        notes.extend(getattr(task_obj, "info", {}).get("notes", []))  # source facts (e.g. val used as test)
-        if splits.val_source == "train":
-            notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
+        notes = _notes(plan, task_obj, splits, cfg, seed)
         t0 = time.perf_counter()
         region_plan = region_plans[cfg.regions.matrix and proto in cfg.regions.matrix_protocols]
         if proto == "finetune":
@@ -380,31 +368,51 @@ def _evaluate(
                                   region_plan.heads)
         if head is None:
             continue
-        test_labels = splits.tables["test"].labels
-        for spec in region_plan.heads:
-            for params, pred in head(spec):
-                for region, rows in region_plan.test_regions:
-                    share = max_class_share(task_obj.type, pred[rows], n_classes)
-                    if share is not None and share > COLLAPSE_SHARE and region == GLOBAL:
-                        log(f"evaluate {task_obj.name} / {proto} (train region {spec.train_region}): one class is "
-                            f"{share:.0%} of the test predictions (collapsed head; the report flags it)")
-                    results = compute_metrics(
-                        task_obj.type, test_labels[rows], pred[rows], n_classes=n_classes,
-                        metrics=METRICS_BY_TYPE[task_obj.type], n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
-                        seed=seed, threshold=cfg.metrics.multilabel_threshold,
-                    )
-                    for metric, r in results.items():
-                        records.append({
-                            "task": task_obj.name, "protocol": proto, "metric": metric, "value": r.value,
-                            "ci_low": r.ci_low, "ci_high": r.ci_high, "region": region,
-                            "train_region": spec.train_region, "n": r.n, "checkpoint": ckpt_name,
-                            "n_train": int(len(spec.train_idx) + (len(spec.val_idx) if proto != "finetune" else 0)),
-                            "params": params, "notes": list(notes), "checkpoint_id": encoder.checkpoint_id,
-                            "max_class_share": share,
-                        })
+        records.extend(_head_records(head, region_plan, task_obj, proto, splits.tables["test"].labels, n_classes, cfg,
+                                     seed, notes, ckpt_name, encoder.checkpoint_id))
         log(f"evaluate {task_obj.name} / {proto}: {len(region_plan.heads)} head(s) in {time.perf_counter() - t0:.1f}s")
     if out is not None:
         write_results(records, out)
+    return records
+
+
+def _notes(plan: BandPlan, task_obj: Any, splits: _Splits, cfg: EvalConfig, seed: int) -> list[str]:
+    """What every record of a protocol says about how it was made (filled bands, the reader's facts, val split)."""
+    notes = plan.notes()
+    if getattr(task_obj, "filled_bands", None):
+        notes.append(f"task source mean-filled bands {', '.join(task_obj.filled_bands)}")
+    notes.extend(getattr(task_obj, "info", {}).get("notes", []))  # source facts (e.g. val used as test)
+    if splits.val_source == "train":
+        notes.append(f"no val split: {cfg.val_fraction:g} of train held out (seed {seed}) for model selection")
+    return notes
+
+
+def _head_records(head: Callable, region_plan: Any, task_obj: Any, proto: str, test_labels: np.ndarray,
+                  n_classes: int | None, cfg: EvalConfig, seed: int, notes: list[str], ckpt_name: str,
+                  checkpoint_id: str) -> list[dict]:
+    """The records of one protocol: every head's metrics on every test region (a collapsed global head logged)."""
+    records: list[dict] = []
+    for spec in region_plan.heads:
+        for params, pred in head(spec):
+            for region, rows in region_plan.test_regions:
+                share = max_class_share(task_obj.type, pred[rows], n_classes)
+                if share is not None and share > COLLAPSE_SHARE and region == GLOBAL:
+                    log(f"evaluate {task_obj.name} / {proto} (train region {spec.train_region}): one class is "
+                        f"{share:.0%} of the test predictions (collapsed head; the report flags it)")
+                results = compute_metrics(
+                    task_obj.type, test_labels[rows], pred[rows], n_classes=n_classes,
+                    metrics=METRICS_BY_TYPE[task_obj.type], n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
+                    seed=seed, threshold=cfg.metrics.multilabel_threshold,
+                )
+                for metric, r in results.items():
+                    records.append({
+                        "task": task_obj.name, "protocol": proto, "metric": metric, "value": r.value,
+                        "ci_low": r.ci_low, "ci_high": r.ci_high, "region": region,
+                        "train_region": spec.train_region, "n": r.n, "checkpoint": ckpt_name,
+                        "n_train": int(len(spec.train_idx) + (len(spec.val_idx) if proto != "finetune" else 0)),
+                        "params": params, "notes": list(notes), "checkpoint_id": checkpoint_id,
+                        "max_class_share": share,
+                    })
     return records
 
 
@@ -432,7 +440,7 @@ def write_results(records: list[dict], out: str | os.PathLike[str]) -> tuple[Pat
     return out, csv_path
 
 
-def format_summary(records: list[dict]) -> str:
+def format_records(records: list[dict]) -> str:
     """One line per (protocol, metric, params) of the global head on the global test set, with its interval."""
     lines = []
     for r in records:

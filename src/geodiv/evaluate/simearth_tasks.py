@@ -31,7 +31,8 @@ from geodiv.atomic import folder_lock, write_json
 from geodiv.bands import S2_BANDS
 from geodiv.data.catalog import nearest_km
 from geodiv.errors import InputError
-from geodiv.evaluate.tasks import SPLITS, TASK_JSON, load_task, register_source
+from geodiv.evaluate.tasks import task_folder
+from geodiv.evaluate.tasks.base import SPLITS, TASK_JSON
 from geodiv.progress import log
 
 #: Continents a balanced SimEarth task covers (Antarctica excluded, as in the study).
@@ -260,7 +261,7 @@ class _TaskSamples(Sequence):
 
     def __getitem__(self, j: int) -> Any:  # type: ignore[override]
         from geodiv import simearth
-        from geodiv.data.shards import Sample
+        from geodiv.data.shard_format import Sample
 
         if not 0 <= j < len(self):
             raise IndexError(j)
@@ -294,7 +295,7 @@ def _jsonable(v: Any) -> bool:
 
 def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size: int, shard_size: int, params,
                  kinds: np.ndarray | None = None, workers: int = 1, scheduler: str | None = None):
-    from geodiv.data.shards import write_shards
+    from geodiv.data.shard_writer import write_shards
 
     write_shards(
         _TaskSamples(name, split, lat, lon, seed, size, kinds), folder, shard_size=shard_size, bands=S2_BANDS, size=size,
@@ -305,17 +306,15 @@ def _write_split(folder: Path, name: str, split: str, lat, lon, seed: int, size:
 
 def _write_task_json(out: Path, name: str, spec: dict[str, Any], counts: dict[str, int], params: dict[str, Any]) -> None:
     """task.json last (an interrupted build leaves no loadable task), in the geodiv task-folder layout."""
-    from geodiv.evaluate.sources.shards import task_json
-
     classes = list(spec["classes"]) if spec.get("classes") is not None else None
-    write_json(out / TASK_JSON, task_json(
+    write_json(out / TASK_JSON, task_folder.task_json(
         f"simearth-{name}", spec["type"], classes, list(S2_BANDS), has_location=True,
         splits={s: s for s, n in counts.items() if n > 0}, info={"source": "simearth", "params": params},
     ))
 
 
 def _open(out: Path):
-    return load_task(out, format="geodiv")
+    return task_folder.load(out)
 
 
 def _load_named(spec: str, **options: Any):
@@ -328,11 +327,3 @@ def _load_named(spec: str, **options: Any):
                          f"(known: {', '.join(known)})")
     return simearth_task(str(spec), **options)
 
-
-def _register() -> None:
-    register_source("simearth", _load_named, task_names=_task_names,
-                    description="SimEarth tasks generated on demand (composition: landcover, treecover, "
-                    "foresttype, builtup; structure: scene, settlement)")
-
-
-_register()

@@ -1,4 +1,5 @@
-"""Pooled encoder features of already-normalised inputs, in batches, on CPU or GPU (``geodiv features``)."""
+"""Encoder features of already-normalised inputs, in batches, on CPU or GPU: ``extract_features`` (used by
+``geodiv features`` and by every evaluation protocol) and ``features_from_file``."""
 
 from __future__ import annotations
 
@@ -38,31 +39,54 @@ def _images_of(batch: Any) -> torch.Tensor:
 @torch.inference_mode()
 def extract_features(
     encoder: torch.nn.Module,
-    batches: Iterable[Any],
+    inputs: Any,
     pool: Literal["global", "cls"] = "global",
     device: str | torch.device | None = None,
     total: int | None = None,
+    *,
+    kind: Literal["pooled", "tokens"] = "pooled",
+    batch_size: int = 64,
+    bf16: bool = True,
 ) -> np.ndarray:
-    """(N, D) float32 features of every image in ``batches`` (tensors, arrays, or tuples/dicts holding them).
+    """Frozen features of every image in ``inputs``, in batches: the one feature extractor of geodiv.
 
-    The encoder is put in eval mode on ``device``; on CUDA the forward pass runs under bf16 autocast and the
-    features come back as float32.
+    ``inputs`` is an (N, C, H, W) array (taken ``batch_size`` images at a time) or an iterable of batches (tensors,
+    arrays, or tuples/dicts holding them). ``kind="pooled"``: (N, D) float32 via ``forward_features(x, pool)``;
+    ``kind="tokens"``: group-averaged patch tokens (N, L, D) via ``forward_tokens``, float16 (to halve a cache;
+    tokens feed per-patch heads only). ``device``: where the batches run; the encoder is moved there in eval mode
+    and moved back (and its train/eval mode restored) afterwards; default: where it is. With ``bf16`` the forward
+    pass on CUDA runs under bf16 autocast (features come back float32).
     """
-    dev = default_device(device)
+    if kind not in ("pooled", "tokens"):
+        raise InputError(f"unknown feature kind {kind!r}")
+    batches = inputs
+    if isinstance(inputs, np.ndarray):
+        total = len(inputs) if total is None else total
+        batches = (inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size))
     was_training = encoder.training
+    home = next(encoder.parameters(), torch.empty(0)).device
+    dev = torch.device(device) if device else home
     encoder.eval().to(dev)
     out: list[np.ndarray] = []
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    on_cuda = dev.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda and bf16 else torch.autocast("cpu", enabled=False)
+    bar = progress(total=total, desc=f"features ({kind})", unit="img")
     try:
-        with progress(total=total, desc="features", unit="img") as bar:
-            for batch in batches:
-                x = _images_of(batch).to(dev, dtype=torch.float32, non_blocking=True)
-                with autocast:
-                    feats = encoder.forward_features(x, pool=pool)
-                out.append(feats.float().cpu().numpy())
-                bar.update(x.shape[0])
+        for batch in batches:
+            x = _images_of(batch)
+            if on_cuda and x.device.type == "cpu":
+                x = x.pin_memory()
+            x = x.to(dev, dtype=torch.float32, non_blocking=True)
+            with autocast:
+                if kind == "pooled":
+                    out.append(encoder.forward_features(x, pool=pool).float().cpu().numpy())
+                else:
+                    tokens = encoder.forward_tokens(x)  # (N, G, L, D)
+                    out.append(tokens.float().mean(dim=1).cpu().numpy().astype(np.float16))
+            bar.update(x.shape[0])
     finally:
-        encoder.train(was_training)
+        bar.close()
+        encoder.to(home).train(was_training)
     if not out:
         return np.zeros((0, getattr(encoder, "embed_dim", 0)), dtype=np.float32)
     return np.concatenate(out, axis=0)
@@ -120,7 +144,7 @@ def features_from_file(
                 )
             yield batch
 
-    feats = extract_features(encoder, batches(), pool=pool, device=device, total=n)
+    feats = extract_features(encoder, batches(), pool=pool, device=default_device(device), total=n)
     with atomic_path(out_npy, suffix=".npy") as tmp:
         np.save(tmp, feats)
     return feats.shape

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from geodiv.atomic import write_bytes, write_text
+from geodiv.diversity.correlate import correlate_measures
 from geodiv.errors import InputError
 from geodiv.report import checks, figures, tables
 from geodiv.report.summary import summarise
@@ -71,19 +72,11 @@ def _task_means(table: pd.DataFrame, task_metrics: dict[str, str]) -> pd.DataFra
 
 
 def correlation_stats(diversity: pd.DataFrame, perf: pd.Series, measures, seed: int = 0) -> dict[str, dict]:
-    from geodiv.diversity import correlate
-
+    """``geodiv.diversity.correlate_measures`` of each measure with ``perf`` (datasets in its order), one flat row
+    of statistics per measure for the report's tables."""
+    rows = {d: diversity.loc[d].to_dict() for d in diversity.index}
     stats = {}
-    common = [d for d in perf.index if d in diversity.index]
-    for m in measures:
-        if m not in diversity:
-            continue
-        x = diversity.loc[common, m].to_numpy(float)
-        y = perf.loc[common].to_numpy(float)
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() < 3:
-            continue
-        res = correlate(x[ok], y[ok], seed=seed)
+    for m, res in correlate_measures(rows, perf.to_dict(), measures, seed=seed).items():
         flat: dict[str, float] = {"n": int(res["n"])}
         for method, short in (("spearman", "rho"), ("pearson", "r"), ("kendall", "tau")):
             # Undefined statistics (a constant measure, say) come back as None: shown as NaN, never as 0.
@@ -120,7 +113,23 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
     sections: list[Section] = []
     facts: dict = {"main_protocol": main_protocol, "task_metrics": task_metrics}
 
-    # 1. Main tables
+    _add_results_tables(sections, facts, results, meta, task_metrics, protocols, main_protocol)
+    _add_checks(sections, facts, results, task_metrics, protocols, main_protocol)
+    _add_region_heatmaps(sections, facts, results, task_metrics, main_protocol)
+    perf = _task_means(facts.get("main_table", pd.DataFrame()), task_metrics)
+    _add_diversity(sections, facts, diversity, perf, task_metrics, main_protocol)
+    _add_samples_and_reconstructions(sections, study_dir, meta)
+    # 5. Comparison with the published results
+    sec = _paper_comparison(perf, meta)
+    if sec is not None:
+        sections.append(sec)
+        facts["paper_comparison"] = sec.markdown
+    return meta, sections, facts
+
+
+def _add_results_tables(sections: list[Section], facts: dict, results: pd.DataFrame, meta: dict,
+                        task_metrics: dict[str, str], protocols: list[str], main_protocol: str) -> None:
+    """1. The main table of each protocol (the main protocol's also into ``facts``)."""
     for protocol in [main_protocol] + [p for p in protocols if p != main_protocol]:
         table = tables.main_table(results, task_metrics, protocol=protocol)
         if table.empty:
@@ -136,7 +145,10 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         if protocol == main_protocol:
             facts["main_table"] = table
 
-    # 1b. Representation sensitivity (each protocol) and collapsed heads
+
+def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, task_metrics: dict[str, str],
+                protocols: list[str], main_protocol: str) -> None:
+    """1b. Representation sensitivity (each protocol) and collapsed heads."""
     sec = Section("Representation sensitivity and collapse checks")
     for protocol in [main_protocol] + [p for p in protocols if p != main_protocol]:
         sens = checks.representation_sensitivity(results, task_metrics, protocol)
@@ -163,7 +175,10 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         sec.html += f"<p class='note'>{html.escape(note)}</p>"
         sections.append(sec)
 
-    # 2. Region heatmaps: pretraining dataset x evaluation continent, globally trained head
+
+def _add_region_heatmaps(sections: list[Section], facts: dict, results: pd.DataFrame, task_metrics: dict[str, str],
+                         main_protocol: str) -> None:
+    """2. Region heatmaps: pretraining dataset x evaluation continent, globally trained head."""
     sec = Section(f"Pretraining region × evaluation region ({main_protocol})")
     sel = results[(results["protocol"] == main_protocol) & (results["region"] != "global")]
     if "train_region" in sel:
@@ -180,8 +195,10 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
     if sec.images:
         sections.append(sec)
 
-    # 3. Diversity and correlation
-    perf = _task_means(facts.get("main_table", pd.DataFrame()), task_metrics)
+
+def _add_diversity(sections: list[Section], facts: dict, diversity: pd.DataFrame, perf: pd.DataFrame,
+                   task_metrics: dict[str, str], main_protocol: str) -> None:
+    """3. Diversity and its correlation with performance (the tables go into ``facts['correlation_tables']``)."""
     if not diversity.empty and not perf.empty:
         measures = [m for m in DIVERSITY_MEASURES if m in diversity]
         sec = Section("Diversity and performance")
@@ -196,14 +213,14 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
             keep = [c for c in ("spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high",
                                 "pearson_r", "pearson_p", "kendall_tau", "kendall_p", "n") if c in corr]
             corr = corr[keep]
-            write_text(Path(study_dir) / "correlations.csv", corr.to_csv(index_label="measure"))
+            facts["correlation_tables"] = {"correlations.csv": corr}
             sec.markdown += "\n\nCorrelation with mean performance over tasks:\n\n" + corr.to_markdown(floatfmt=".3f")
             sec.html += "<h3>Correlation with mean performance over tasks</h3>" + corr.to_html(
                 float_format=lambda v: f"{v:.3f}")
             per_task = _per_task_correlations(diversity, pretrained, [t for t in task_metrics if t in pretrained],
                                               list(stats))
             if not per_task.empty:
-                write_text(Path(study_dir) / "correlations_per_task.csv", per_task.to_csv(index_label="measure"))
+                facts["correlation_tables"]["correlations_per_task.csv"] = per_task
                 sec.markdown += ("\n\nSpearman ρ (p) per task:\n\n"
                                  + per_task.to_markdown())
                 sec.html += "<h3>Spearman ρ (p) per task</h3>" + per_task.to_html()
@@ -214,7 +231,9 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
                                                         "pretraining dataset; line: least squares with bootstrap 95% band)"))
         sections.append(sec)
 
-    # 4. Sample maps and reconstructions
+
+def _add_samples_and_reconstructions(sections: list[Section], study_dir: Path, meta: dict) -> None:
+    """4. Sample maps and reconstructions."""
     points = meta.get("sample_points") or {}
     if points:
         sec = Section("Where each dataset's samples are")
@@ -238,13 +257,6 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
         for name, path in recon.items():
             sec.images.append((f"recon_{_slug(name)}.png", path.read_bytes(), f"{name}: input, mask, reconstruction"))
         sections.append(sec)
-
-    # 5. Comparison with the published results
-    sec = _paper_comparison(perf, meta)
-    if sec is not None:
-        sections.append(sec)
-        facts["paper_comparison"] = sec.markdown
-    return meta, sections, facts
 
 
 def _paper_comparison(perf: pd.DataFrame, meta: dict) -> Section | None:
@@ -306,6 +318,7 @@ def write_report(study_dir: str | Path) -> Path:
     """Write ``report/index.html`` (images embedded) and ``report/report.md`` (images beside it)."""
     study_dir = Path(study_dir)
     meta, sections, facts = build_sections(study_dir)
+    write_correlation_tables(study_dir, facts)
     summary = summarise(facts, meta)
     out = study_dir / "report"
     title = f"geodiv study: {meta.get('name', study_dir.name)}"
@@ -330,6 +343,13 @@ def write_report(study_dir: str | Path) -> Path:
     index = out / "index.html"
     write_text(index, page)
     return index
+
+
+def write_correlation_tables(study_dir: Path, facts: dict) -> None:
+    """``correlations.csv`` (each measure against the mean over tasks) and ``correlations_per_task.csv`` (Spearman
+    per task) in the study folder, from the tables :func:`build_sections` computed."""
+    for name, table in (facts.get("correlation_tables") or {}).items():
+        write_text(Path(study_dir) / name, table.to_csv(index_label="measure"))
 
 
 def timings_table(timings: dict[str, float]) -> list[str]:

@@ -64,7 +64,7 @@ class StudyDataSection(StrictModel):
 
 class TaskSection(StrictModel):
     """A downstream task: a SimEarth task name (simulated at locations disjoint from pretraining) or a path
-    (a task folder or manifest in a format ``geodiv.evaluate.tasks.load_task`` detects; its own splits are used
+    (a task folder or manifest in a format ``geodiv.evaluate.tasks.registry.load_task`` detects; its own splits are used
     and the sizes below are ignored)."""
 
     name: str

@@ -286,7 +286,8 @@ def _task_options(cfg: StudyConfig, name: str) -> dict:
 def _check_task_options(cfg: StudyConfig) -> None:
     """Load each real task that has options once, so a reader refuses a bad option before hours of pretraining."""
     from geodiv import simearth
-    from geodiv.evaluate.tasks import TaskOptions, load_task, split_options
+    from geodiv.evaluate.tasks.base import TaskOptions, split_options
+    from geodiv.evaluate.tasks.registry import load_task
 
     for task in cfg.tasks:
         if not task.options:
@@ -412,7 +413,7 @@ def aggregate(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> No
 
 def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> dict:
     from geodiv.evaluate.metrics import METRICS_BY_TYPE
-    from geodiv.evaluate.tasks import load_task
+    from geodiv.evaluate.tasks.registry import load_task
 
     tasks = {}
     for s in steps:

@@ -25,7 +25,7 @@ import numpy as np
 
 from geodiv.bands import S2_BANDS
 from geodiv.config import StrictModel
-from geodiv.data.shards import safe_key
+from geodiv.data.shard_format import safe_key
 from geodiv.errors import DataError, InputError
 
 FMOW_CATEGORIES: tuple[str, ...] = (

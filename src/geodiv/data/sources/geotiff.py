@@ -24,7 +24,7 @@ from pydantic import model_validator
 from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, band_indices, canonical_band
 from geodiv.config import StrictModel
 from geodiv.data.catalog import latlon_columns, make_catalog, row_meta
-from geodiv.data.shards import Sample, to_uint16
+from geodiv.data.shard_format import Sample, to_uint16
 from geodiv.errors import DataError, InputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -152,17 +152,58 @@ def without_nodata(data: Any, where: str, fix: str) -> np.ndarray:
     return data
 
 
-def georef_center(src: Any, where: str) -> tuple[float, float] | None:
-    """(lat, lon) of the raster centre from its georeference, or None when it has none."""
-    from rasterio.warp import transform
+def to_lat_lon(crs: Any, x: float, y: float) -> tuple[float | None, float | None]:
+    """WGS84 latitude/longitude of the point ``(x, y)`` in ``crs``, or ``(None, None)`` where it maps to none."""
+    from rasterio.warp import transform as warp_transform
 
+    lons, lats = warp_transform(crs, "EPSG:4326", [x], [y])
+    lat, lon = float(lats[0]), float(lons[0])
+    if not (np.isfinite(lat) and np.isfinite(lon)):
+        return None, None
+    return lat, lon
+
+
+def centre_lat_lon(transform: Any, crs: Any, width: int, height: int) -> tuple[float | None, float | None]:
+    """WGS84 latitude/longitude of a raster's centre, or ``(None, None)`` without a georeference or where it maps to
+    no valid location. ``transform``: any affine with ``a``..``f`` (rasterio's, or GEO-Bench's stored one)."""
+    if crs is None or transform is None:
+        return None, None
+    col, row = width / 2.0, height / 2.0  # affine applied by hand: works with every affine version
+    x = transform.a * col + transform.b * row + transform.c
+    y = transform.d * col + transform.e * row + transform.f
+    return to_lat_lon(crs, x, y)
+
+
+def georef_center(src: Any, where: str) -> tuple[float, float] | None:
+    """(lat, lon) of an open raster's centre from its georeference, or None when it has none (no CRS, or an
+    identity transform); a georeference that maps to no valid location is a ``DataError``."""
     if src.crs is None or src.transform.is_identity:
         return None
-    x, y = src.xy(src.height / 2.0, src.width / 2.0, offset="ul")
-    lon, lat = transform(src.crs, "EPSG:4326", [x], [y])
-    if not (np.isfinite(lat[0]) and np.isfinite(lon[0])):
+    lat, lon = to_lat_lon(src.crs, *src.xy(src.height / 2.0, src.width / 2.0, offset="ul"))
+    if lat is None or lon is None:
         raise DataError(f"{where}: georeference does not map to a valid location")
-    return float(lat[0]), float(lon[0])
+    return lat, lon
+
+
+def read_raster(path: str | os.PathLike[str], *, where: str | None = None) -> tuple[np.ndarray, float | None, float | None]:
+    """All bands of a GeoTIFF as (C, H, W) in its own dtype, and the centre's lat/lon if georeferenced (the task
+    readers' whole-image read; :func:`read_geotiff` reads a pretraining sample's centre window)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    path = Path(path)
+    label = where or str(path)
+    if not path.is_file():
+        raise DataError(f"{label}: image file {path} does not exist")
+    try:
+        with warnings.catch_warnings(), rasterio.open(path) as src:
+            # plain (non-georeferenced) images are fine here; location then comes from the manifest
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            image = src.read()
+            lat, lon = centre_lat_lon(src.transform if src.crs else None, src.crs, src.width, src.height)
+    except RasterioIOError as err:
+        raise DataError(f"{label}: cannot read GeoTIFF {path} ({err})") from None
+    return image, lat, lon
 
 
 def read_geotiff(

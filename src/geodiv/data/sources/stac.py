@@ -39,7 +39,8 @@ from pydantic import Field
 from geodiv.bands import S2_CENTER_NM, SATMAE_BANDS, canonical_band
 from geodiv.config import StrictModel, load_config, validate_config
 from geodiv.data.catalog import make_catalog, read_catalog, row_meta, write_catalog
-from geodiv.data.shards import Sample, write_shards
+from geodiv.data.shard_format import Sample
+from geodiv.data.shard_writer import write_shards
 from geodiv.data.sources.geotiff import without_nodata
 from geodiv.errors import ConfigError, DataError, InputError
 from geodiv.progress import log

@@ -23,7 +23,8 @@ import numpy as np
 from geodiv.bands import S2_BANDS, band_indices, canonical_band, satmae_stats
 from geodiv.config import StrictModel
 from geodiv.data.catalog import LAT_NAMES, LON_NAMES
-from geodiv.data.shards import Sample, decode_npy, safe_key, to_uint16
+from geodiv.data.shard_format import Sample, safe_key, to_uint16
+from geodiv.data.shard_reader import decode_npy
 from geodiv.errors import DataError, InputError
 
 IMAGE_SUFFIXES: tuple[str, ...] = ("npy", "npz", "pth", "pt", "tif", "tiff")

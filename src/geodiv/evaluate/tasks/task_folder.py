@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.tasks import (
+from geodiv.evaluate.tasks.base import (
     SPLITS,
     TASK_FORMAT,
     TASK_JSON,
     TASK_TYPES,
-    SourceTask,
+    ReaderTask,
     TaskOptions,
     TaskSample,
     canonical_split,
@@ -59,7 +59,7 @@ def sample_label(meta: dict[str, Any], extra: Any = None) -> Any:
     return meta.get("label")
 
 
-class ShardTask(SourceTask):
+class ShardTask(ReaderTask):
     source = "geodiv"
 
     def __init__(self, path: Path, options: TaskOptions) -> None:

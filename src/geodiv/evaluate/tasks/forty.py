@@ -47,10 +47,10 @@ import numpy as np
 from geodiv.bands import SATMAE_BANDS, canonical_band
 from geodiv.config import StrictModel, validate_config
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.tasks import (
+from geodiv.evaluate.tasks.base import (
     IGNORE_INDEX,
     SPLIT_ALIASES,
-    SourceTask,
+    ReaderTask,
     TaskOptions,
     TaskSample,
     split_options,
@@ -176,7 +176,7 @@ def _feature_array(example: Any, key: str, raw_dtype: str, *, where: str, encodi
     raise DataError(f"{where}: feature {key!r} is empty or of an unsupported kind ({kind})")
 
 
-class ForTyTask(SourceTask):
+class ForTyTask(ReaderTask):
     source = "forty"
     type = "segmentation"
 

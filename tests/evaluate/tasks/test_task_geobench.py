@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from geodiv.errors import DataError, InputError, UnsafeCheckpointError
-from geodiv.evaluate.tasks import detect_format, load_task
+from geodiv.evaluate.tasks.registry import detect_format, load_task
 
 
 def _raw_bands(path, names):
@@ -150,7 +150,7 @@ def test_label_count_mismatch_names_file_and_sample(geobench_tasks):
     name = json.loads((folder / "default_partition.json").read_text())["train"][0]
     path = folder / f"{name}.hdf5"
     with h5py.File(path, "a") as fp:
-        from geodiv.evaluate.sources._unpickle import pickle_bytes_from_attr, safe_loads
+        from geodiv.evaluate.tasks._unpickle import pickle_bytes_from_attr, safe_loads
 
         attrs = safe_loads(pickle_bytes_from_attr(fp.attrs["pickle"], what="t"), what="t")
         # keep the records out of the rewritten pickle: only what the reader needs

@@ -1,6 +1,5 @@
-"""The Task machinery shared by all sources: splits, few-shot subsets, options, the source registry.
-
-(Kept beside the source tests: tasks.py and the readers are one unit of ownership.)"""
+"""The Task machinery shared by all readers (tasks/base.py): splits, few-shot subsets, options; and the reader
+registry (tasks/registry.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +7,9 @@ import numpy as np
 import pytest
 
 from geodiv.errors import ConfigError, InputError
-from geodiv.evaluate import tasks
-from geodiv.evaluate.tasks import assign_splits, load_task, register_source, split_options, subsample_keys
+from geodiv.evaluate.tasks import base, registry
+from geodiv.evaluate.tasks.base import assign_splits, split_options, subsample_keys
+from geodiv.evaluate.tasks.registry import load_task, register_reader
 
 
 def test_assign_splits_exact_counts_disjoint_and_seeded():
@@ -39,15 +39,15 @@ def test_options_are_validated():
         split_options({"fill_missing_bands": "zero"})
 
 
-def test_named_sources_dispatch(monkeypatch):
+def test_named_readers_dispatch(monkeypatch):
     calls = []
 
     def fake(spec, **options):
         calls.append((spec, options))
         return "task"
 
-    monkeypatch.setattr(tasks, "_SOURCES", dict(tasks.sources()))
-    register_source("toyworld", fake, task_names=["alpha", "beta"])
+    monkeypatch.setattr(registry, "_READERS", dict(registry.readers()))
+    register_reader("toyworld", fake, task_names=["alpha", "beta"])
     assert load_task("alpha", seed=2) == "task"
     assert load_task("toyworld:beta") == "task"
     assert calls == [("alpha", {"seed": 2}), ("beta", {})]
@@ -57,11 +57,11 @@ def test_named_sources_dispatch(monkeypatch):
         load_task("alpha", format="nope")
 
 
-def test_builtin_sources_are_registered():
-    names = set(tasks.sources())
+def test_builtin_readers_are_registered():
+    names = set(registry.readers())
     assert {"geodiv", "geobench", "forty", "bigearthnet", "fmow", "mosaiks", "geotiff"} <= names
 
 
 def test_continents_for_handles_missing_and_ocean():
-    got = tasks.continents_for(np.array([48.85, np.nan, 0.0]), np.array([2.35, 1.0, -30.0]))
+    got = base.continents_for(np.array([48.85, np.nan, 0.0]), np.array([2.35, 1.0, -30.0]))
     assert got == ["Europe", None, None]

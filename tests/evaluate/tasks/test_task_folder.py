@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from geodiv.errors import DataError
-from geodiv.evaluate.sources.shards import write_task
-from geodiv.evaluate.tasks import TaskSample, detect_format, load_task
+from geodiv.evaluate.tasks.base import TaskSample
+from geodiv.evaluate.tasks.registry import detect_format, load_task
+from geodiv.evaluate.tasks.task_folder import write_task
 
 PLACES = [(48.85, 2.35), (-23.55, -46.63), (35.68, 139.69), (40.71, -74.0)]
 

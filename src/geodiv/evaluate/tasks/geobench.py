@@ -40,10 +40,11 @@ from typing import Any
 import numpy as np
 
 from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, canonical_band
+from geodiv.data.sources.geotiff import centre_lat_lon
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources._raster import centre_lat_lon, resample, stack_bands
-from geodiv.evaluate.sources._unpickle import PickledRecord, pickle_bytes_from_attr, safe_loads
-from geodiv.evaluate.tasks import SourceTask, TaskOptions, TaskSample, canonical_split, split_options
+from geodiv.evaluate.tasks._raster import resample_band, stack_bands
+from geodiv.evaluate.tasks._unpickle import PickledRecord, pickle_bytes_from_attr, safe_loads
+from geodiv.evaluate.tasks.base import ReaderTask, TaskOptions, TaskSample, canonical_split, split_options
 
 LABEL_TYPES = {
     "Classification": "classification",
@@ -88,7 +89,7 @@ def _s2_name(info: Any) -> str | None:
     return None
 
 
-class GeoBenchTask(SourceTask):
+class GeoBenchTask(ReaderTask):
     source = "geobench"
 
     def __init__(self, path: Path, options: TaskOptions, partition: str | None = None,
@@ -297,7 +298,7 @@ class GeoBenchTask(SourceTask):
                     if "label" not in by_name:
                         raise DataError(f"{where}: segmentation sample without a 'label' band")
                     label = np.asarray(fp[by_name["label"]])
-                    label = resample(label.squeeze(), image.shape[1:], order=0)
+                    label = resample_band(label.squeeze(), image.shape[1:], order=0)
                 else:
                     if "label" not in attrs:
                         raise DataError(f"{where}: no label in the sample metadata")

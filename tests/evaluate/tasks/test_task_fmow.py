@@ -7,8 +7,8 @@ import pytest
 import rasterio
 
 from geodiv.errors import DataError
-from geodiv.evaluate.sources.fmow import FMOW_CLASSES
-from geodiv.evaluate.tasks import detect_format, load_task
+from geodiv.evaluate.tasks.fmow import FMOW_CLASSES
+from geodiv.evaluate.tasks.registry import detect_format, load_task
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_documented_columns_rebuild_satmae_paths(tmp_path, fix):
 
 def test_train_and_val_only_evaluates_on_val_with_a_note(tmp_path, fix):
     from geodiv.evaluate import evaluate
-    from geodiv.evaluate.sources.fmow import VAL_AS_TEST
+    from geodiv.evaluate.tasks.fmow import VAL_AS_TEST
 
     fmow = fix.make(tmp_path, documented=True, splits={"train": [0, 1, 2, 3, 5], "val": [4]})
     task = load_task(fmow)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.tasks import detect_format, load_task
+from geodiv.evaluate.tasks.registry import detect_format, load_task
 
 
 @pytest.fixture

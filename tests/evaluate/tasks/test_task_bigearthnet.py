@@ -10,8 +10,8 @@ import pytest
 import rasterio
 
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources.bigearthnet import CLASSES_19, CLASSES_43
-from geodiv.evaluate.tasks import detect_format, load_task
+from geodiv.evaluate.tasks.bigearthnet import CLASSES_19, CLASSES_43
+from geodiv.evaluate.tasks.registry import detect_format, load_task
 
 REAL = Path(__file__).resolve().parents[2] / "fixtures" / "bigearthnet"
 

@@ -10,7 +10,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.tasks import detect_format, load_task
+from geodiv.evaluate.tasks.registry import detect_format, load_task
 
 
 def _tif(path, data, lonlat=None):

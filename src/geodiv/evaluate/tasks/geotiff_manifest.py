@@ -28,12 +28,11 @@ from typing import Any
 import numpy as np
 
 from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, SATMAE_BANDS, canonical_band
-from geodiv.data.sources.geotiff import named_band_order, resolve_path, undescribed_13_band_order
+from geodiv.data.sources.geotiff import named_band_order, read_raster, resolve_path, undescribed_13_band_order
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources._raster import read_geotiff
-from geodiv.evaluate.tasks import (
+from geodiv.evaluate.tasks.base import (
     TASK_TYPES,
-    SourceTask,
+    ReaderTask,
     TaskOptions,
     TaskSample,
     canonical_split,
@@ -124,7 +123,7 @@ def band_names_for(path: Path, count: int, descriptions: tuple, file_bands: list
     )
 
 
-class ManifestTask(SourceTask):
+class ManifestTask(ReaderTask):
     """A task whose samples are rows of a table: key, image path, label, optional lat/lon and split."""
 
     source = "geotiff"
@@ -148,7 +147,7 @@ class ManifestTask(SourceTask):
         self.name = name or self.path.stem
         self.info = {}
         self.root = Path(image_root) if image_root is not None else self.path.parent
-        self._reader = reader or read_geotiff
+        self._reader = reader or read_raster
         columns = columns or {}
         col = {role: find_column(table, role, path=self.path, required=role in ("path", "label"), given=columns.get(role))
                for role in COLUMN_ALIASES}
@@ -256,7 +255,7 @@ class ManifestTask(SourceTask):
         names = list(classes) if classes is not None else [str(i) for i in range(max(ints) + 1)]
         return task_type, names, ints
 
-    # -- SourceTask hooks ------------------------------------------------------------------------------------
+    # -- ReaderTask hooks ------------------------------------------------------------------------------------
     def _list_keys(self) -> dict[str, list[str]]:
         keys = self._rows["key"]
         if self._rows["split"] is None:
@@ -282,7 +281,7 @@ class ManifestTask(SourceTask):
             if mask_path.suffix.lower() == ".npy":
                 label = np.load(mask_path, allow_pickle=False)
             else:
-                mask, _, _ = read_geotiff(mask_path, where=where)
+                mask, _, _ = read_raster(mask_path, where=where)
                 if mask.shape[0] != 1:
                     raise DataError(f"{where}: mask {mask_path} has {mask.shape[0]} bands, expected 1")
                 label = mask[0]

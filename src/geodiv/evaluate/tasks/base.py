@@ -1,11 +1,11 @@
 """Downstream tasks: one abstraction over SimEarth tasks and the real benchmarks users have on disk.
 
 A :class:`Task` names its type, classes and bands and streams :class:`TaskSample` records per split
-(``train``, ``val``, ``test``), never holding a whole dataset in memory. :func:`load_task` turns a
-SimEarth task name or a path (format detected) into a task. Sources register themselves with
-:func:`register_source`; the built-in readers live in :mod:`geodiv.evaluate.sources`.
+(``train``, ``val``, ``test``), never holding a whole dataset in memory. Each task format has a reader module
+in this package built on :class:`ReaderTask`; :mod:`geodiv.evaluate.tasks.registry` registers the readers and
+turns a SimEarth task name or a path (format detected) into a task (``load_task``).
 
-Conventions every source follows (docs/tasks.md):
+Conventions every reader follows (docs/tasks.md):
 
 - ``image`` is (C, H, W) in the raw units of the source (Sentinel-2 reflectance x 10000 where the source
   stores that), channels in ``task.bands`` order, bands named as in :mod:`geodiv.bands`.
@@ -22,8 +22,8 @@ import functools
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -135,7 +135,7 @@ class Task(abc.ABC):
 
 # ----------------------------------------------------------------------------------------------- options
 class TaskOptions(StrictModel):
-    """Options every source understands (source-specific ones are passed to the source itself)."""
+    """Options every reader understands (reader-specific ones are passed to the reader itself)."""
 
     #: (train, val, test) fractions used when the source defines no splits, or always with ``resplit``.
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
@@ -158,7 +158,7 @@ class TaskOptions(StrictModel):
 
 
 def split_options(options: dict[str, Any]) -> tuple[TaskOptions, dict[str, Any]]:
-    """Separate the common ``TaskOptions`` from source-specific keyword options."""
+    """Separate the common ``TaskOptions`` from reader-specific keyword options."""
     common_keys = set(TaskOptions.model_fields)
     common = {k: v for k, v in options.items() if k in common_keys}
     rest = {k: v for k, v in options.items() if k not in common_keys}
@@ -233,8 +233,8 @@ def continents_for(lat: np.ndarray, lon: np.ndarray) -> list[str | None]:
     return out
 
 
-# ------------------------------------------------------------------------------------ keyed source base
-class SourceTask(Task):
+# ------------------------------------------------------------------------------------ keyed reader base
+class ReaderTask(Task):
     """Base of the file-backed readers: keys per split, one reader per key, shared post-processing.
 
     A subclass sets ``name``, ``type``, ``classes``, ``source``, ``path`` and ``source_bands`` (the
@@ -402,106 +402,6 @@ class SourceTask(Task):
             for s, name in zip(chunk, continents_for(lat, lon)):
                 s.continent = name
         yield from chunk
-
-
-# -------------------------------------------------------------------------------------------- registry
-@dataclass
-class SourceEntry:
-    """A registered task source: ``load(spec, **options) -> Task``; ``detect(path) -> bool`` for paths;
-    ``task_names()`` for named (generated) tasks such as SimEarth's."""
-
-    name: str
-    load: Callable[..., Task]
-    detect: Callable[[Path], bool] | None = None
-    task_names: Callable[[], Iterable[str]] | None = None
-    description: str = ""
-    priority: int = field(default=100)
-
-
-_SOURCES: dict[str, SourceEntry] = {}
-
-
-def register_source(
-    name: str,
-    load: Callable[..., Task],
-    *,
-    detect: Callable[[Path], bool] | None = None,
-    task_names: Callable[[], Iterable[str]] | Iterable[str] | None = None,
-    description: str = "",
-    priority: int = 100,
-) -> None:
-    """Register a task source (re-registering a name replaces it).
-
-    ``load(spec, **options)`` receives the path (for path sources) or the task name (for named sources)
-    and all options. Path sources give ``detect``; detectors run in ``priority`` order (lower first).
-    Named sources give ``task_names`` (the names they serve; an iterable or a function returning one).
-    """
-    names = task_names
-    if names is not None and not callable(names):
-        fixed = tuple(names)
-
-        def names() -> Iterable[str]:
-            return fixed
-
-    _SOURCES[name] = SourceEntry(name, load, detect, names, description, priority)
-
-
-def sources() -> dict[str, SourceEntry]:
-    """The registered sources (built-ins are registered on first use)."""
-    _ensure_builtin_sources()
-    return dict(_SOURCES)
-
-
-def _ensure_builtin_sources() -> None:
-    import geodiv.evaluate.sources  # noqa: F401  (registers the built-in readers)
-
-
-def detect_format(path: str | os.PathLike[str]) -> str:
-    """Name of the registered source that recognises ``path``; a clear error if none does."""
-    _ensure_builtin_sources()
-    path = Path(path)
-    for entry in sorted(_SOURCES.values(), key=lambda e: e.priority):
-        if entry.detect is not None and entry.detect(path):
-            return entry.name
-    known = "".join(f"\n  - {e.name}: {e.description}" for e in sorted(_SOURCES.values(), key=lambda e: e.priority)
-                    if e.detect is not None)
-    raise InputError(
-        f"cannot tell the task format of {path}: it matches none of the supported formats and versions:{known}\n"
-        "See docs/tasks.md, or pass format=NAME to load_task."
-    )
-
-
-def load_task(spec: str | os.PathLike[str] | Task, *, format: str | None = None, **options: Any) -> Task:
-    """A :class:`Task` from a SimEarth task name (``"landcover"``, or ``"simearth:landcover"``) or a path.
-
-    Paths are recognised by layout (GEO-Bench task folder, fMoW-Sentinel CSV, ForTy TFRecords, MOSAIKS
-    table, BigEarthNet folder, GeoTIFF manifest, geodiv task folder); ``format`` forces a source. Options:
-    see :class:`TaskOptions` (splits, few-shot ``train_fraction``, ``bands``, ``fill_missing_bands``,
-    ``locations``) plus the chosen source's own keywords (docs/tasks.md).
-    """
-    if isinstance(spec, Task):
-        return spec
-    _ensure_builtin_sources()
-    if format is not None:
-        if format not in _SOURCES:
-            raise InputError(f"unknown task format {format!r}; known: {', '.join(sorted(_SOURCES))}")
-        return _SOURCES[format].load(spec, **options)
-    text = os.fspath(spec)
-    path = Path(text).expanduser()
-    if path.exists():
-        return _SOURCES[detect_format(path)].load(path, **options)
-    source_name, _, task_name = text.partition(":")
-    if task_name and source_name in _SOURCES:
-        return _SOURCES[source_name].load(task_name, **options)
-    for entry in _SOURCES.values():
-        if entry.task_names is not None and text in set(entry.task_names()):
-            return entry.load(text, **options)
-    named = sorted(n for e in _SOURCES.values() if e.task_names is not None for n in e.task_names())
-    raise InputError(
-        f"task {text!r} is neither an existing path nor a known task name"
-        + (f" (named tasks: {', '.join(named)})" if named else "")
-        + "; give a SimEarth task name or the path of a task folder / manifest (docs/tasks.md)"
-    )
 
 
 # ------------------------------------------------------------------------------ geodiv task folder I/O

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.tasks import IGNORE_INDEX, detect_format, load_task
+from geodiv.evaluate.tasks.base import IGNORE_INDEX
+from geodiv.evaluate.tasks.registry import detect_format, load_task
 
 
 @pytest.fixture

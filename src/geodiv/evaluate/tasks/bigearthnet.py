@@ -27,9 +27,17 @@ from typing import Any
 import numpy as np
 
 from geodiv.bands import S2_BANDS
+from geodiv.data.sources.geotiff import read_raster
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources._raster import read_geotiff, stack_bands
-from geodiv.evaluate.tasks import SPLITS, SourceTask, TaskOptions, TaskSample, canonical_split, split_options
+from geodiv.evaluate.tasks._raster import stack_bands
+from geodiv.evaluate.tasks.base import (
+    SPLITS,
+    ReaderTask,
+    TaskOptions,
+    TaskSample,
+    canonical_split,
+    split_options,
+)
 
 #: 43-class (CORINE level 3) label -> BigEarthNet-19 label (None: not in the 19-class nomenclature).
 LABELS_43_TO_19: dict[str, str | None] = {
@@ -82,8 +90,8 @@ LABELS_43_TO_19: dict[str, str | None] = {
 CLASSES_43: tuple[str, ...] = tuple(LABELS_43_TO_19)
 CLASSES_19: tuple[str, ...] = tuple(dict.fromkeys(v for v in LABELS_43_TO_19.values() if v is not None))
 #: File suffix of each band (S2_BANDS order without B10, which BigEarthNet L2A lacks).
-BEN_BANDS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
-_SUFFIX = {b: (f"B{int(b[1:]):02d}" if not b.endswith("A") else b) for b in BEN_BANDS}
+BIGEARTHNET_BANDS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
+_SUFFIX = {b: (f"B{int(b[1:]):02d}" if not b.endswith("A") else b) for b in BIGEARTHNET_BANDS}
 _METADATA = "_labels_metadata.json"
 V2_METADATA = "metadata.parquet"
 V2_S2_DIR = "BigEarthNet-S2"
@@ -119,7 +127,7 @@ def detect(path: Path) -> bool:
     return False
 
 
-class BigEarthNetTask(SourceTask):
+class BigEarthNetTask(ReaderTask):
     source = "bigearthnet"
     type = "multilabel"
 
@@ -132,7 +140,7 @@ class BigEarthNetTask(SourceTask):
         self.nomenclature = nomenclature
         self.classes = list(CLASSES_19 if nomenclature == 19 else CLASSES_43)
         self._index = {c: i for i, c in enumerate(self.classes)}
-        self.source_bands = list(BEN_BANDS)
+        self.source_bands = list(BIGEARTHNET_BANDS)
         self.info = {"nomenclature": nomenclature, "version": getattr(self, "version", "1.0")}
         self._splits_dir = Path(splits_dir) if splits_dir else self.path
         super().__init__(options, source_has_location=True)
@@ -180,8 +188,8 @@ class BigEarthNetTask(SourceTask):
         where = str(folder)
         bands = []
         lat = lon = None
-        for band in BEN_BANDS:
-            data, b_lat, b_lon = read_geotiff(folder / f"{key}_{_SUFFIX[band]}.tif", where=where)
+        for band in BIGEARTHNET_BANDS:
+            data, b_lat, b_lon = read_raster(folder / f"{key}_{_SUFFIX[band]}.tif", where=where)
             bands.append(data[0])
             if band == "B2":
                 lat, lon = b_lat, b_lon

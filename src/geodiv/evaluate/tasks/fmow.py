@@ -20,8 +20,8 @@ from typing import Any
 from geodiv.bands import S2_BANDS
 from geodiv.data.sources.fmow import FMOW_CATEGORIES, FMOW_ID_COLUMNS, fmow_image_paths, polygon_centroids
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources.geotiff_manifest import ManifestTask, read_table
-from geodiv.evaluate.tasks import SPLIT_ALIASES, split_options
+from geodiv.evaluate.tasks.base import SPLIT_ALIASES, split_options
+from geodiv.evaluate.tasks.geotiff_manifest import ManifestTask, read_table
 
 #: The 62 classes, as the data stage's fMoW-Sentinel reader lists them (one list for both stages).
 FMOW_CLASSES: tuple[str, ...] = FMOW_CATEGORIES

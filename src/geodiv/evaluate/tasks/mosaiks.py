@@ -24,8 +24,8 @@ import numpy as np
 
 from geodiv.data.catalog import EARTH_RADIUS_KM
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.sources.geotiff_manifest import ManifestTask, find_column, read_table, readable_table
-from geodiv.evaluate.tasks import SourceTask, TaskOptions, TaskSample, canonical_split, split_options
+from geodiv.evaluate.tasks.base import ReaderTask, TaskOptions, TaskSample, canonical_split, split_options
+from geodiv.evaluate.tasks.geotiff_manifest import ManifestTask, find_column, read_table, readable_table
 
 LABEL_COLUMNS = ("value", "label", "y", "target", "population")
 
@@ -62,7 +62,7 @@ def _unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
-class MosaiksShardTask(SourceTask):
+class MosaiksShardTask(ReaderTask):
     """Cells matched to shard samples by location; images streamed from the shards."""
 
     source = "mosaiks"
@@ -127,7 +127,7 @@ class MosaiksShardTask(SourceTask):
         return f"{self.path}: row {row + 2 if row is not None else '?'} (shard sample {key!r} in {self._shards})"
 
 
-def load(spec: str | os.PathLike[str], **options: Any) -> SourceTask:
+def load(spec: str | os.PathLike[str], **options: Any) -> ReaderTask:
     import pandas as pd
 
     common, extra = split_options(options)

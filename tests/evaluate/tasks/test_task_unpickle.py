@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from geodiv.errors import DataError, UnsafeCheckpointError
-from geodiv.evaluate.sources._unpickle import PickledRecord, pickle_bytes_from_attr, safe_loads, to_plain
+from geodiv.evaluate.tasks._unpickle import PickledRecord, pickle_bytes_from_attr, safe_loads, to_plain
 
 
 class _Exploit:
