@@ -72,18 +72,12 @@ def test_spectral_baseline_runs_every_protocol(tiny_config):
     assert next(r["value"] for r in seg if r["metric"] == "miou") > 0.5
 
 
-def test_cli_baseline_flag(tmp_path, monkeypatch, tiny_config):
-    import yaml
-
+def test_cli_baseline_flag(tmp_path, cli_eval_config):
     from geodiv import cli
-    from geodiv.evaluate import runner
 
-    cfg = tmp_path / "eval.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_config))
-    monkeypatch.setattr(runner, "resolve_task", lambda spec, options=None: SyntheticTask(n=(12, 3, 6)))
     out = tmp_path / "r.json"
     assert cli.main(["evaluate", "--baseline", "spectral", "--task", "x", "--protocol", "linear", "--out", str(out),
-                     "--config", str(cfg)]) == 0
+                     "--config", str(cli_eval_config)]) == 0
     assert {r["checkpoint"] for r in json.loads(out.read_text())} == {"spectral"}
     assert cli.main(["evaluate", "--baseline", "spectral", "--checkpoint", "random", "--task", "x", "--protocol",
                      "knn", "--out", str(out)]) == 2

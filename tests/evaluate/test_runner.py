@@ -62,18 +62,12 @@ def test_mean_filled_bands_are_reported(tiny_config):
     assert any("B8A" in note for note in records[0]["notes"])
 
 
-def test_cli_evaluate_writes_results(tmp_path, monkeypatch, tiny_config):
-    import yaml
-
+def test_cli_evaluate_writes_results(tmp_path, cli_eval_config):
     from geodiv import cli
-    from geodiv.evaluate import runner
 
-    cfg = tmp_path / "eval.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_config))
-    monkeypatch.setattr(runner, "resolve_task", lambda spec, options=None: SyntheticTask(n=(12, 3, 6)))
     out = tmp_path / "r.json"
     assert cli.main(["evaluate", "--checkpoint", "random", "--task", "x", "--protocol", "knn", "--out", str(out),
-                     "--config", str(cfg)]) == 0
+                     "--config", str(cli_eval_config)]) == 0
     assert len(json.loads(out.read_text())) == 2
     assert np.isfinite(json.loads(out.read_text())[0]["value"])
 
