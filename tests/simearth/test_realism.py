@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from geodiv.simearth import realism
-from geodiv.simearth.landscape import smooth_field
+from geodiv.simearth.random_fields import smooth_field
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bigearthnet"
 

@@ -31,8 +31,8 @@ from geodiv.simearth.landscape import (
     M,
     build_layout,
     patch_composition,
-    smooth_field,
 )
+from geodiv.simearth.random_fields import smooth_field
 
 _BANDS_10M = [i for i, b in enumerate(S2_BANDS) if S2_GSD_M[b] == 10]
 _BANDS_20M = [i for i, b in enumerate(S2_BANDS) if S2_GSD_M[b] == 20]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from geodiv.simearth.landscape import C, Context, M, _Builder, _quantile_mask, _tree_type, smooth_field
+from geodiv.simearth.landscape import C, Context, M, _Builder, _tree_type
+from geodiv.simearth.random_fields import _quantile_mask, smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _extent, _frame, _grid
 

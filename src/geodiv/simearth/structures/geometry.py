@@ -8,7 +8,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from geodiv.simearth.landscape import Context, _Builder, _compact, _tree_type, smooth_field
+from geodiv.simearth.landscape import Context, _Builder, _tree_type
+from geodiv.simearth.random_fields import _compact, smooth_field
 
 
 @lru_cache(maxsize=8)
