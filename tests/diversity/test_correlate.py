@@ -6,7 +6,6 @@ from geodiv.diversity.correlate import (
     _kendall_rows,
     correlate,
     correlate_measures,
-    correlate_with_performance,
     mean_performance,
 )
 from geodiv.errors import InputError
@@ -56,7 +55,7 @@ def test_degenerate_and_bad_inputs():
         correlate([1, 2, np.nan], [1, 2, 3])
 
 
-def test_correlate_with_performance_mean_and_per_task():
+def test_strict_correlation_against_the_mean_and_each_task():
     names = [f"d{i}" for i in range(6)]
     diversity = {
         n: {"spectral_entropy": float(i), "continent_entropy": float(-i), "n_samples": 10}
@@ -64,21 +63,28 @@ def test_correlate_with_performance_mean_and_per_task():
     }
     performance = {n: {"a": 0.1 * i, "b": 1.0 - 0.05 * i} for i, n in enumerate(names)}
     assert mean_performance(performance)["d2"] == pytest.approx((0.2 + 0.9) / 2)
-    res = correlate_with_performance(diversity, performance, n_boot=100)
-    assert set(res["measures"]) == {"spectral_entropy", "continent_entropy"}
-    assert res["tasks"] == ["a", "b"]
-    spectral = res["measures"]["spectral_entropy"]
-    assert spectral["mean"]["spearman"]["r"] == pytest.approx(1.0)  # mean = 0.5 + 0.025 i rises with i
-    assert spectral["per_task"]["b"]["spearman"]["r"] == pytest.approx(-1.0)
-    assert res["measures"]["continent_entropy"]["mean"]["spearman"]["r"] == pytest.approx(-1.0)
+    mean = correlate_measures(diversity, mean_performance(performance), strict=True, n_boot=100)
+    assert set(mean) == {"spectral_entropy", "continent_entropy"}  # the headline measures every dataset has
+    per_b = correlate_measures(diversity, {n: scores["b"] for n, scores in performance.items()}, strict=True,
+                               n_boot=100)
+    assert mean["spectral_entropy"]["spearman"]["r"] == pytest.approx(1.0)  # mean = 0.5 + 0.025 i rises with i
+    assert per_b["spectral_entropy"]["spearman"]["r"] == pytest.approx(-1.0)
+    assert mean["continent_entropy"]["spearman"]["r"] == pytest.approx(-1.0)
 
 
-def test_correlate_with_performance_needs_common_tasks():
+def test_strict_correlation_refuses_what_lenient_leaves_out():
     div = {n: {"spectral_entropy": float(i)} for i, n in enumerate("abc")}
     with pytest.raises(InputError, match="different tasks"):
-        correlate_with_performance(div, {"a": {"t": 1.0}, "b": {"t": 2.0}, "c": {"u": 3.0}})
+        mean_performance({"a": {"t": 1.0}, "b": {"t": 2.0}, "c": {"u": 3.0}})
     with pytest.raises(InputError, match="at least 3"):
-        correlate_with_performance(div, {"a": {"t": 1.0}})
+        correlate_measures(div, {"a": 1.0}, strict=True)
+    assert correlate_measures(div, {"a": 1.0}) == {}
+    perf = {"a": 1.0, "b": 2.0, "c": 3.0}
+    with pytest.raises(InputError, match="'landscape_entropy' is missing for \\['a', 'b', 'c'\\]"):
+        correlate_measures(div, perf, ["spectral_entropy", "landscape_entropy"], strict=True)
+    assert list(correlate_measures(div, perf, ["spectral_entropy", "landscape_entropy"])) == ["spectral_entropy"]
+    with pytest.raises(InputError, match="NaN"):
+        correlate_measures(div, {**perf, "b": float("nan")}, ["spectral_entropy"], strict=True)
 
 
 def test_correlate_measures_pairs_in_order_and_leaves_out_what_cannot_be_computed():

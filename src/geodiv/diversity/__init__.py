@@ -5,7 +5,6 @@ from geodiv.diversity.categorical import categorical_diversity, shannon_entropy
 from geodiv.diversity.correlate import (
     correlate,
     correlate_measures,
-    correlate_with_performance,
     mean_performance,
 )
 from geodiv.diversity.dataset import HEADLINE_MEASURES, MEASURES, dataset_diversity, format_diversity
@@ -26,7 +25,6 @@ __all__ = [
     "categorical_diversity",
     "correlate",
     "correlate_measures",
-    "correlate_with_performance",
     "dataset_diversity",
     "format_diversity",
     "joint_entropy",

@@ -4,8 +4,9 @@
 seeded, paired percentile bootstrap interval (``scipy.stats.bootstrap``). With 7-10 datasets the intervals are
 wide; they are reported so that nobody reads a rho of 0.8 on 8 points as settled.
 
-``correlate_with_performance(diversity, performance)``: every diversity measure against the mean over tasks of
-each task's main metric, and against each task on its own.
+``correlate_measures(diversity, performance, measures)``: every diversity measure against one performance value
+per dataset (a task's main metric, or ``mean_performance``: the mean over tasks), leaving out what cannot be
+computed (the report's rule) or, with ``strict=True``, refusing it.
 """
 
 from __future__ import annotations
@@ -122,25 +123,47 @@ def correlate(
 def correlate_measures(
     diversity: Mapping[str, Mapping[str, float]],
     performance: Mapping[str, float],
-    measures: Sequence[str],
+    measures: Sequence[str] | None = None,
     *,
+    strict: bool = False,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, dict]:
-    """:func:`correlate` of each diversity measure with one performance value per dataset, leniently.
+    """:func:`correlate` of each diversity measure with one performance value per dataset.
 
-    ``diversity``: dataset -> {measure: value}; ``performance``: dataset -> value, in the order the datasets are
-    paired (the bootstrap resamples in that order). Datasets without diversity, and pairs with a missing or
-    non-finite value, are left out; so is a measure no dataset has, or one with fewer than 3 pairs left (the
-    report's rule: it shows what can be computed; :func:`correlate_with_performance` refuses instead).
+    ``diversity``: dataset -> {measure: value} (e.g. rows of ``dataset_diversity``); ``performance``: dataset ->
+    value (a task's main metric, or ``mean_performance``), in the order the datasets are paired (the bootstrap
+    resamples in that order). Only datasets present in both are used. Returns {measure: correlate(...)}.
+
+    By default (the report's rule: it shows what can be computed) what cannot be correlated is left out: pairs with
+    a missing or non-finite value, a measure no dataset has, and one with fewer than 3 pairs left. ``strict=True``
+    refuses instead, for callers to whom a gap means a broken study: fewer than 3 datasets with both diversity and
+    performance, or a measure missing for one of them, is an ``InputError`` naming them and the fix, and a
+    non-finite value is :func:`correlate`'s error. ``measures`` defaults to the headline ``MEASURES`` (with
+    ``strict``, those that every dataset has: the normalised and effective-number variants are monotone in the
+    entropies, so they would repeat the rank correlations).
     """
     common = [d for d in performance if d in diversity]
+    if strict and len(common) < 3:
+        raise InputError(
+            f"need diversity and performance for at least 3 datasets to correlate; have {sorted(common)} "
+            f"(diversity for {sorted(diversity)}, performance for {sorted(performance)})"
+        )
+    if measures is None:
+        measures = [m for m in MEASURES if not strict or all(diversity[d].get(m) is not None for d in common)]
     out: dict[str, dict] = {}
     for m in measures:
-        if not any(m in row for row in diversity.values()):
+        if strict:
+            missing = [d for d in common if diversity[d].get(m) is None]
+            if missing:
+                raise InputError(f"diversity measure {m!r} is missing for {missing}; recompute their diversity")
+        elif not any(m in row for row in diversity.values()):
             continue
         x = np.array([diversity[d].get(m, np.nan) for d in common], dtype=float)
         y = np.array([performance[d] for d in common], dtype=float)
+        if strict:
+            out[m] = correlate(x, y, n_boot=n_boot, seed=seed)
+            continue
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() < 3:
             continue
@@ -166,47 +189,3 @@ def _common_tasks(performance: Mapping[str, Mapping[str, float]]) -> list[str]:
             "when every dataset has a value for every task: evaluate the missing ones or drop those tasks"
         )
     return sorted(tasks)
-
-
-def correlate_with_performance(
-    diversity: Mapping[str, Mapping[str, float]],
-    performance: Mapping[str, Mapping[str, float]],
-    *,
-    measures: Sequence[str] | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict:
-    """Correlate each diversity measure with performance across datasets.
-
-    ``diversity``: dataset -> {measure: value} (e.g. rows of ``dataset_diversity``); ``performance``: dataset ->
-    {task: value of the task's main metric} for one protocol. Only datasets present in both are used.
-    ``measures`` defaults to the headline ``MEASURES`` that every dataset has.
-    Returns ``{"datasets": [...], "tasks": [...], "measures": {measure: {"mean": correlate(...),
-    "per_task": {task: correlate(...)}}}}`` where "mean" is against the mean over tasks.
-    """
-    names = sorted(set(diversity) & set(performance))
-    if len(names) < 3:
-        raise InputError(
-            f"need diversity and performance for at least 3 datasets to correlate; have {names} "
-            f"(diversity for {sorted(diversity)}, performance for {sorted(performance)})"
-        )
-    perf = {n: performance[n] for n in names}
-    tasks = _common_tasks(perf)
-    mean_perf = mean_performance(perf)
-    if measures is None:
-        # The headline measures present for every dataset (the normalised and effective-number variants are
-        # monotone in the entropies, so they would repeat the rank correlations).
-        measures = [m for m in MEASURES if all(diversity[n].get(m) is not None for n in names)]
-    result: dict = {"datasets": names, "tasks": tasks, "measures": {}}
-    for m in measures:
-        missing = [n for n in names if diversity[n].get(m) is None]
-        if missing:
-            raise InputError(f"diversity measure {m!r} is missing for {missing}; recompute their diversity")
-        xs = [float(diversity[n][m]) for n in names]
-        result["measures"][m] = {
-            "mean": correlate(xs, [mean_perf[n] for n in names], n_boot=n_boot, seed=seed),
-            "per_task": {
-                t: correlate(xs, [float(perf[n][t]) for n in names], n_boot=n_boot, seed=seed) for t in tasks
-            },
-        }
-    return result
