@@ -1,15 +1,18 @@
 """GeoTIFF, fMoW-Sentinel, foreign WebDataset and STAC adapters, on small fixtures in the real formats."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
+from geodiv.bands import S2_BANDS
 from geodiv.data.build import build_dataset
 from geodiv.data.shard_reader import iter_samples
 from geodiv.data.sources.fmow import FMOW_CATEGORIES, FmowSourceConfig, fmow_catalog
-from geodiv.data.sources.geotiff import GeoTiffSourceConfig, geotiff_catalog, read_geotiff
+from geodiv.data.sources.geotiff import GeoTiffSourceConfig, file_band_names, geotiff_catalog, read_geotiff
 from geodiv.data.sources.stac import stac_build
 from geodiv.data.sources.webdataset import ForeignShards, WebDatasetSourceConfig
-from geodiv.errors import DataError
+from geodiv.errors import DataError, InputError
 
 from .datakit import fixture_module
 
@@ -27,6 +30,27 @@ def test_geotiff_bands_by_name_and_location_from_georeference(tifs):
     assert info["lat"] == pytest.approx(44.99, abs=0.02) and info["lon"] == pytest.approx(15.0, abs=0.02)
     cat = geotiff_catalog(GeoTiffSourceConfig(root=str(tifs["tifs"])))
     assert len(cat) == 3 and set(cat["continent"]) == {"Europe"}
+
+
+def test_band_names_rules_of_builds_and_task_readers():
+    def src(count, descriptions=None):  # what file_band_names reads of an open rasterio dataset
+        return SimpleNamespace(count=count, descriptions=descriptions or (None,) * count, name="x/img.tif")
+
+    described = src(4, ("B02", "B03", "B04", "B08"))
+    assert file_band_names(described, None, "w") == ["B2", "B3", "B4", "B8"]
+    assert file_band_names(described, ["B8", "B4", "B3", "B2"], "w") == ["B8", "B4", "B3", "B2"]  # the option wins
+    with pytest.raises(InputError, match="w: file_bands names 3 bands but the GeoTIFF has 4"):
+        file_band_names(described, ["B2", "B3", "B4"], "w", option="file_bands", error=InputError)
+    # A build refuses descriptions it cannot read and undescribed 12-band files; a task reader (guess) falls
+    # through to the known layout of its band count.
+    twelve = src(12, tuple(f"Band {i}" for i in range(1, 13)))
+    with pytest.raises(DataError, match="band description not understood.*give band_names"):
+        file_band_names(twelve, None, "w")
+    assert file_band_names(twelve, None, "w", guess=True) == [b for b in S2_BANDS if b != "B10"]
+    with pytest.raises(DataError, match="cannot tell which Sentinel-2 bands the 12 channels.*give band_names"):
+        file_band_names(src(12), None, "w")
+    with pytest.raises(InputError, match="the 4 channels.*give file_bands"):
+        file_band_names(src(4), None, "w", option="file_bands", guess=True, error=InputError)
 
 
 def test_geotiff_errors_name_the_file(tifs):

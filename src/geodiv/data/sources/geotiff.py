@@ -21,11 +21,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import model_validator
 
-from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, band_indices, canonical_band
+from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, SATMAE_BANDS, band_indices, canonical_band
 from geodiv.config import StrictModel
 from geodiv.data.catalog import latlon_columns, make_catalog, row_meta
 from geodiv.data.shard_format import Sample, to_uint16
-from geodiv.errors import DataError, InputError
+from geodiv.errors import DataError, GeodivError, InputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: EuroSAT's ten classes: its files are ``<Class>/<Class>_<n>.tif``
@@ -100,22 +100,50 @@ class GeoTiffSourceConfig(StrictModel):
         return data
 
 
-def file_band_names(src: Any, configured: Sequence[str] | None, where: str) -> list[str]:
-    """Canonical band names of an open rasterio dataset, in file order."""
+#: Band orders that a task reader assumes for files without band descriptions, by band count, besides the 13 bands
+#: of ``undescribed_13_band_order``: 12 is the 13 without B10 (as L2A products store them), 10 is SatMAE's ten.
+GUESSED_ORDERS: dict[int, tuple[str, ...]] = {
+    12: tuple(b for b in S2_BANDS if b != "B10"),
+    10: SATMAE_BANDS,
+}
+
+
+def file_band_names(src: Any, configured: Sequence[str] | None, where: str, *, option: str = "band_names",
+                    band_order: str | Sequence[str] | None = None, guess: bool = False,
+                    error: type[GeodivError] = DataError) -> list[str]:
+    """Canonical band names of an open rasterio dataset, in file order, by the first rule that applies:
+    ``band_order`` (a named order or a list, :func:`named_band_order`); ``configured`` (the caller's option
+    ``option``, which must name every band); the band descriptions when every band has one; a 13-band file's
+    :func:`undescribed_13_band_order` (with a warning); with ``guess``, the ``GUESSED_ORDERS`` by band count.
+    Otherwise an ``error`` that names ``option`` as the fix.
+
+    The callers differ on purpose. A dataset build (``guess=False``, ``DataError``) reads many files from any
+    source into pretraining data, where a wrong guess would pass unnoticed: a description it cannot read is an
+    error, and a bad file is a ``DataError``, which the build reports and skips. A task reader (``guess=True``,
+    ``InputError``) names the bands once, from the first file of a benchmark collection, whose band counts follow
+    the known layouts (descriptions there are often "Band 1" ...: they fall through to the count), and a wrong
+    option stops the task before anything runs.
+    """
+    if band_order is not None:
+        return named_band_order(band_order, src.count, where)
     if configured is not None:
         if len(configured) != src.count:
-            raise DataError(f"{where}: has {src.count} bands, band_names lists {len(configured)}")
+            raise error(f"{where}: {option} names {len(configured)} bands but the GeoTIFF has {src.count}")
         return [canonical_band(b) for b in configured]
     desc = list(src.descriptions or ())
     if desc and all(desc):
         try:
             return [canonical_band(d) for d in desc]
         except InputError as err:
-            raise DataError(f"{where}: band description not understood ({err}); give band_names") from None
+            if not guess:
+                raise error(f"{where}: band description not understood ({err}); give {option}") from None
     if src.count == len(S2_BANDS):
         return undescribed_13_band_order(src.name, where)
-    raise DataError(
-        f"{where}: {src.count} bands without names; give band_names (file order) in the source config"
+    if guess and src.count in GUESSED_ORDERS:
+        return list(GUESSED_ORDERS[src.count])
+    raise error(
+        f"{where}: cannot tell which Sentinel-2 bands the {src.count} channels of {src.name} are (no band "
+        f"descriptions); give {option} (the file's bands in file order, e.g. ['B2', 'B3', 'B4', 'B8'])"
     )
 
 

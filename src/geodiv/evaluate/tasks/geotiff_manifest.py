@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, SATMAE_BANDS, canonical_band
-from geodiv.data.sources.geotiff import named_band_order, read_raster, resolve_path, undescribed_13_band_order
+from geodiv.bands import EUROSAT_MS_BANDS, canonical_band
+from geodiv.data.sources.geotiff import file_band_names, read_raster, resolve_path
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.tasks.base import (
     TASK_TYPES,
@@ -46,11 +46,6 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "lat": ("lat", "latitude"),
     "lon": ("lon", "lng", "long", "longitude"),
     "split": ("split", "subset", "fold"),
-}
-BANDS_BY_COUNT: dict[int, tuple[str, ...]] = {
-    13: S2_BANDS,
-    12: tuple(b for b in S2_BANDS if b != "B10"),
-    10: SATMAE_BANDS,
 }
 MASK_SUFFIXES = (".tif", ".tiff", ".npy")
 
@@ -99,30 +94,6 @@ def detect(path: Path) -> bool:
     return table is not None and find_column(table, "path", path=path, required=False) is not None
 
 
-def band_names_for(path: Path, count: int, descriptions: tuple, file_bands: list[str] | None, *, where: str,
-                   band_order: str | list[str] | None = None) -> list[str]:
-    if band_order is not None:
-        return named_band_order(band_order, count, where)
-    if file_bands is not None:
-        names = [canonical_band(b) for b in file_bands]
-        if len(names) != count:
-            raise InputError(f"{where}: file_bands names {len(names)} bands but the GeoTIFF has {count}")
-        return names
-    if descriptions and all(descriptions):
-        try:
-            return [canonical_band(d) for d in descriptions]
-        except InputError:
-            pass
-    if count == len(S2_BANDS):
-        return undescribed_13_band_order(path, where)
-    if count in BANDS_BY_COUNT:
-        return list(BANDS_BY_COUNT[count])
-    raise InputError(
-        f"{where}: cannot tell which Sentinel-2 bands the {count} channels of {path} are; pass "
-        "file_bands=[...] (e.g. ['B2','B3','B4','B8'])"
-    )
-
-
 class ManifestTask(ReaderTask):
     """A task whose samples are rows of a table: key, image path, label, optional lat/lon and split."""
 
@@ -168,8 +139,8 @@ class ManifestTask(ReaderTask):
                 raise DataError(f"{self._where(self._rows['key'][0])}: image {first} does not exist")
             with warnings.catch_warnings(), rasterio.open(first) as src:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self.source_bands = band_names_for(first, src.count, src.descriptions, file_bands, where=str(self.path),
-                                                   band_order=band_order)
+                self.source_bands = file_band_names(src, file_bands, str(self.path), option="file_bands",
+                                                    band_order=band_order, guess=True, error=InputError)
                 georeferenced = src.crs is not None
         if self.source_bands == list(EUROSAT_MS_BANDS):
             self.info["band_order"] = "EuroSAT-MS (B1..B12, B8A)"
