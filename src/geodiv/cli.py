@@ -210,7 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="geodiv", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_world_commands(sub)
+    _add_data_commands(sub)
+    _add_model_commands(sub)
+    _add_study_commands(sub)
+    return p
 
+
+def _add_world_commands(sub: argparse._SubParsersAction) -> None:
+    """``where`` and ``simearth``: the world, real and simulated."""
     s = sub.add_parser("where", help="continent, land cover, climate and biome of a location")
     s.add_argument("lat", nargs="?", type=float)
     s.add_argument("lon", nargs="?", type=float)
@@ -237,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True)
     c.set_defaults(func=_cmd_simearth_sample)
 
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """``build``, ``inspect``, ``data``, ``landscape``, ``diversity``: datasets and their diversity."""
     s = sub.add_parser("build", help="build a pretraining dataset (WebDataset shards + manifest)")
     s.add_argument("config", help="DATASET.yaml (one dataset, or a suite with datasets: {name: ...})")
     s.add_argument("--out", required=True, help="output folder (a suite builds into OUT/NAME)")
@@ -273,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_diversity)
 
+
+def _add_model_commands(sub: argparse._SubParsersAction) -> None:
+    """``features``, ``pretrain``, ``evaluate``: models."""
     s = sub.add_parser("features", help="pooled encoder features of normalised inputs")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--input", required=True, help="N x C x H x W float32 .npy")
@@ -305,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_lock_flag(s)
     s.set_defaults(func=_cmd_evaluate)
 
+
+def _add_study_commands(sub: argparse._SubParsersAction) -> None:
+    """``study`` and ``report``."""
     s = sub.add_parser("study", help="run the whole study and write the report")
     s.add_argument("config", nargs="?")
     s.add_argument("--profile", choices=["quick", "gpu", "standard", "paper"])
@@ -319,7 +336,6 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="(re)write the report of a study folder")
     s.add_argument("dir")
     s.set_defaults(func=_cmd_report)
-    return p
 
 
 def _wait_lock_flag(s: argparse.ArgumentParser) -> None:
