@@ -212,16 +212,8 @@ def finetune(
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     gen = torch.Generator().manual_seed(seed)
     n_out = 1 if task_type == "regression" else int(n_classes or 0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = FinetuneModel(copy.deepcopy(encoder), task_type, n_out, pool, config.decoder_channels)
-    _set_drop_path(model.encoder, config.drop_path, gen)
-    model.to(device)
-    y_all = _targets(task_type, np.asarray(train_labels), n_classes)
-    mean, std = 0.0, 1.0
-    if task_type == "regression":
-        mean, std = float(y_all.mean()), float(y_all.std().clamp_min(1e-8))
-        y_all = (y_all - mean) / std
+    model = _new_model(encoder, task_type, n_out, pool, config, seed, gen, device)
+    y_all, mean, std = _standardised_targets(task_type, train_labels, n_classes)
     if config.head_init == "probe" and task_type in ("classification", "regression"):
         _probe_init(model, train_inputs, train_labels, val_inputs, val_labels, probe_features, config.batch_size,
                     task_type=task_type, n_classes=n_classes, target_mean=mean, target_std=std, seed=seed)
@@ -238,24 +230,11 @@ def finetune(
     loss_fn = _loss_fn(task_type, config.label_smoothing)
     headline = METRICS_BY_TYPE[task_type][0]
     best_state, best_val, best_epoch, history = None, None, config.epochs - 1, []
-    step = 0
     bar = progress(total=config.epochs * steps_per_epoch, desc="fine-tune", unit="step")
     for epoch in range(config.epochs):
-        model.train()
-        order = torch.randperm(len(x_all), generator=gen)
-        running = 0.0
-        for b in range(steps_per_epoch):
-            x, y = _augmented_batch(x_all, y_all, order[b * batch : (b + 1) * batch], task_type, n_out, config, gen)
-            lr = warmup_cosine(step, total, warmup, base_lr, config.min_lr)
-            for g in opt.param_groups:
-                g["lr"] = lr * g["lr_scale"]
-            loss = loss_fn(model(x.to(device)), y.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += float(loss.item())
-            step += 1
-            bar.update(1)
+        running = _train_epoch(model, opt, loss_fn, x_all, y_all, batch=batch, steps=steps_per_epoch,
+                               first_step=epoch * steps_per_epoch, total=total, warmup=warmup, base_lr=base_lr,
+                               task_type=task_type, n_out=n_out, config=config, gen=gen, device=device, bar=bar)
         record = {"epoch": epoch, "train_loss": running / steps_per_epoch}
         if val_inputs is not None and val_labels is not None and len(val_labels):
             res = FinetuneResult(model, epoch, None, history, mean, std)
@@ -273,6 +252,51 @@ def finetune(
         model.load_state_dict(best_state)
     model.eval()
     return FinetuneResult(model, best_epoch, best_val, history, mean, std)
+
+
+def _new_model(encoder: nn.Module, task_type: str, n_out: int, pool: str, config: FinetuneConfig, seed: int,
+               gen: torch.Generator, device: str) -> FinetuneModel:
+    """A copy of ``encoder`` with a new head (initialised from ``seed``), stochastic depth set, on ``device``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FinetuneModel(copy.deepcopy(encoder), task_type, n_out, pool, config.decoder_channels)
+    _set_drop_path(model.encoder, config.drop_path, gen)
+    model.to(device)
+    return model
+
+
+def _standardised_targets(task_type: str, labels: np.ndarray,
+                          n_classes: int | None) -> tuple[torch.Tensor, float, float]:
+    """Training targets, and the mean and std that standardise regression targets (0 and 1 otherwise)."""
+    y_all = _targets(task_type, np.asarray(labels), n_classes)
+    mean, std = 0.0, 1.0
+    if task_type == "regression":
+        mean, std = float(y_all.mean()), float(y_all.std().clamp_min(1e-8))
+        y_all = (y_all - mean) / std
+    return y_all, mean, std
+
+
+def _train_epoch(model: FinetuneModel, opt: torch.optim.Optimizer, loss_fn: Callable, x_all: torch.Tensor,
+                 y_all: torch.Tensor, *, batch: int, steps: int, first_step: int, total: int, warmup: int,
+                 base_lr: float, task_type: str, n_out: int, config: FinetuneConfig, gen: torch.Generator,
+                 device: str, bar: Any) -> float:
+    """One epoch over a fresh permutation: ``steps`` augmented batches, each at its step's learning rate;
+    returns the sum of the batch losses."""
+    model.train()
+    order = torch.randperm(len(x_all), generator=gen)
+    running = 0.0
+    for b in range(steps):
+        x, y = _augmented_batch(x_all, y_all, order[b * batch : (b + 1) * batch], task_type, n_out, config, gen)
+        lr = warmup_cosine(first_step + b, total, warmup, base_lr, config.min_lr)
+        for g in opt.param_groups:
+            g["lr"] = lr * g["lr_scale"]
+        loss = loss_fn(model(x.to(device)), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running += float(loss.item())
+        bar.update(1)
+    return running
 
 
 def _probe_init(model: FinetuneModel, train_inputs: np.ndarray, train_labels: np.ndarray,
