@@ -157,41 +157,55 @@ def _feature_heads(
     protocol: str, task: Any, splits: _Splits, encoder: Encoder, plan: BandPlan, transform: EvalTransform,
     cfg: EvalConfig, n_classes: int | None, seed: int, notes: list[str], heads: list[HeadSpec],
 ) -> HeadFn | None:
-    tables = splits.tables
     seg = task.type == "segmentation"
     if seg and protocol == "knn" and cfg.knn.segmentation == "skip":
         notes.append("kNN segmentation skipped (knn.segmentation: skip)")
         return None
     feats = splits.features(encoder, plan, transform, "tokens" if seg else "pooled", cfg)
-    if seg:
-        grid = int(round(feats["train"].shape[1] ** 0.5))
-        fractions = {s: patch_fractions(tables[s].labels, grid, n_classes) for s in ("train", "val")}
-        out_hw = tuple(tables["test"].labels.shape[-2:])
-    for split in ("train", "val", "test"):
-        if feats[split].shape[0] != len(tables[split]):
-            raise DataError(f"{split}: {feats[split].shape[0]} feature rows for {len(tables[split])} samples")
-    global_param: dict[str, float] = {}
+    frozen = _FrozenFeatureHeads(task, splits.tables, feats, cfg, n_classes, seed, heads)
+    return frozen.knn_head if protocol == "knn" else frozen.linear_head
 
-    def tokens_of(split: str, idx: np.ndarray) -> np.ndarray:
-        f = feats[split][idx]
+
+class _FrozenFeatureHeads:
+    """The kNN and linear heads on one task's frozen features (pooled, or patch tokens for segmentation, where
+    each token's target is its patch's class fractions). One neighbour search serves every kNN head; a linear head
+    without validation data takes the global head's regularisation."""
+
+    def __init__(self, task: Any, tables: dict, feats: dict[str, np.ndarray], cfg: EvalConfig,
+                 n_classes: int | None, seed: int, heads: list[HeadSpec]) -> None:
+        self.task, self.tables, self.feats, self.cfg = task, tables, feats, cfg
+        self.n_classes, self.seed, self.heads = n_classes, seed, heads
+        self.seg = task.type == "segmentation"
+        if self.seg:
+            grid = int(round(feats["train"].shape[1] ** 0.5))
+            self.fractions = {s: patch_fractions(tables[s].labels, grid, n_classes) for s in ("train", "val")}
+            self.out_hw = tuple(tables["test"].labels.shape[-2:])
+        for split in ("train", "val", "test"):
+            if feats[split].shape[0] != len(tables[split]):
+                raise DataError(f"{split}: {feats[split].shape[0]} feature rows for {len(tables[split])} samples")
+        self.global_param: dict[str, float] = {}
+        self.knn_results: dict[int, dict[int, np.ndarray]] = {}
+
+    def tokens_of(self, split: str, idx: np.ndarray) -> np.ndarray:
+        f = self.feats[split][idx]
         return f.reshape(-1, f.shape[-1]).astype(np.float32)
 
-    def expanded(split: str, idx: np.ndarray):
+    def expanded(self, split: str, idx: np.ndarray):
         # (token, class) rows weighted by the class's pixel fraction in the token's patch.
-        frac = fractions[split][idx].reshape(-1, n_classes)
+        frac = self.fractions[split][idx].reshape(-1, self.n_classes)
         tok, cls = np.nonzero(frac > 0)
-        return tokens_of(split, idx)[tok], cls, frac[tok, cls]
+        return self.tokens_of(split, idx)[tok], cls, frac[tok, cls]
 
-    knn_results: dict[int, dict[int, np.ndarray]] = {}
-
-    def knn_all() -> None:
+    def knn_all(self) -> None:
         # Every head's training set is a subset of train + val: one neighbour search serves them all.
+        tables, feats, n_classes, heads, cfg = self.tables, self.feats, self.n_classes, self.heads, self.cfg
         n_tr = len(tables["train"])
         rows = [np.concatenate([spec.train_idx, n_tr + np.asarray(spec.val_idx, dtype=np.int64)]) for spec in heads]
-        if seg:
+        if self.seg:
             every = np.arange(n_tr + len(tables["val"]))
-            mem = np.concatenate([tokens_of("train", every[:n_tr]), tokens_of("val", every[n_tr:] - n_tr)])
-            tgt = np.concatenate([fractions["train"].reshape(-1, n_classes), fractions["val"].reshape(-1, n_classes)])
+            mem = np.concatenate([self.tokens_of("train", every[:n_tr]), self.tokens_of("val", every[n_tr:] - n_tr)])
+            tgt = np.concatenate([self.fractions["train"].reshape(-1, n_classes),
+                                  self.fractions["val"].reshape(-1, n_classes)])
             tokens = feats["train"].shape[1]
             keep = tgt.sum(1) > 0  # tokens without labelled pixels vote for nothing
             subsets = [t[keep[t]] for t in ((r[:, None] * tokens + np.arange(tokens)).ravel() for r in rows)]
@@ -202,36 +216,39 @@ def _feature_heads(
         else:
             mem = np.concatenate([feats["train"], feats["val"]])
             tgt = np.concatenate([tables["train"].labels, tables["val"].labels])
-            subsets, query, task_type = rows, feats["test"], task.type
+            subsets, query, task_type = rows, feats["test"], self.task.type
         res = knn_predict_many(mem, tgt, query, subsets, ks=cfg.knn.k, temperature=cfg.knn.temperature,
                                task_type=task_type, n_classes=n_classes,
                                device=str(default_device(cfg.features.device)))
-        knn_results.update({id(spec): r for spec, r in zip(heads, res)})
+        self.knn_results.update({id(spec): r for spec, r in zip(heads, res)})
 
-    def knn_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
-        if id(spec) not in knn_results:
-            knn_all()
-        res = knn_results.pop(id(spec))
-        if seg:
-            n_test = feats["test"].shape[0]
-            return [({"k": k, "temperature": cfg.knn.temperature},
-                     upsample_patch_scores(s, n_test, out_hw)) for k, s in res.items()]
-        return [({"k": k, "temperature": cfg.knn.temperature}, as_prediction(task.type, s))
+    def knn_head(self, spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
+        if id(spec) not in self.knn_results:
+            self.knn_all()
+        res = self.knn_results.pop(id(spec))
+        temperature = self.cfg.knn.temperature
+        if self.seg:
+            n_test = self.feats["test"].shape[0]
+            return [({"k": k, "temperature": temperature},
+                     upsample_patch_scores(s, n_test, self.out_hw)) for k, s in res.items()]
+        return [({"k": k, "temperature": temperature}, as_prediction(self.task.type, s))
                 for k, s in res.items()]
 
-    def linear_head(spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
+    def linear_head(self, spec: HeadSpec) -> list[tuple[dict, np.ndarray]]:
+        task, tables, feats, cfg, n_classes, seed = self.task, self.tables, self.feats, self.cfg, self.n_classes, self.seed
         is_global = spec.train_region == GLOBAL
-        fixed = None if (len(spec.val_idx) or is_global) else global_param.get("value")
+        fixed = None if (len(spec.val_idx) or is_global) else self.global_param.get("value")
         grid = cfg.linear.alpha_grid if task.type == "regression" else cfg.linear.c_grid
-        if seg:
-            tx, ty, tw = expanded("train", spec.train_idx)
-            vx, vy, vw = expanded("val", spec.val_idx)
+        if self.seg:
+            tx, ty, tw = self.expanded("train", spec.train_idx)
+            vx, vy, vw = self.expanded("val", spec.val_idx)
             probe = fit_linear_probe(tx, ty, vx, vy, task_type="segmentation", n_classes=n_classes, grid=grid,
                                      fixed_param=fixed, refit_on_train_val=cfg.linear.refit_on_train_val,
                                      max_iter=cfg.linear.max_iter, train_weight=tw, val_weight=vw, seed=seed,
                                      threads=cfg.linear.threads)
             n_test = feats["test"].shape[0]
-            pred = upsample_patch_scores(probe.logits(tokens_of("test", np.arange(n_test))), n_test, out_hw)
+            pred = upsample_patch_scores(probe.logits(self.tokens_of("test", np.arange(n_test))), n_test,
+                                         self.out_hw)
         else:
             probe = fit_linear_probe(
                 feats["train"][spec.train_idx], tables["train"].labels[spec.train_idx],
@@ -241,12 +258,10 @@ def _feature_heads(
                 threads=cfg.linear.threads)
             pred = as_prediction(task.type, probe.scores(feats["test"]))
         if is_global:
-            global_param["value"] = probe.param
+            self.global_param["value"] = probe.param
         params = {probe.param_name: probe.param, "selected_on": "val" if fixed is None and len(spec.val_idx)
                   else ("global head" if fixed is not None else "none")}
         return [(params, pred)]
-
-    return knn_head if protocol == "knn" else linear_head
 
 
 def _finetune_heads(
