@@ -174,11 +174,22 @@ def realism_check(seed: int = 0, n_patches: int = 48, size: int = 48) -> dict[st
     pixels' continents (per-class pixel statistics), and one patch at each BigEarthNet example location, the same
     size as the real patch (spatial statistics).
     """
+    real = real_stats()
+    classes, n_located = _class_comparison(real, seed, n_patches, size)
+    spatial = _spatial_comparison(real, seed)
+    return {"seed": seed, "n_patches": n_located, "size": size, "tolerances": TOLERANCES, "classes": classes,
+            "spatial": spatial,
+            "structures": structure_spatial_stats(seed), "sources": real["sources"],
+            "note": "SimEarth is a simulation; real figures are measured on real Sentinel-2 L2A data."}
+
+
+def _class_comparison(real: dict[str, Any], seed: int, n_patches: int, size: int) -> tuple[dict[str, Any], int]:
+    """Per WorldCover class, the simulated pixels' band means and NDVI/NDWI next to the real ones, over
+    ``n_patches`` patches at land locations drawn per continent as the real pixels are; and how many were drawn."""
     from geodiv.geo import sample_locations
     from geodiv.simearth.landscape import C as sim_code
     from geodiv.simearth.world import simulate_patches
 
-    real = real_stats()
     bands_idx = band_indices(S2_BANDS, COMPARED_BANDS)
     lats, lons = [], []
     for k, (cont, quota) in enumerate(_continent_quota(real["classes"], n_patches).items()):
@@ -220,6 +231,13 @@ def realism_check(seed: int = 0, n_patches: int = 48, size: int = 48) -> dict[st
                 rel <= TOLERANCES["band_mean_rel"] and abs(entry["ndvi_diff"]) <= TOLERANCES["ndvi_abs"]
                 and abs(entry["ndwi_diff"]) <= TOLERANCES["ndwi_abs"])
         classes[wc] = entry
+    return classes, len(lats)
+
+
+def _spatial_comparison(real: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Autocorrelation lengths and band correlations of one simulated patch at each real example location, next to
+    the real patches' (a summary with its tolerance verdict, and each patch)."""
+    from geodiv.simearth.world import simulate_patches
 
     spatial = {}
     sim_acf: dict[str, list[float]] = {b: [] for b in ACF_BANDS}
@@ -247,10 +265,7 @@ def realism_check(seed: int = 0, n_patches: int = 48, size: int = 48) -> dict[st
         "within_tolerance": bool(all(1 / TOLERANCES["acf_ratio"] <= v <= TOLERANCES["acf_ratio"]
                                      for v in acf_ratio.values()) and corr_diff <= TOLERANCES["corr_abs"]),
     }
-    return {"seed": seed, "n_patches": len(lats), "size": size, "tolerances": TOLERANCES, "classes": classes,
-            "spatial": {"summary": summary, "patches": spatial},
-            "structures": structure_spatial_stats(seed), "sources": real["sources"],
-            "note": "SimEarth is a simulation; real figures are measured on real Sentinel-2 L2A data."}
+    return {"summary": summary, "patches": spatial}
 
 
 def structure_spatial_stats(seed: int = 0) -> dict[str, Any]:
