@@ -167,9 +167,22 @@ def _task_size(cfg: StudyConfig, task: TaskSection) -> int:
 
 def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
     """All steps of the study in execution order (the runner attaches the callables)."""
-    steps: list[Step] = []
+    steps, dataset_keys, heldout_key = _data_steps(cfg, out)
+    pretrain_steps, model_keys = _pretrain_steps(cfg, out, dataset_keys, heldout_key)
+    task_steps, task_keys = _task_steps(cfg, out, dataset_keys)
+    return steps + pretrain_steps + task_steps + _evaluation_steps(cfg, out, model_keys, task_keys)
+
+
+def _model_preset(cfg: StudyConfig) -> tuple[str, float]:
+    """The pretrained model's size preset and its cost relative to the measured speeds."""
     preset = str(cfg.pretrain.get("model", {}).get("preset", "base"))
-    cost = PRESET_COST.get(preset, 1.0)
+    return preset, PRESET_COST.get(preset, 1.0)
+
+
+def _data_steps(cfg: StudyConfig, out: Path) -> tuple[list[Step], dict[str, str], str | None]:
+    """Each dataset (built or given), its diversity, and the held-out set: the steps, each dataset's key and the
+    held-out set's key (None without one)."""
+    steps: list[Step] = []
     dataset_keys: dict[str, str] = {}
     for ds in cfg.datasets:
         if ds.path is not None:
@@ -194,6 +207,14 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         heldout_key = step_key("heldout", inputs)
         steps.append(Step("heldout", "heldout", heldout_key, heldout["n"] * _pixels(cfg.data.size) / SIM_PATCHES_PER_S,
                           inputs, {"dir": str(out / "datasets" / f"heldout-{heldout_key[:8]}")}, work=heldout["n"]))
+    return steps, dataset_keys, heldout_key
+
+
+def _pretrain_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str],
+                    heldout_key: str | None) -> tuple[list[Step], dict[tuple[str, int], str]]:
+    """One pretraining per dataset and seed: the steps and each (dataset, seed)'s model key."""
+    steps: list[Step] = []
+    _, cost = _model_preset(cfg)
     model_keys: dict[tuple[str, int], str] = {}
     epochs = int(cfg.pretrain.get("optim", {}).get("epochs", 50))
     for ds in cfg.datasets:
@@ -208,6 +229,12 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
             steps.append(Step("pretrain", f"{ds.name} seed {seed}", key, est, inputs,
                               {"dir": str(out / "models" / f"{ds.name}-s{seed}-{key[:8]}"), "dataset": ds.name,
                                "seed": seed}, work=epochs * cfg.data.n_samples))
+    return steps, model_keys
+
+
+def _task_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str]) -> tuple[list[Step], dict[str, str]]:
+    """Each downstream task's data (its locations kept off every dataset's): the steps and each task's key."""
+    steps: list[Step] = []
     task_keys: dict[str, str] = {}
     exclude = sorted(dataset_keys.values())
     for task in cfg.tasks:
@@ -220,6 +247,14 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
         n = task.n_train + task.n_val + task.n_test
         steps.append(Step("task", task.name, key, n * _pixels(_task_size(cfg, task)) / SIM_PATCHES_PER_S, inputs,
                           {"dir": str(out / "tasks" / f"{task.name}-{key[:8]}")}, work=n))
+    return steps, task_keys
+
+
+def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, int], str],
+                      task_keys: dict[str, str]) -> list[Step]:
+    """Every model (and baseline) on every task under each of its protocols."""
+    steps: list[Step] = []
+    preset, cost = _model_preset(cfg)
     eval_conf = evaluation_config(cfg)
     model_conf = cfg.pretrain.get("model", {})
     patch = int(model_conf.get("patch_size", 8))
