@@ -23,10 +23,6 @@ from geodiv.models.satmae import (
 from geodiv.models.tokens import patchify, unpatchify
 from geodiv.models.wrapping import unwrap
 
-# Old names, kept so that code outside geodiv keeps importing them (they said less than the new ones).
-PRESETS = MODEL_SIZES
-resolve_config = resolve_model_config
-
 __all__ = [
     "MODEL_SIZES",
     "ModelConfig",

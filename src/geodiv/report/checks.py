@@ -21,9 +21,9 @@ import pandas as pd
 
 from geodiv.evaluate.metrics import LOWER_IS_BETTER
 from geodiv.evaluate.runner import COLLAPSE_SHARE
-from geodiv.study.plan import BASELINES, SPECTRAL, ZERO
+from geodiv.study.plan import BASELINES, SPECTRAL_BASELINE, ZERO
 
-_LABELS = {SPECTRAL: "spectral baseline", ZERO: "zero pretraining"}
+_LABELS = {SPECTRAL_BASELINE: "spectral baseline", ZERO: "zero pretraining"}
 
 
 def _global_rows(results: pd.DataFrame) -> pd.DataFrame:
@@ -68,10 +68,10 @@ def representation_sensitivity(
         best = (min if lower else max)(pretrained, key=lambda d: pretrained[d][0])
         row.update(best=best, best_value=pretrained[best][0], best_low=pretrained[best][1],
                    best_high=pretrained[best][2])
-        for prefix, name in (("spectral", SPECTRAL), ("zero", ZERO)):
+        for prefix, name in (("spectral", SPECTRAL_BASELINE), ("zero", ZERO)):
             v = stats.get(name, (math.nan, math.nan, math.nan))
             row.update({f"{prefix}_value": v[0], f"{prefix}_low": v[1], f"{prefix}_high": v[2]})
-        missing = [_LABELS[n] for n in (SPECTRAL, ZERO) if n not in stats]
+        missing = [_LABELS[n] for n in (SPECTRAL_BASELINE, ZERO) if n not in stats]
         bounds = [row[k] for k in ("best_low", "best_high", "spectral_low", "spectral_high", "zero_low", "zero_high")]
         if missing:
             row["reason"] = f"no {' or '.join(missing)} rows"

@@ -18,9 +18,9 @@ from geodiv.study.config import StudyConfig, TaskSection
 
 ZERO = "zero-pretraining"
 #: Dataset name of the spectral-statistics baseline's rows (``geodiv.evaluate.baseline``).
-SPECTRAL = "spectral-baseline"
+SPECTRAL_BASELINE = "spectral-baseline"
 #: Rows that are baselines, not pretraining datasets (no diversity, left out of correlations).
-BASELINES = (ZERO, SPECTRAL)
+BASELINES = (ZERO, SPECTRAL_BASELINE)
 
 #: Rough single-process CPU costs measured on the reference 2-core machine (BENCHMARKS.md), at 96 px.
 #: Used only for --dry-run estimates and ETAs; the runner rescales them by the times it observes.
@@ -263,7 +263,7 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
     if cfg.evaluation.zero_pretraining:
         models += [(ZERO, seed, step_key("zero", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
     if cfg.evaluation.spectral_baseline:
-        models += [(SPECTRAL, seed, step_key("spectral", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
+        models += [(SPECTRAL_BASELINE, seed, step_key("spectral", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
     for task in cfg.tasks:
         protocols = [p for p in cfg.evaluation.protocols if task.protocols is None or p in task.protocols]
         n = task.n_train + task.n_val + task.n_test

@@ -28,7 +28,7 @@ from geodiv.progress import log
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
 from geodiv.study.plan import (
-    SPECTRAL,
+    SPECTRAL_BASELINE,
     ZERO,
     Step,
     check_sections,
@@ -307,7 +307,7 @@ def _run_evaluate(cfg: StudyConfig, step: Step, by_key, steps) -> dict:
     from geodiv import evaluate
 
     model_key = step.inputs["model"]
-    baseline = {ZERO: "random", SPECTRAL: "spectral"}
+    baseline = {ZERO: "random", SPECTRAL_BASELINE: "spectral"}
     dataset = step.outputs["dataset"]
     checkpoint = baseline[dataset] if dataset in baseline else by_key[model_key].outputs["checkpoint"]
     task_spec = by_key[step.inputs["task"]].outputs["spec"]

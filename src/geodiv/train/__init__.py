@@ -9,9 +9,6 @@ from geodiv.train.distributed import is_main_process
 from geodiv.train.pretrain import mask_noise, newest_checkpoint, pretrain, pretrain_from_file
 from geodiv.train.schedule import lr_at, scaled_lr, warmup_cosine
 
-# Old name, kept so that code outside geodiv keeps importing it (it said less than the new one).
-PRESETS = RECIPE_PRESETS
-
 __all__ = [
     "PretrainConfig",
     "RECIPE_PRESETS",
