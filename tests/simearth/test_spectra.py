@@ -6,7 +6,7 @@ import pytest
 
 from geodiv.bands import S2_BANDS
 from geodiv.simearth import spectra
-from geodiv.simearth.landscape import M
+from geodiv.simearth.layout import M
 
 ROOT = Path(__file__).resolve().parents[2]
 B = {b: i for i, b in enumerate(S2_BANDS)}

@@ -3,7 +3,7 @@ import pytest
 
 from geodiv.errors import InputError
 from geodiv.simearth import SimConfig, patch_rng, render_patch, simulate_patch
-from geodiv.simearth.landscape import C, Context, M, _Builder
+from geodiv.simearth.layout import C, Context, M, _Builder
 from geodiv.simearth.structures import (
     ARRANGEMENT_GROUPS,
     GENERATORS,

@@ -3,7 +3,7 @@ import pytest
 
 from geodiv.errors import InputError
 from geodiv.simearth import tasks
-from geodiv.simearth.landscape import C
+from geodiv.simearth.layout import C
 
 
 def test_task_specs():

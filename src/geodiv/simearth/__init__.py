@@ -5,7 +5,7 @@ reflectance from measured spectra (earthlib) and published typical values, the l
 processes; see docs/simearth.md.
 """
 
-from geodiv.simearth.landscape import IGBP_NAMES, MATERIALS, SIM_CLASSES
+from geodiv.simearth.layout import IGBP_NAMES, MATERIALS, SIM_CLASSES
 from geodiv.simearth.preview import write_patch_npz, write_preview
 from geodiv.simearth.realism import format_realism_check, realism_check
 from geodiv.simearth.structures import ARRANGEMENT_GROUPS, SETTLEMENTS, STRUCTURES

@@ -11,7 +11,7 @@ import numpy as np
 from geodiv.atomic import atomic_path
 from geodiv.bands import S2_BANDS
 from geodiv.errors import InputError
-from geodiv.simearth.landscape import SIM_CLASSES
+from geodiv.simearth.layout import SIM_CLASSES
 from geodiv.simearth.world import Patch, simulate_patch, simulate_patches
 
 

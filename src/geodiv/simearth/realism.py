@@ -187,7 +187,7 @@ def _class_comparison(real: dict[str, Any], seed: int, n_patches: int, size: int
     """Per WorldCover class, the simulated pixels' band means and NDVI/NDWI next to the real ones, over
     ``n_patches`` patches at land locations drawn per continent as the real pixels are; and how many were drawn."""
     from geodiv.geo import sample_locations
-    from geodiv.simearth.landscape import C as sim_code
+    from geodiv.simearth.layout import C as sim_code
     from geodiv.simearth.world import simulate_patches
 
     bands_idx = band_indices(S2_BANDS, COMPARED_BANDS)

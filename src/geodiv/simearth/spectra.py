@@ -16,7 +16,7 @@ from importlib import resources
 import numpy as np
 
 from geodiv.bands import S2_BANDS, S2_CENTER_NM
-from geodiv.simearth.landscape import MATERIALS, M
+from geodiv.simearth.layout import MATERIALS, M
 
 N_BANDS = len(S2_BANDS)
 _WL = np.array([S2_CENTER_NM[b] for b in S2_BANDS], np.float32)

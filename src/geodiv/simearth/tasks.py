@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from geodiv.errors import InputError
-from geodiv.simearth.landscape import BUILT_CODES, FOREST_CODES, SIM_CLASSES
+from geodiv.simearth.layout import BUILT_CODES, FOREST_CODES, SIM_CLASSES
 from geodiv.simearth.structures import SETTLEMENTS, STRUCTURES
 
 #: Tasks that are functions of the patch's class composition.

@@ -21,7 +21,7 @@ from geodiv.geo import annotate, landcover_fractions
 from geodiv.geo._grid import flat_cell
 from geodiv.geo.regions import coastal_mask
 from geodiv.simearth import spectra, structures
-from geodiv.simearth.landscape import (
+from geodiv.simearth.layout import (
     BUILT_CODES,
     FOREST_CODES,
     IGBP_NAMES,

@@ -2,7 +2,7 @@
 
 Each of the ``STRUCTURES`` has a generator with documented geometry in pixels at 10 m (docs/simearth.md gives the
 sources of every number). A generator paints one structure centred on a given pixel over the landscape that
-``landscape.build_layout`` made for the location, using the shipped materials (``landscape.MATERIALS``). Where a
+``layout.build_layout`` made for the location, using the shipped materials (``layout.MATERIALS``). Where a
 structure occurs, and how often, is ``prevalence``: a function of the real layers geodiv ships (land-cover
 fractions of the window, Koppen-Geiger climate, continent, coastal cells) and of cited real-world facts; never of
 any study outcome.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from geodiv.simearth.landscape import Context, _Builder
+from geodiv.simearth.layout import Context, _Builder
 from geodiv.simearth.structures import farming, forest, infrastructure, settlements, water
 from geodiv.simearth.structures.catalogue import (
     ARRANGEMENT_GROUPS,

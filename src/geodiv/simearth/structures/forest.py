@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from geodiv.simearth.landscape import C, Context, M, _Builder, _tree_type
+from geodiv.simearth.layout import C, Context, M, _Builder, _tree_type
 from geodiv.simearth.random_fields import _quantile_mask, smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _extent, _frame, _grid

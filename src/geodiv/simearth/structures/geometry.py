@@ -8,7 +8,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from geodiv.simearth.landscape import Context, _Builder, _tree_type
+from geodiv.simearth.layout import Context, _Builder, _tree_type
 from geodiv.simearth.random_fields import _compact, smooth_field
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geodiv.simearth.landscape import C, Context, M, _Builder
+from geodiv.simearth.layout import C, Context, M, _Builder
 from geodiv.simearth.random_fields import smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _footprint, _frame, _rect_grid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geodiv.simearth.landscape import C, Context, M, _Builder
+from geodiv.simearth.layout import C, Context, M, _Builder
 from geodiv.simearth.random_fields import _compact, _quantile_mask, smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _extent, _frame, _grid, _trees

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-from geodiv.simearth.landscape import C, Context, M, _Builder
+from geodiv.simearth.layout import C, Context, M, _Builder
 from geodiv.simearth.random_fields import smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import (

@@ -1,7 +1,7 @@
 import numpy as np
 
-from geodiv.simearth import landscape as ls
-from geodiv.simearth.landscape import IGBP_NAMES, SIM_CLASSES, C, Context
+from geodiv.simearth import layout as ls
+from geodiv.simearth.layout import IGBP_NAMES, SIM_CLASSES, C, Context
 
 
 def _ctx(seed=0, wetness=0.8, shape=(64, 64), fractions=None):
