@@ -55,7 +55,7 @@ def run_study(
 ) -> str | Path:
     """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing.
 
-    ``jobs`` > 1 runs independent steps at once (geodiv.study.schedule); ``workers`` / ``scheduler`` make the
+    ``jobs`` > 1 runs independent steps at once (geodiv.study.concurrency); ``workers`` / ``scheduler`` make the
     shards of each dataset and task in parallel (geodiv.data.parallel). Neither changes any result.
     """
     if not isinstance(jobs, int) or jobs < 1:
@@ -331,13 +331,13 @@ _RUNNERS = {
 
 # ------------------------------------------------------------------------------------ concurrent steps
 def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path, jobs: int) -> None:
-    """``--jobs N``: each step in its own process, N at a time, GPUs shared out (geodiv.study.schedule)."""
+    """``--jobs N``: each step in its own process, N at a time, GPUs shared out (geodiv.study.concurrency)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from geodiv.study import schedule
+    from geodiv.study import concurrency
 
-    gpus = schedule.visible_gpus()
+    gpus = concurrency.visible_gpus()
     launcher = cfg.launcher
     ddp = launcher.nproc_per_node if launcher.nproc_per_node * launcher.nnodes > 1 else 1
     done = set()
@@ -353,10 +353,10 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     ctx = multiprocessing.get_context("spawn")  # a fresh process per step: its own GPUs, no inherited state
 
     def submit(i: int, step: Step, devices: list[int]):
-        schedule.announce(i, len(steps), step, devices, len(pools) + 1)
+        concurrency.announce(i, len(steps), step, devices, len(pools) + 1)
         step.runtime["port_offset"] = devices[0] if devices else 0  # side-by-side torchruns on one node
         pools[i] = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
-        env = {**schedule.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
+        env = {**concurrency.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
                HELD_ENV: os.path.realpath(out)}  # the study holds its folder's lock for its steps
         return pools[i].submit(_step_process, cfg, i, steps, env, threads)
 
@@ -369,8 +369,8 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
         log(f"[{i + 1}/{len(steps)}] done {step.kind} {step.name} in {took:.1f}s{rate}")
 
     try:
-        schedule.run_concurrently(steps, done, submit, finished, jobs=jobs, gpus=gpus,
-                                  demand=lambda s: schedule.gpu_demand(s, len(gpus), ddp))
+        concurrency.run_concurrently(steps, done, submit, finished, jobs=jobs, gpus=gpus,
+                                  demand=lambda s: concurrency.gpu_demand(s, len(gpus), ddp))
     finally:
         for pool in pools.values():
             pool.shutdown(cancel_futures=True)

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from geodiv.errors import ConfigError
+from geodiv.study.concurrency import dependencies, device_env, gpu_demand, run_concurrently
 from geodiv.study.plan import Step, plan_study
-from geodiv.study.schedule import dependencies, device_env, gpu_demand, run_concurrently
 
 
 def _step(kind: str, name: str, key: str, **inputs) -> Step:
