@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from geodiv.evaluate.config import FinetuneConfig
-from geodiv.evaluate.finetune import finetune, predict, random_resized_crop_grid
+from geodiv.evaluate.finetune import finetune, mix_batch, predict, random_resized_crop_grid
 from geodiv.evaluate.finetune import finetune_param_groups as param_groups
 
 from .synthetic import tiny_encoder
@@ -90,3 +90,22 @@ def test_short_small_fine_tuning_does_not_collapse():
     pred = predict(res, x[64:], batch_size=16).argmax(1)
     assert max_class_share("classification", pred, 3) < COLLAPSE_SHARE
     assert (pred == y[64:]).mean() >= 0.8 > np.mean(y[64:] == 0)  # beats predicting the majority class
+
+
+@pytest.mark.parametrize("mixup, cutmix", [(0.8, 0.0), (0.0, 1.0), (0.8, 1.0)])
+def test_mix_batch_draws_only_from_its_generator(mixup, cutmix):
+    """Same seed, same mixed batch, whatever the global generator did in between (and it is left untouched)."""
+    x = torch.arange(4 * 2 * 8 * 8, dtype=torch.float32).reshape(4, 2, 8, 8)
+    y = torch.eye(4)
+
+    def mixed(global_seed):
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        out = mix_batch(x, y, mixup, cutmix, torch.Generator().manual_seed(3))
+        assert torch.equal(torch.get_rng_state(), before)
+        return out
+
+    (xa, ya), (xb, yb) = mixed(0), mixed(1)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(ya, y)  # something was mixed
+    assert torch.allclose(ya.sum(1), torch.ones(4))

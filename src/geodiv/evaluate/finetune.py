@@ -124,7 +124,11 @@ def mix_batch(
     """Mixup or cutmix (one chosen per batch, each with probability 1/2 when both are on); y are soft targets."""
     use_cutmix = cutmix > 0 and (mixup <= 0 or torch.rand(1, generator=gen).item() < 0.5)
     alpha = cutmix if use_cutmix else mixup
-    lam = float(torch.distributions.Beta(alpha, alpha).sample().item()) if alpha > 0 else 1.0
+    # The mixing weight comes from ``gen`` too (torch's Beta sampler takes no generator, so numpy's, seeded from
+    # ``gen``): the global generator would make two fine-tunes with one seed differ.
+    lam = 1.0
+    if alpha > 0:
+        lam = float(np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen))).beta(alpha, alpha))
     perm = torch.randperm(x.shape[0], generator=gen)
     if use_cutmix:
         s = x.shape[-1]
