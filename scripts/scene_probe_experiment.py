@@ -68,6 +68,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-pretrain", action="store_true", help="only zero pretraining and band statistics")
+    ap.add_argument("--ckpt", type=Path, default=None, help="an existing checkpoint instead of pretraining here")
+    ap.add_argument("--protocols", default="linear", help="comma-separated: knn, linear, finetune")
+    ap.add_argument("--finetune-epochs", type=int, default=10)
+    ap.add_argument("--finetune-blr", type=float, default=None)
+    ap.add_argument("--encoders", default="pretrained,zero_pretraining,band_statistics",
+                    help="comma-separated subset of pretrained, zero_pretraining, band_statistics")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -97,8 +103,11 @@ def main() -> None:
     times["dataset_s"] = time.perf_counter() - t
 
     tag = f"{a.preset}-p{a.patch_size}-e{a.epochs}-b{a.batch}-lr{a.blr:g}-m{a.mask_ratio:g}"
+    tag_out = f"{tag}-{a.protocols.replace(',', '+')}-{a.encoders.replace(',', '+')}"
     ckpt = None
-    if not a.no_pretrain:
+    if a.ckpt is not None:
+        ckpt = a.ckpt
+    elif not a.no_pretrain:
         t = time.perf_counter()
         conf = pretrain_config(cfg, ds_dir, out / f"model-{a.dataset}-{a.size}-{tag}", a.seed)
         ckpt = train.pretrain(train.PretrainConfig.model_validate(conf), resume=True)
@@ -112,21 +121,30 @@ def main() -> None:
     times["task_s"] = time.perf_counter() - t
 
     econf = evaluation_config(cfg)
+    econf["finetune"] = {**econf.get("finetune", {}), "epochs": a.finetune_epochs} | (
+        {"blr": a.finetune_blr} if a.finetune_blr is not None else {})
     results: dict[str, dict] = {}
     encoders = {"band_statistics": BandStatistics(a.size), "zero_pretraining": "random"}
     if ckpt is not None:
         encoders = {"pretrained": str(ckpt), **encoders}
+    wanted = a.encoders.split(",")
     for name, enc in encoders.items():
-        t = time.perf_counter()
-        recs = evaluate.evaluate(enc, task, "linear", config=econf, seed=a.seed)
-        times[f"probe_{name}_s"] = time.perf_counter() - t
-        results[name] = _summary(recs)
+        if name not in wanted:
+            continue
+        for protocol in a.protocols.split(","):
+            if protocol == "finetune" and name == "band_statistics":
+                continue  # nothing to fine-tune: the study's spectral baseline trains its head on fixed features
+            t = time.perf_counter()
+            recs = evaluate.evaluate(enc, task, protocol, config=econf, seed=a.seed)
+            times[f"{protocol}_{name}_s"] = time.perf_counter() - t
+            results[f"{protocol}/{name}"] = _summary(recs)
+            print(protocol, name, results[f"{protocol}/{name}"], flush=True)
     if a.task == "settlement":
         results["builtup_fraction_only_r2"] = _builtup_r2(out / f"task-{a.task}-{a.n_train}-{a.n_val}-{a.n_test}-{task_size}")
     report = {"args": vars(a) | {"out": str(a.out)}, "results": results,
               "times": {k: round(v, 1) for k, v in times.items()}}
     print(json.dumps(report, indent=1, default=str))
-    (out / f"result-{a.task}-{tag}-{a.size}-{a.n_samples}-{a.n_train}.json").write_text(
+    (out / f"result-{a.task}-{tag_out}-{a.size}-{a.n_samples}-{a.n_train}.json").write_text(
         json.dumps(report, indent=1, default=str))
 
 
