@@ -25,15 +25,16 @@ SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, "src"))
 
 @pytest.fixture
 def lock_holder(tmp_path):
-    """Start a separate process that holds a folder's geodiv lock until it is killed; returns its Popen."""
+    """Start a separate process that holds a folder's geodiv lock (or, with ``lock="file_lock"``, one output
+    file's) until it is killed; returns its Popen."""
     procs = []
 
-    def start(folder):
+    def start(folder, lock="folder_lock"):
         ready = tmp_path / f".ready-{len(procs)}"
         code = textwrap.dedent(f"""
             import pathlib, time
-            from geodiv.atomic import folder_lock
-            with folder_lock({str(folder)!r}, "geodiv test-holder"):
+            from geodiv.atomic import {lock}
+            with {lock}({str(folder)!r}, "geodiv test-holder"):
                 pathlib.Path({str(ready)!r}).write_text("x")
                 time.sleep(120)
         """)

@@ -148,3 +148,29 @@ def test_step_processes_of_a_locked_study_share_its_folders(tmp_path, lock_holde
     with pytest.raises(LockedError):  # only folders inside the held one
         with folder_lock(tmp_path / "elsewhere", "geodiv evaluate"):
             pass
+
+
+def test_a_file_lock_holds_one_file_not_its_folder(tmp_path, lock_holder):
+    from geodiv.atomic import file_lock
+
+    folder = tmp_path / "out"
+    proc = lock_holder(folder / "a.json", lock="file_lock")
+    with pytest.raises(LockedError, match=rf"a\.json is in use by pid {proc.pid} .*write another file"):
+        with file_lock(folder / "a.json", "geodiv evaluate"):
+            pass
+    (folder / ".b.json.tmp-abcd1234.json").write_text("{")  # a dead write of b.json
+    (folder / ".a.json.tmp-abcd1234.json").write_text("{")  # a.json's writer is alive: not its to remove
+    with file_lock(folder / "b.json", "geodiv evaluate") as target:
+        assert target == folder / "b.json" and (folder / ".b.json.geodiv.lock").exists()
+        with file_lock(folder / "b.json", "geodiv evaluate"):  # re-entrant within a process
+            pass
+    assert not (folder / ".b.json.tmp-abcd1234.json").exists() and (folder / ".a.json.tmp-abcd1234.json").exists()
+    assert not (folder / ".b.json.geodiv.lock").exists() and not (folder / ".geodiv.lock").exists()
+    proc.kill()
+    proc.wait()
+    with file_lock(folder / "a.json", "geodiv evaluate"):  # released by the kernel when its holder died
+        pass
+    with pytest.raises(RuntimeError):  # a failed first write leaves no folder behind
+        with file_lock(tmp_path / "new" / "r.json", "geodiv evaluate"):
+            raise RuntimeError
+    assert not (tmp_path / "new").exists()

@@ -4,17 +4,20 @@ Every artifact is written to a temporary file beside its target, then renamed: a
 half-written file, and an interrupted command leaves either the old file or none. Only regular files (or new
 paths) are replaced; the final file gets the mode ``open`` would give (0o666 less the umask).
 
-Commands that write a folder (build, pretrain, study, evaluate, task simulation) hold an advisory lock on it
+Commands that write a folder (build, pretrain, study, task simulation) hold an advisory lock on it
 (``folder_lock``): a second run into the same folder waits or stops with a message naming the holder. The lock is
 an ``flock`` on ``FOLDER/.geodiv.lock``, which the kernel releases when its process dies, so a lock left by a
 killed run is taken over safely. Whoever takes a folder's lock first removes the temporary files that dead runs
-left in it (``sweep_temp_files``): no live writer can own them then.
+left in it (``sweep_temp_files``): no live writer can own them then. Commands that write one file into a folder
+they do not own (``evaluate --out r.json``) lock only that file (``file_lock``: ``.r.json.geodiv.lock`` beside it,
+removed on release), so writers of different files in one folder (the current directory, say) run side by side.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
 import json
 import os
 import re
@@ -33,6 +36,8 @@ from geodiv.progress import log
 
 #: Name of the lock file in a locked output folder.
 LOCK_NAME = ".geodiv.lock"
+#: Name of the lock file of one locked output file NAME, beside it (``file_lock``).
+FILE_LOCK_NAME = ".{name}.geodiv.lock"
 #: Names of the temporary files ``atomic_path`` creates: ``.NAME.tmp-`` + mkstemp's 8 characters + suffix.
 TEMP_RE = re.compile(r"^\..+\.tmp-[a-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
 #: How deep below a locked folder the sweep looks (a study's cache/, evaluations/feature_cache/, a build's .progress/).
@@ -151,7 +156,7 @@ def json_default(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------------- folder locks
-_held: dict[str, list[Any]] = {}  # realpath -> [open lock file, depth]; re-entrant within one process
+_held: dict[str, list[Any]] = {}  # lock file realpath -> [open lock file, depth]; re-entrant within one process
 _held_guard = threading.Lock()
 
 
@@ -220,36 +225,13 @@ def folder_lock(folder: str | os.PathLike[str], command: str, wait: bool | None 
     if held_by_parent:
         yield folder
         return
-    with _held_guard:
-        if key in _held:
-            _held[key][1] += 1
-            reentrant = True
-        else:
-            reentrant = False
-    if reentrant:
-        try:
+    with _holding(folder / LOCK_NAME, folder, folder, command, wait) as fh:
+        if fh is None:  # re-entered: the outer block sweeps and cleans up
             yield folder
-        finally:
-            with _held_guard:
-                _held[key][1] -= 1
-        return
-    if wait is None:
-        wait = os.environ.get(WAIT_ENV, "") not in ("", "0", "false", "no")
-    path = folder / LOCK_NAME
-    fh = _open_locked(path, folder, wait)
-    try:
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({
-            "pid": os.getpid(), "host": socket.gethostname(), "command": command,
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }))
-        fh.flush()
+            return
         removed = sweep_temp_files(folder)
         if removed:
             log(f"{folder}: removed {removed} temporary file(s) left by an interrupted run")
-        with _held_guard:
-            _held[key] = [fh, 1]
         try:
             yield folder
         except BaseException:
@@ -257,13 +239,92 @@ def folder_lock(folder: str | os.PathLike[str], command: str, wait: bool | None 
                 _remove_if_empty(folder)  # a run that failed before writing anything leaves no folder behind
             raise
         finally:
-            with _held_guard:
-                del _held[key]
             with contextlib.suppress(OSError):
                 fh.seek(0)
                 fh.truncate()
+
+
+@contextlib.contextmanager
+def _holding(path: Path, folder: Path, what: Path, command: str, wait: bool | None) -> Iterator[Any]:
+    """The lock on the lock file ``path`` (in ``folder``; ``what`` names the locked thing in messages) for the
+    block, re-entrant within a process: yields the open lock file, or None where this process holds it already."""
+    key = os.path.realpath(path)
+    with _held_guard:
+        reentrant = key in _held
+        if reentrant:
+            _held[key][1] += 1
+    if reentrant:
+        try:
+            yield None
+        finally:
+            with _held_guard:
+                _held[key][1] -= 1
+        return
+    if wait is None:
+        wait = os.environ.get(WAIT_ENV, "") not in ("", "0", "false", "no")
+    fh = _open_locked(path, folder, wait, what)
+    try:
+        _write_holder(fh, command)
+        with _held_guard:
+            _held[key] = [fh, 1]
+        try:
+            yield fh
+        finally:
+            with _held_guard:
+                del _held[key]
     finally:
         fh.close()  # closing releases the flock
+
+
+def _write_holder(fh: Any, command: str) -> None:
+    """Record who holds a lock (read by ``_holder_text`` for the message of a refused run)."""
+    fh.seek(0)
+    fh.truncate()
+    fh.write(json.dumps({
+        "pid": os.getpid(), "host": socket.gethostname(), "command": command,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }))
+    fh.flush()
+
+
+@contextlib.contextmanager
+def file_lock(target: str | os.PathLike[str], command: str, wait: bool | None = None,
+              siblings: tuple[str | os.PathLike[str], ...] = ()) -> Iterator[Path]:
+    """Hold an advisory lock on the one output file ``target`` (and the ``siblings`` written with it, e.g. a CSV
+    beside a JSON) for the block, not on its folder: other commands writing other files there are not held up.
+
+    The lock is an ``flock`` on ``.NAME.geodiv.lock`` beside ``target``; a second writer of the same file waits
+    (``wait=True``, ``GEODIV_WAIT_LOCK=1``) or gets ``LockedError`` naming the holder. The lock file is removed on
+    release (a waiter that locked the removed file notices and locks the new one, as for folders). While holding
+    it, the temporary files that dead writes of ``target`` and its siblings left beside them are removed. A parent
+    folder this call created is removed again if the block fails before anything else was written into it.
+    """
+    target = Path(target)
+    folder = target.parent
+    created = not folder.exists()
+    path = (folder / FILE_LOCK_NAME.format(name=target.name)).absolute()
+    failed = False
+    try:
+        with _holding(path, folder, target, command, wait) as fh:
+            if fh is None:
+                yield target
+                return
+            for name in (target.name, *(Path(s).name for s in siblings)):
+                for entry in folder.glob(f".{glob.escape(name)}.tmp-*"):
+                    if TEMP_RE.match(entry.name) and entry.is_file():
+                        with contextlib.suppress(FileNotFoundError):
+                            entry.unlink()
+            try:
+                yield target
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # while still holding it: a waiter on this file retries on the next one
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed and created:
+            _remove_if_empty(folder)
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -275,14 +336,14 @@ def _remove_if_empty(folder: Path) -> None:
         shutil.rmtree(folder)
 
 
-def _open_locked(path: Path, folder: Path, wait: bool) -> Any:
+def _open_locked(path: Path, folder: Path, wait: bool, what: Path | None = None) -> Any:
     """The lock file, open and locked. Retried if the file we locked was removed meanwhile (a run that failed
     removes the folder it created), so that two processes never hold locks on two different files."""
     while True:
         folder.mkdir(parents=True, exist_ok=True)
         fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the block
         try:
-            _acquire(fh, path, folder, wait)
+            _acquire(fh, path, what or folder, wait)
             if os.path.exists(path) and os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
                 return fh
         except BaseException:
@@ -291,7 +352,7 @@ def _open_locked(path: Path, folder: Path, wait: bool) -> Any:
         fh.close()
 
 
-def _acquire(fh: Any, path: Path, folder: Path, wait: bool) -> None:
+def _acquire(fh: Any, path: Path, what: Path, wait: bool) -> None:
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no advisory locks, run unlocked
@@ -303,10 +364,11 @@ def _acquire(fh: Any, path: Path, folder: Path, wait: bool) -> None:
         holder = _holder_text(path)
     if not wait:
         raise LockedError(
-            f"{folder} is in use by {holder}. Wait for it to finish (or rerun with --wait-lock to wait), or "
-            "write into another folder; if that process is gone, run again: its lock is released when it dies"
+            f"{what} is in use by {holder}. Wait for it to finish (or rerun with --wait-lock to wait), or "
+            f"write {'into another folder' if what.is_dir() else 'another file'}; if that process is gone, run "
+            "again: its lock is released when it dies"
         )
     from geodiv.progress import log
 
-    log(f"{folder} is in use by {holder}; waiting for it to finish")
+    log(f"{what} is in use by {holder}; waiting for it to finish")
     fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

@@ -72,12 +72,20 @@ def test_cli_evaluate_writes_results(tmp_path, cli_eval_config):
     assert np.isfinite(json.loads(out.read_text())[0]["value"])
 
 
-def test_evaluate_into_a_locked_folder_stops_before_any_work(tmp_path, lock_holder):
+def test_evaluate_locks_its_output_file_not_its_folder(tmp_path, lock_holder, tiny_config, monkeypatch):
     from geodiv.errors import LockedError
 
-    holder = lock_holder(tmp_path / "e")
+    holder = lock_holder(tmp_path / "e" / "r.json", lock="file_lock")
     with pytest.raises(LockedError, match=f"pid {holder.pid}"):  # refused before the task is even looked up
         evaluate(checkpoint="random", task="no-such-task", protocol="knn", out=tmp_path / "e" / "r.json")
+    # Another evaluation into the same folder, and one into a folder (the current directory) that another command
+    # has locked, are not held up: each locks only the file it writes.
+    assert evaluate("random", SyntheticTask(), "knn", out=tmp_path / "e" / "other.json", config=tiny_config)
+    lock_holder(tmp_path / "cwd")
+    monkeypatch.chdir(tmp_path / "cwd")
+    assert evaluate("random", SyntheticTask(), "knn", out="r.json", config=tiny_config)
+    assert sorted(p.name for p in (tmp_path / "cwd").iterdir() if p.is_file()) == [".geodiv.lock", "r.csv", "r.json"]
+    assert not list((tmp_path / "e").glob(".other.json*"))
 
 
 def test_max_class_share():

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from geodiv.atomic import atomic_open, check_target, folder_lock, write_json
+from geodiv.atomic import atomic_open, check_target, file_lock, write_json
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.baseline import is_spectral, spectral_encoder
 from geodiv.evaluate.config import EvalConfig, resolve_config
@@ -314,13 +314,14 @@ def evaluate(
     Returns records ``{task, protocol, metric, value, ci_low, ci_high, region, train_region, n, checkpoint,
     n_train, params, notes, checkpoint_id, max_class_share}`` (``max_class_share``: the share of the most
     frequent predicted class, classification and segmentation only, else None); with ``out`` they are written as
-    JSON and as CSV beside it, while holding the lock of ``out``'s folder (which also holds the feature cache).
+    JSON and as CSV beside it, while holding the lock of ``out`` (``file_lock``: evaluations writing other files into
+the same folder run side by side; they share its feature cache, whose files are written atomically).
     """
     if out is None:
         return _evaluate(checkpoint, task, protocol, by, out, config, seed, task_options)
     check_target(out)
     check_target(Path(out).with_suffix(".csv"))
-    with folder_lock(Path(out).parent, "geodiv evaluate"):
+    with file_lock(out, "geodiv evaluate", siblings=(Path(out).with_suffix(".csv"),)):
         return _evaluate(checkpoint, task, protocol, by, out, config, seed, task_options)
 
 
