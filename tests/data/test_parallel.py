@@ -147,3 +147,20 @@ def test_stac_build_in_parallel_skips_like_one_process(tmp_path, dask_address):
         m.pop("root")
     assert one == dask and one["n_samples"] == 2 and one["skipped"]["count"] == 2
     assert _digest(tmp_path / "one") == _digest(tmp_path / "dask")
+
+
+@pytest.mark.parametrize("source", ["geotiff", "fmow"])
+def test_geotiff_and_fmow_builds_in_parallel(tmp_path, source):
+    if source == "geotiff":
+        root = fixture_module("geotiff").make(tmp_path / "src")["tifs"]
+        cfg = {"n": 2, "size": 16, "bands": ["B2", "B3", "B4"], "source": {"kind": "geotiff", "root": str(root)}}
+    else:
+        csv = fixture_module("fmow").make(tmp_path / "src")
+        cfg = {"n": 3, "size": 16, "bands": ["B2", "B8A", "B12"], "source": {"kind": "fmow", "csv": str(csv)}}
+    cfg.update(shard_size=1, strategy={"kind": "global"})
+    one = build_dataset(cfg, tmp_path / "one")
+    two = build_dataset(cfg, tmp_path / "two", workers=2)
+    assert one == two and len(two["shards"]) == cfg["n"]
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert (tmp_path / "two" / ".progress" / "parts").is_dir()  # made by the process pool's workers
+    assert not (tmp_path / "one" / ".progress" / "parts").exists()
