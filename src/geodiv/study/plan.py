@@ -6,12 +6,14 @@ the whole plan, with what is cached and what is left, is known before anything r
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from geodiv.bands import S2_BANDS
+from geodiv.evaluate.config import DEFAULT_C_GRID
 from geodiv.models.presets import MODEL_SIZES
 from geodiv.study.cache import StepCache, step_key
 from geodiv.study.config import StudyConfig, TaskSection
@@ -22,11 +24,31 @@ SPECTRAL_BASELINE = "spectral-baseline"
 #: Rows that are baselines, not pretraining datasets (no diversity, left out of correlations).
 BASELINES = (ZERO, SPECTRAL_BASELINE)
 
-#: Rough single-process CPU costs measured on the reference 2-core machine (BENCHMARKS.md), at 96 px.
-#: Used only for --dry-run estimates and ETAs; the runner rescales them by the times it observes.
-SIM_PATCHES_PER_S = 150.0
-TRAIN_SAMPLES_PER_S_TINY = 45.0
-FORWARD_SAMPLES_PER_S_TINY = 250.0
+#: Single-process CPU costs per unit on the reference 2-core machine (idle), for --dry-run estimates and the first
+#: ETA; the runner then rescales each cost class by the times it observes. Units count "96-px samples": a sample of
+#: size s counts (s / 96)^2. Where each number comes from (docs/study.md, "Estimates and the ETA"):
+#: - SimEarth builds (datasets, held-out set, tasks): 173 patches/s (BENCHMARKS.md, data: build_dataset from SimEarth
+#:   96 px), plus 2.3 s per build (catalog and candidates: BENCHMARKS.md's quick study spent 40.8 s on its 10 dataset
+#:   and task builds of 6,776 patches at 64 px, of which 17.4 s at the simulator's rate).
+SIM_PATCHES_PER_S = 173.0
+SIM_SETUP_S = 2.3
+#: - Pretraining (tiny): 43 sample-steps/s plus 0.105 s per optimiser step, from BENCHMARKS.md's quick study (7 x 3
+#:   epochs of 768 samples at 64 px, batch 32: 220 s) and docs/study.md's recipe table (the same run at batch 8 took
+#:   1.72x as long as at batch 32). Check: at batch 8 and 96 px this gives 27.5 samples/s, BENCHMARKS.md's models
+#:   row (2 threads) 28.9.
+TRAIN_SAMPLES_PER_S_TINY = 43.0
+TRAIN_STEP_S = 0.105
+#: - Evaluation: the quick profile's evaluation steps of one zero-pretraining model were timed under load (branch
+#:   scale3, 2026-11-27) and scaled by 0.21, BENCHMARKS.md's idle evaluate total (359.7 s) over the same steps'
+#:   total under that load. The first frozen-feature protocol of a model and task (features, heads, metrics):
+#:   35 samples/s; a later one, reading the cached features: 0.1 of that; a segmentation linear probe: 12,800
+#:   (patch token x grid value) fits/s on its train + val tokens; fine-tuning: 12 sample-steps/s (every token and
+#:   the whole encoder's backward pass: about a quarter of the masked MAE rate), plus one feature pass for the
+#:   probe initialisation of the head.
+FORWARD_SAMPLES_PER_S_TINY = 35.0
+LATER_PROTOCOL_SHARE = 0.1
+LINEAR_TOKEN_FITS_PER_S = 12_800.0
+FINETUNE_SAMPLES_PER_S_TINY = 12.0
 #: Cost of a preset relative to tiny (FLOPs per sample, satmae.md: tiny 3.02, base 132 GFLOP per step).
 PRESET_COST = {"tiny": 1.0, "small": 3.6, "base": 44.0, "large": 150.0}
 #: Similarity FLOP/s of the kNN search (float32 matmul on one CPU core): kNN on segmentation compares every test
@@ -57,6 +79,11 @@ class Step:
 
 def _pixels(size: int) -> float:
     return (size / 96.0) ** 2
+
+
+def _build_estimate(n: int, size: int) -> float:
+    """Seconds of a SimEarth build of ``n`` patches of ``size`` px in one process (datasets, held-out set, tasks)."""
+    return SIM_SETUP_S + n * _pixels(size) / SIM_PATCHES_PER_S
 
 
 def dataset_config(cfg: StudyConfig, name: str) -> dict[str, Any]:
@@ -190,7 +217,7 @@ def _data_steps(cfg: StudyConfig, out: Path) -> tuple[list[Step], dict[str, str]
             est = 0.0
         else:
             inputs = dataset_config(cfg, ds.name)
-            est = cfg.data.n_samples * _pixels(cfg.data.size) / SIM_PATCHES_PER_S
+            est = _build_estimate(cfg.data.n_samples, cfg.data.size)
         key = step_key("dataset", inputs)
         dataset_keys[ds.name] = key
         directory = Path(ds.path) if ds.path is not None else out / "datasets" / f"{ds.name}-{key[:8]}"
@@ -205,7 +232,7 @@ def _data_steps(cfg: StudyConfig, out: Path) -> tuple[list[Step], dict[str, str]
     if heldout is not None:
         inputs = {"dataset": heldout, "exclude": sorted(dataset_keys.values())}
         heldout_key = step_key("heldout", inputs)
-        steps.append(Step("heldout", "heldout", heldout_key, heldout["n"] * _pixels(cfg.data.size) / SIM_PATCHES_PER_S,
+        steps.append(Step("heldout", "heldout", heldout_key, _build_estimate(heldout["n"], cfg.data.size),
                           inputs, {"dir": str(out / "datasets" / f"heldout-{heldout_key[:8]}")}, work=heldout["n"]))
     return steps, dataset_keys, heldout_key
 
@@ -217,6 +244,7 @@ def _pretrain_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str],
     _, cost = _model_preset(cfg)
     model_keys: dict[tuple[str, int], str] = {}
     epochs = int(cfg.pretrain.get("optim", {}).get("epochs", 50))
+    batch = int(cfg.pretrain.get("optim", {}).get("batch_size", 64))
     for ds in cfg.datasets:
         for seed in cfg.seeds:
             conf = pretrain_config(cfg, Path("D"), Path("O"), seed, Path("H") if heldout_key else None)
@@ -225,7 +253,8 @@ def _pretrain_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str],
                 inputs["heldout"] = heldout_key
             key = step_key("pretrain", inputs)
             model_keys[(ds.name, seed)] = key
-            est = epochs * cfg.data.n_samples * cost * _pixels(cfg.data.size) / TRAIN_SAMPLES_PER_S_TINY
+            est = epochs * (cfg.data.n_samples * cost * _pixels(cfg.data.size) / TRAIN_SAMPLES_PER_S_TINY
+                            + math.ceil(cfg.data.n_samples / batch) * TRAIN_STEP_S)
             steps.append(Step("pretrain", f"{ds.name} seed {seed}", key, est, inputs,
                               {"dir": str(out / "models" / f"{ds.name}-s{seed}-{key[:8]}"), "dataset": ds.name,
                                "seed": seed}, work=epochs * cfg.data.n_samples))
@@ -245,7 +274,7 @@ def _task_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str]) -> tu
         key = step_key("task", inputs)
         task_keys[task.name] = key
         n = task.n_train + task.n_val + task.n_test
-        steps.append(Step("task", task.name, key, n * _pixels(_task_size(cfg, task)) / SIM_PATCHES_PER_S, inputs,
+        steps.append(Step("task", task.name, key, _build_estimate(n, _task_size(cfg, task)), inputs,
                           {"dir": str(out / "tasks" / f"{task.name}-{key[:8]}")}, work=n))
     return steps, task_keys
 
@@ -264,6 +293,7 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
         models += [(ZERO, seed, step_key("zero", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
     if cfg.evaluation.spectral_baseline:
         models += [(SPECTRAL_BASELINE, seed, step_key("spectral", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
+    c_grid = cfg.evaluation.options.get("linear", {}).get("c_grid", DEFAULT_C_GRID)
     for task in cfg.tasks:
         protocols = [p for p in cfg.evaluation.protocols if task.protocols is None or p in task.protocols]
         n = task.n_train + task.n_val + task.n_test
@@ -274,15 +304,19 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
                 inputs = {"model": mkey, "task": task_keys[task.name], "protocol": protocol, "seed": seed,
                           "by": "continent" if cfg.evaluation.by_region else None, "config": eval_conf}
                 features = extracts and protocol != "finetune"
+                units = n * cost * _pixels(_task_size(cfg, task))  # 96-px samples through the encoder
                 if protocol == "finetune":
-                    est = ft_epochs * task.n_train * cost * _pixels(_task_size(cfg, task)) / (2 * TRAIN_SAMPLES_PER_S_TINY)
+                    est = (ft_epochs * task.n_train * cost * _pixels(_task_size(cfg, task)) / FINETUNE_SAMPLES_PER_S_TINY
+                           + units / FORWARD_SAMPLES_PER_S_TINY)
                 else:
-                    est = n * cost * _pixels(_task_size(cfg, task)) / FORWARD_SAMPLES_PER_S_TINY / (1 if features else 2)
+                    est = units / FORWARD_SAMPLES_PER_S_TINY * (1.0 if features else LATER_PROTOCOL_SHARE)
                     extracts = False
                 seg = _task_type(task) == "segmentation"
+                tokens = (_task_size(cfg, task) // patch) ** 2
                 if seg and protocol == "knn":
-                    tokens = (_task_size(cfg, task) // patch) ** 2
                     est += 2.0 * (task.n_train + task.n_val) * tokens * task.n_test * tokens * width / KNN_FLOPS_PER_S
+                if seg and protocol == "linear":
+                    est += (task.n_train + task.n_val) * tokens * (len(c_grid) + 1) / LINEAR_TOKEN_FITS_PER_S
                 key = step_key("evaluate", inputs)
                 steps.append(Step("evaluate", f"{dataset} s{seed} / {task.name} / {protocol}", key, est, inputs,
                                   {"json": str(out / "evaluations" / f"{dataset}-s{seed}__{task.name}__{protocol}-{key[:8]}.json"),

@@ -1,0 +1,45 @@
+import math
+
+import pytest
+
+from geodiv.study import plan
+from geodiv.study.plan import plan_study
+from geodiv.study.runner import _eta
+
+from .conftest import micro_study
+
+
+def test_first_estimates_come_from_the_measured_unit_costs(tmp_path, monkeypatch):
+    study = micro_study(
+        tasks=[{"name": "landcover", "n_train": 24, "n_val": 12, "n_test": 24},
+               {"name": "foresttype", "n_train": 24, "n_val": 12, "n_test": 24, "protocols": ["knn", "linear"]}],
+        evaluation={"protocols": ["knn", "linear", "finetune"], "main_protocol": "linear", "by_region": True,
+                    "zero_pretraining": False, "spectral_baseline": False,
+                    "options": {"linear": {"c_grid": [0.1, 1.0]}, "finetune": {"epochs": 2}}})
+    px = (32 / 96) ** 2  # 32 px samples count (32 / 96)^2 of a 96-px sample
+    tokens, width = (32 // 8) ** 2, 32  # patch 8, embed_dim 32 (micro_study's model)
+
+    def estimates():
+        return {(s.kind, s.name): s.estimate_s for s in plan_study(study, tmp_path)}
+
+    est = estimates()
+    assert est[("dataset", "global")] == pytest.approx(plan.SIM_SETUP_S + 24 * px / plan.SIM_PATCHES_PER_S)
+    assert est[("task", "landcover")] == pytest.approx(plan.SIM_SETUP_S + 60 * px / plan.SIM_PATCHES_PER_S)
+    assert est[("pretrain", "global seed 0")] == pytest.approx(  # 1 epoch of 24 samples in batches of 8
+        24 * px / plan.TRAIN_SAMPLES_PER_S_TINY + math.ceil(24 / 8) * plan.TRAIN_STEP_S)
+    features = 60 * px / plan.FORWARD_SAMPLES_PER_S_TINY  # the task's 60 samples through the encoder
+    assert est[("evaluate", "global s0 / landcover / knn")] == pytest.approx(features)  # extracts the features
+    assert est[("evaluate", "global s0 / landcover / linear")] == pytest.approx(features * plan.LATER_PROTOCOL_SHARE)
+    assert est[("evaluate", "global s0 / landcover / finetune")] == pytest.approx(
+        2 * 24 * px / plan.FINETUNE_SAMPLES_PER_S_TINY + features)
+    knn_search = 2.0 * 36 * tokens * 24 * tokens * width / plan.KNN_FLOPS_PER_S
+    assert est[("evaluate", "global s0 / foresttype / knn")] == pytest.approx(features + knn_search)
+    assert est[("evaluate", "global s0 / foresttype / linear")] == pytest.approx(  # 2 grid values + the final fit
+        features * plan.LATER_PROTOCOL_SHARE + 36 * tokens * 3 / plan.LINEAR_TOKEN_FITS_PER_S)
+    # the first ETA of a run is the sum of these estimates (no cost class observed yet)
+    steps = plan_study(study, tmp_path)
+    assert _eta(steps, {}) == pytest.approx(sum(est.values()))
+    # and it moves with the constants: a per-step overhead twice as large adds 3 steps' worth per pretraining
+    monkeypatch.setattr(plan, "TRAIN_STEP_S", 2 * plan.TRAIN_STEP_S)
+    assert estimates()[("pretrain", "global seed 0")] == pytest.approx(
+        est[("pretrain", "global seed 0")] + 3 * plan.TRAIN_STEP_S / 2)
