@@ -73,6 +73,24 @@ def study_table(study_dir: Path) -> str:
     return "\n".join(timings_table(meta.get("timings", {})))
 
 
+def _merge_sections(text: str, sections: dict[str, list[str]]) -> list[str]:
+    """``text`` (a BENCHMARKS.md) with each ``## name`` section in ``sections`` replaced (or appended), others kept."""
+    lines = text.rstrip("\n").split("\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")] + [len(lines)]
+    out, done = lines[: starts[0]], set()
+    for a, b in zip(starts, starts[1:]):
+        name = lines[a][3:].strip()
+        if name in sections:
+            out += sections[name]
+            done.add(name)
+        else:
+            out += lines[a:b]
+    for name, sec in sections.items():
+        if name not in done:
+            out += sec
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -88,14 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         commit = "?"
     command = "python -m benchmarks.run_all" + (" --quick" if args.quick else "") + (
         f" --only {args.only}" if args.only else "") + (f" --study {args.study}" if args.study else "")
+    stamp = f"(commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
     parts = [
         "# geodiv benchmarks",
         "",
         f"- Machine: {machine()}",
-        f"- Command: `{command}` (commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        f"- Command: `{command}` {stamp}",
         "- Each ratio is against a baseline measured in the same run on the same machine; targets come from the issues.",
         "",
     ]
+    sections: dict[str, list[str]] = {}
     for name in names:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         t0 = time.perf_counter()
@@ -103,16 +123,25 @@ def main(argv: list[str] | None = None) -> int:
         rows = module.run(quick=args.quick)
         took = time.perf_counter() - t0
         doc = (module.__doc__ or "").strip().splitlines()
-        parts += [f"## {name}", "", doc[0] if doc else "", ""]
+        sec = [f"## {name}", "", doc[0] if doc else "", ""]
+        if args.only:
+            sec += [f"Recorded by `{command}` {stamp}.", ""]
         if not rows and hasattr(module, "recorded"):  # needs hardware this machine lacks (a GPU)
             header, rows = module.recorded()
-            parts += [header, ""]
-        parts += [table(rows), "", f"_({took:.0f} s)_", ""]
+            sec += [header, ""]
+        sec += [table(rows), "", f"_({took:.0f} s)_", ""]
         if hasattr(module, "details"):  # e.g. a profile of where the time goes
-            parts += ["<details><summary>details</summary>", "", "```", module.details().strip(), "```", "",
-                      "</details>", ""]
+            sec += ["<details><summary>details</summary>", "", "```", module.details().strip(), "```", "",
+                    "</details>", ""]
+        sections[name] = sec
     if args.study:
-        parts += ["## quick study: wall time by step", "", study_table(Path(args.study)), ""]
+        sections["quick study: wall time by step"] = ["## quick study: wall time by step", "",
+                                                      study_table(Path(args.study)), ""]
+    if args.only and Path(args.out).is_file():
+        # --only refreshes its sections in place and keeps the others (and the header of the last full run)
+        parts = _merge_sections(Path(args.out).read_text(), sections)
+    else:
+        parts = parts + [line for sec in sections.values() for line in sec]
     from geodiv.atomic import write_text
 
     write_text(args.out, "\n".join(parts))
