@@ -315,7 +315,7 @@ def evaluate(
     n_train, params, notes, checkpoint_id, max_class_share}`` (``max_class_share``: the share of the most
     frequent predicted class, classification and segmentation only, else None); with ``out`` they are written as
     JSON and as CSV beside it, while holding the lock of ``out`` (``file_lock``: evaluations writing other files into
-the same folder run side by side; they share its feature cache, whose files are written atomically).
+    the same folder run side by side; they share its feature cache, whose files are written atomically).
     """
     if out is None:
         return _evaluate(checkpoint, task, protocol, by, out, config, seed, task_options)
