@@ -45,3 +45,15 @@ def test_ridge_and_multilabel():
 def test_probe_rejects_count_mismatch():
     with pytest.raises(InputError, match="feature rows but"):
         fit_linear_probe(np.zeros((5, 2)), np.zeros(4), None, None, task_type="classification", n_classes=2)
+
+
+def test_many_classes_few_samples_fit_without_scikit_learn_warnings():
+    """A one-continent head of a 24-class task sees fewer samples than twice its classes: still a classifier."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 5)), np.arange(30) % 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probe = fit_linear_probe(x, y, None, None, task_type="classification", n_classes=24, fixed_param=1.0)
+    assert probe.scores(x).shape == (30, 24) and (probe.scores(x).argmax(1) < 20).all()
