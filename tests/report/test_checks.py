@@ -88,3 +88,17 @@ def test_reconstruction_table():
     lines = checks.reconstruction_markdown({"global": [{"seed": 0, "n": 256, "mae_loss": 0.2, "mean_visible_loss": 0.8},
                                                        {"seed": 1, "n": 256, "mae_loss": 0.4, "mean_visible_loss": 0.8}]})
     assert lines[2] == "| global | 0.3000 | 0.8000 | 0.38 | 256 | 2 |"
+
+
+def test_a_one_seed_yes_carries_the_selection_caveat():
+    spec = {"a": [(0.80, 0.76, 0.84)], "spectral-baseline": [(0.70, 0.65, 0.75)],
+            "zero-pretraining": [(0.60, 0.55, 0.65)]}
+    one = checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear")
+    assert one.iloc[0]["n_seeds"] == 1 and "One seed" in checks.sensitivity_sentence(one, "linear")
+    spec = {k: v * 3 for k, v in spec.items()}  # three seeds: the union of intervals decides, no caveat
+    three = checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear")
+    assert three.iloc[0]["n_seeds"] == 3 and three.iloc[0]["sensitive"] is True
+    assert "One seed" not in checks.sensitivity_sentence(three, "linear")
+    spec["spectral-baseline"] = [(0.78, 0.74, 0.82)] * 3  # a "no" needs no caveat
+    assert "One seed" not in checks.sensitivity_sentence(
+        checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear"), "linear")

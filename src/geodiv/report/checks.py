@@ -67,7 +67,8 @@ def representation_sensitivity(
             continue
         best = (min if lower else max)(pretrained, key=lambda d: pretrained[d][0])
         row.update(best=best, best_value=pretrained[best][0], best_low=pretrained[best][1],
-                   best_high=pretrained[best][2])
+                   best_high=pretrained[best][2],
+                   n_seeds=int(part[part["dataset"] == best]["seed"].nunique()) if "seed" in part else 1)
         for prefix, name in (("spectral", SPECTRAL_BASELINE), ("zero", ZERO)):
             v = stats.get(name, (math.nan, math.nan, math.nan))
             row.update({f"{prefix}_value": v[0], f"{prefix}_low": v[1], f"{prefix}_high": v[2]})
@@ -126,8 +127,13 @@ def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
             f"{_fmt(r['spectral_value'], r['spectral_low'], r['spectral_high'])}, zero pretraining "
             f"{_fmt(r['zero_value'], r['zero_low'], r['zero_high'])})"
         )
+    caveat = ""
+    if "n_seeds" in table and (table["sensitive"] == True).any() and (table["n_seeds"] == 1).any():  # noqa: E712
+        # The best of several encoders, picked on the test set of one seed, favours a "yes": say so.
+        caveat = (" One seed: the best pretrained encoder is picked among several on one seed's test set, which "
+                  "favours a 'yes'; more seeds can overturn it.")
     return (f"Representation-sensitive tasks ({protocol}: the best pretrained encoder beats both the spectral "
-            "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + ".")
+            "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + "." + caveat)
 
 
 def collapsed_heads(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) -> pd.DataFrame:
