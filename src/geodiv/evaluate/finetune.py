@@ -288,7 +288,9 @@ def _train_epoch(model: FinetuneModel, opt: torch.optim.Optimizer, loss_fn: Call
     returns the sum of the batch losses."""
     model.train()
     order = torch.randperm(len(x_all), generator=gen)
-    running = 0.0
+    # Summed on the device in float64 (the same sum as Python floats): one host synchronisation per epoch, not per
+    # step, which on a GPU would stall the queue every step.
+    running = torch.zeros((), dtype=torch.float64, device=device)
     for b in range(steps):
         x, y = _augmented_batch(x_all, y_all, order[b * batch : (b + 1) * batch], task_type, n_out, config, gen)
         lr = warmup_cosine(first_step + b, total, warmup, base_lr, config.min_lr)
@@ -298,9 +300,9 @@ def _train_epoch(model: FinetuneModel, opt: torch.optim.Optimizer, loss_fn: Call
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        running += float(loss.item())
+        running += loss.detach().double()
         bar.update(1)
-    return running
+    return float(running)
 
 
 def _probe_init(model: FinetuneModel, train_inputs: np.ndarray, train_labels: np.ndarray,
