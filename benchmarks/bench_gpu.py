@@ -80,11 +80,15 @@ def _count_flops(fn) -> int:
 
 def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int = 3,
             compile_model: bool = False, device: str = "cuda", skip: tuple[str, ...] = (),
-            profile: bool = False, sdpa: str | None = None) -> list[dict]:
+            profile: bool = False, sdpa: str | None = None, pad_heads: int | None = None) -> list[dict]:
     """Rows for each configuration (``skip`` leaves out labels; without the reference form the rows have no
     baseline). ``profile`` prints the top GPU kernels of one step of the last configuration. ``sdpa`` pins the
     attention backend of geodiv's configurations (``flash``, ``cudnn``, ``efficient`` or ``math``; default: torch
-    chooses, cuDNN on an H100 with torch 2.11) to compare them for the decoder's 32-wide heads."""
+    chooses, cuDNN on an H100 with torch 2.11) to compare them for the decoder's 32-wide heads. ``pad_heads``:
+    geodiv's configurations pad narrower heads to this width (``models.blocks.attention``)."""
+    from geodiv.models.blocks import Attention
+
+    Attention.pad_head_dim = pad_heads
     from benchmarks.bench_models import ReferenceFormMAE
 
     dev = torch.device(device)
@@ -168,7 +172,7 @@ def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int
         sec, warm, mem = results[label]
         mfu = model_flops / sec / peak if peak else None
         note = (f"{name}, torch {torch.__version__}; {preset}, 96 px, patch 8, 10 bands in 3 groups, mask 0.75, "
-                + (f"SDPA backend {sdpa}, " if sdpa else "") +
+                + (f"SDPA backend {sdpa}, " if sdpa else "") + (f"heads padded to {pad_heads}, " if pad_heads else "") +
                 f"batch {batch}, bf16 autocast, median of {steps} steps after {warmup} warm-up ({warm:.1f} s); "
                 f"{model_flops / batch / 1e9:.1f} model GFLOP/sample/step; peak {mem:.1f} GiB; "
                 f"hardware {executed / sec / 1e12:.0f} TFLOP/s executed")
@@ -181,6 +185,109 @@ def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int
                      "baseline": 100 * model_flops / base_time / peak if peak and base_time else None,
                      "ratio": ratio, "target": ">= 40% (H100)", "note": note})
     return rows
+
+
+def build_pipeline_dataset(out: str, n: int = 8192, size: int = 64, workers: int | None = None) -> str:
+    """A SimEarth dataset (global, balanced, 13 bands) for the input-pipeline rows, built with ``workers``
+    processes (default: every core); reused when it exists."""
+    from geodiv.data import build_dataset
+
+    if not os.path.isfile(os.path.join(out, "manifest.json")):
+        t = time.perf_counter()
+        build_dataset({"name": "pipeline", "n": n, "size": size, "shard_size": 512, "seed": 0,
+                       "strategy": {"kind": "global", "mode": "balanced"}}, out, workers=workers or os.cpu_count())
+        print(f"# built {n} samples at {size} px in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6, epochs: int = 4,
+                     preset: str = "tiny", size: int = 64, compile_model: bool = False,
+                     before: bool = False, profile: bool = False) -> dict:
+    """``geodiv pretrain`` end to end from shards (DataLoader workers, pass after pass): one row.
+
+    ``before``: as before issue 14's fix (each pass's DataLoader started when the previous one ends, every
+    worker hashing its shards in every pass), the baseline measured in the same run. The rate is total
+    samples / total time of the logged windows (every pass boundary included; model building, the first
+    loader's start and the final checkpoint are outside them), and the median window for the steady rate.
+    ``profile``: print the host-side (CPU) and GPU top operators of 20 steps (torch profiler).
+    """
+    import csv
+    import shutil
+    import statistics
+
+    from geodiv.data import ShardStream, read_manifest
+    from geodiv.train import PretrainConfig, pretrain
+
+    pretrain_module = sys.modules["geodiv.train.pretrain"]  # the package's name ``pretrain`` is the function
+
+    n = int(read_manifest(root)["n_samples"])
+    steps_per_epoch = n // batch
+    cfg = PretrainConfig.model_validate({
+        "data": {"dirs": [root], "img_size": size, "num_workers": workers, "shuffle_buffer": 1000},
+        "model": {"preset": preset, "patch_size": 8},
+        "optim": {"epochs": epochs, "warmup_epochs": 1, "batch_size": batch, "blr": 1.5e-4},
+        "compile": compile_model, "checkpoint_every": epochs, "out_dir": out,
+        "log": {"every_steps": max(1, steps_per_epoch // 4), "visualize": False, "tensorboard": False,
+                "progress": False},
+    })
+    shutil.rmtree(out, ignore_errors=True)
+    original_source, original_verify = pretrain_module.BatchSource, ShardStream.verify_shards
+    if before:
+        ShardStream.verify_shards = lambda self, threads=None: None  # type: ignore[method-assign]
+        pretrain_module.BatchSource = lambda make, position, lookahead=False: original_source(make, position)
+    try:
+        t = time.perf_counter()
+        if profile:
+            from torch.profiler import ProfilerActivity, schedule
+            from torch.profiler import profile as torch_profile
+
+            with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+                               schedule=schedule(wait=10, warmup=5, active=20, repeat=1)) as prof:
+                hook = _StepHook(prof)
+                pretrain(cfg)
+                hook.remove()
+            for key in ("self_cpu_time_total", "self_cuda_time_total"):
+                print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60),
+                      file=sys.stderr, flush=True)
+        else:
+            pretrain(cfg)
+        wall = time.perf_counter() - t
+    finally:
+        pretrain_module.BatchSource = original_source
+        ShardStream.verify_shards = original_verify  # type: ignore[method-assign]
+    with open(os.path.join(out, "log.csv"), encoding="utf-8") as fh:
+        logged = list(csv.DictReader(fh))
+    steps = [int(r["step"]) for r in logged]
+    rates = [float(r["samples_per_s"]) for r in logged]
+    done = [b - a for a, b in zip([0] + steps[:-1], steps)]
+    seconds = sum(d * batch / r for d, r in zip(done, rates))
+    overall = sum(done) * batch / seconds
+    label = (f"gpu: {preset} {size} px pretrain from shards, batch {batch}, {workers} workers"
+             + (", torch.compile" if compile_model else "") + (", before (loader restarted per pass)" if before else ""))
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return {"benchmark": label, "value": round(overall), "unit": "samples/s", "baseline": None, "ratio": None,
+            "target": ">= 20,000 (tiny, 64 px, H100)" if preset == "tiny" else "-",
+            "note": f"{dev}, torch {torch.__version__}; {n} SimEarth samples (13 bands stored, 10 read), "
+                    f"{epochs} passes, {sum(done)} steps; median window {statistics.median(rates):.0f} samples/s; "
+                    f"wall {wall:.1f} s with model building and the last checkpoint"}
+
+
+class _StepHook:
+    """Calls ``prof.step()`` after each optimiser step (wraps AdamW.step for the duration)."""
+
+    def __init__(self, prof) -> None:
+        self.original = torch.optim.AdamW.step
+        original = self.original
+
+        def step(opt, *args, **kwargs):
+            out = original(opt, *args, **kwargs)
+            prof.step()
+            return out
+
+        torch.optim.AdamW.step = step  # type: ignore[method-assign]
+
+    def remove(self) -> None:
+        torch.optim.AdamW.step = self.original  # type: ignore[method-assign]
 
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "gpu.json")
@@ -223,13 +330,26 @@ if __name__ == "__main__":
     parser.add_argument("--skip", default="", help="comma-separated configuration labels to leave out")
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of the last one")
     parser.add_argument("--sdpa", choices=["flash", "cudnn", "efficient", "math"], help="pin the attention backend")
+    parser.add_argument("--pad-heads", type=int, help="pad attention heads narrower than this (e.g. 64)")
+    parser.add_argument("--pipeline", metavar="DATASET", help="instead: pretrain tiny end to end from this dataset "
+                        "folder (built there first if missing), one row")
+    parser.add_argument("--workers", type=int, default=6, help="--pipeline: DataLoader workers")
+    parser.add_argument("--epochs", type=int, default=4, help="--pipeline: passes over the data")
+    parser.add_argument("--before", action="store_true", help="--pipeline: the loader as before issue 14's fix")
+    parser.add_argument("--preset", default="tiny", help="--pipeline: model preset")
     args = parser.parse_args()
-    if args.batch is None and not args.skip and not args.profile and not args.sdpa:
+    if args.pipeline:
+        build_pipeline_dataset(args.pipeline)
+        rows = [measure_pipeline(args.pipeline, args.pipeline.rstrip("/") + "-run", batch=args.batch or 256,
+                                 workers=args.workers, epochs=args.epochs, preset=args.preset,
+                                 compile_model=args.compile, before=args.before, profile=args.profile)]
+    elif args.batch is None and not args.skip and not args.profile and not args.sdpa and not args.pad_heads:
         os.environ.setdefault("GEODIV_BENCH_COMPILE", "1" if args.compile else "0")
         rows = run(quick=args.quick)
     else:
         rows = measure("base", batch=args.batch or (64 if args.quick else 256), steps=4 if args.quick else 12,
                        warmup=2 if args.quick else 3, compile_model=args.compile,
-                       skip=tuple(filter(None, args.skip.split(","))), profile=args.profile, sdpa=args.sdpa)
+                       skip=tuple(filter(None, args.skip.split(","))), profile=args.profile, sdpa=args.sdpa,
+                       pad_heads=args.pad_heads)
     for row in rows:
         print(json.dumps(row), flush=True)

@@ -24,13 +24,14 @@ from geodiv.evaluate.knn import _MAX_BLOCK_ELEMENTS, knn_predict_many, l2_normal
 TOKENS, DIM, CLASSES, K = 64, 192, 6, 20
 
 
-def _build_rows(quick: bool) -> list[dict]:
+def _build_rows(quick: bool, n: int | None = None, workers: int | None = None) -> list[dict]:
+    """``workers`` processes against one (default: 2, the development machine's cores)."""
     import os
 
     from geodiv.data.build import SimEarthSamples, _selected_catalog, load_dataset_configs
     from geodiv.data.shard_writer import write_shards
 
-    n, size, workers = (96, 32, 2) if quick else (1200, 64, min(2, os.cpu_count() or 1))
+    n, size, workers = (96, 32, 2) if quick else (n or 1200, 64, workers or min(2, os.cpu_count() or 1))
     (cfg,) = load_dataset_configs({"name": "bench", "n": n, "size": size, "shard_size": n // 12, "seed": 0,
                                    "strategy": {"kind": "global", "mode": "balanced"}}).values()
     rows = []

@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--task-size", type=int, default=None, help="task patch size (default: --size)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--num-workers", type=int, default=None, help="pretraining DataLoader workers (GPU runs)")
+    ap.add_argument("--build-workers", type=int, default=1, help="processes that build the pretraining set")
     ap.add_argument("--no-pretrain", action="store_true", help="only zero pretraining and band statistics")
     ap.add_argument("--ckpt", type=Path, default=None, help="an existing checkpoint instead of pretraining here")
     ap.add_argument("--protocols", default="linear", help="comma-separated: knn, linear, finetune")
@@ -89,6 +91,8 @@ def main() -> None:
     pre["model"].update(preset=a.preset, patch_size=a.patch_size, mask_ratio=a.mask_ratio)
     pre["optim"].update(epochs=a.epochs, warmup_epochs=a.warmup, batch_size=a.batch, blr=a.blr)
     pre["checkpoint_every"] = a.epochs
+    if a.num_workers is not None:
+        pre.setdefault("data", {})["num_workers"] = a.num_workers
     from geodiv.study.config import StudyConfig
 
     cfg = StudyConfig.model_validate(raw)
@@ -99,7 +103,7 @@ def main() -> None:
     t = time.perf_counter()
     ds_dir = out / f"data-{a.dataset}-{a.n_samples}-{a.size}-s{a.seed}"
     if not (ds_dir / "manifest.json").is_file():
-        data.build_dataset(dataset_config(cfg, a.dataset), ds_dir)
+        data.build_dataset(dataset_config(cfg, a.dataset), ds_dir, workers=a.build_workers)
     times["dataset_s"] = time.perf_counter() - t
 
     tag = f"{a.preset}-p{a.patch_size}-e{a.epochs}-b{a.batch}-lr{a.blr:g}-m{a.mask_ratio:g}"
@@ -117,7 +121,8 @@ def main() -> None:
     lat, lon, _ = dataset_locations(ds_dir)
     task_size = a.task_size or a.size
     task = simearth_task(a.task, a.n_train, a.n_val, a.n_test, seed=a.seed + 1, size=task_size,
-                         exclude=(lat, lon), out_dir=out / f"task-{a.task}-{a.n_train}-{a.n_val}-{a.n_test}-{task_size}")
+                         exclude=(lat, lon), out_dir=out / f"task-{a.task}-{a.n_train}-{a.n_val}-{a.n_test}-{task_size}",
+                         workers=a.build_workers)
     times["task_s"] = time.perf_counter() - t
 
     econf = evaluation_config(cfg)

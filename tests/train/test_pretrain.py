@@ -200,3 +200,26 @@ def test_disk_full_during_a_checkpoint_names_the_disk(shards, tmp_path, monkeypa
     err = capsys.readouterr().err
     assert "no space left on the disk holding" in err and "checkpoint-0.pth" in err and "Traceback" not in err
     assert not list((tmp_path / "run").glob("*.pth")) and not list((tmp_path / "run").glob(".*.tmp-*"))
+
+
+def test_a_bad_shard_is_found_before_the_dataloader_workers_start(shards, tmp_path):
+    import shutil
+
+    from geodiv.data import ShardStream
+    from geodiv.errors import DataError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(shards, bad)
+    last = sorted(bad.glob("shard-*.tar"))[-1]
+    data = bytearray(last.read_bytes())
+    data[700] ^= 0xFF
+    last.write_bytes(bytes(data))
+    stream = ShardStream([bad])
+    with pytest.raises(DataError, match=last.name):
+        stream.verify_shards(threads=2)
+    with pytest.raises(DataError, match=last.name):
+        pretrain(tiny_config(bad, tmp_path / "run", data={"num_workers": 1}, log=NO_PICTURES))
+    # skipping streams record only the good shards as checked; workers then skip and report the bad one
+    skipping = ShardStream([bad], on_error="skip")
+    skipping.verify_shards()
+    assert str(last) not in skipping._verified and len(skipping._verified) == len(skipping.shards) - 1

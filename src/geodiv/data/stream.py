@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,28 @@ class ShardStream(IterableDataset):
         self.epoch = int(state["epoch"])
         self.batches_done = int(state.get("batches_done", 0))
         self.batch_size = int(state.get("batch_size", 1))
+
+    def verify_shards(self, threads: int | None = None) -> None:
+        """Check every shard's sha256 now, in threads (hashlib releases the GIL), so that DataLoader workers
+        started later (they copy this stream) skip the check. Without it each worker hashes the shards it reads
+        in every pass it starts: for a small dataset read for many passes, that is most of a pass's start-up.
+        A shard that fails raises here (``on_error='raise'``) or is left to the workers to skip and report."""
+        todo = [(root, shard) for root, shard in self.shards if str(root / shard["path"]) not in self._verified]
+
+        def check(item: tuple[Path, dict[str, Any]]) -> str | None:
+            root, shard = item
+            try:
+                verify_shard(root, shard)
+            except DataError:
+                if self.on_error == "raise":
+                    raise
+                return None
+            return str(root / shard["path"])
+
+        with ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1)) as pool:
+            for path in pool.map(check, todo):
+                if path is not None:
+                    self._verified.add(path)
 
     # ---------------------------------------------------------------------------------------- splitting
     def _global_worker(self) -> tuple[int, int, int, int]:

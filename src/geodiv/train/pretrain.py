@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import math
 import os
 import re
@@ -147,17 +148,26 @@ def make_loader_factory(config: PretrainConfig, env: DistEnv) -> Callable[[int, 
         epochs=1,
     )
 
+    if dcfg.num_workers > 0:
+        # once here, not in every worker of every pass (the workers copy the verified set)
+        stream.verify_shards()
+
     def make(pass_index: int, batches_done: int) -> Iterable[torch.Tensor]:
-        stream.load_state_dict(
+        # A copy per pass: with BatchSource's lookahead two passes' loaders exist at once.
+        pass_stream = copy.copy(stream)
+        pass_stream.load_state_dict(
             {"epoch": pass_index, "batches_done": batches_done, "batch_size": config.optim.batch_size}
         )
         return torch.utils.data.DataLoader(
-            stream,
+            pass_stream,
             batch_size=config.optim.batch_size,
             num_workers=dcfg.num_workers,
             drop_last=True,
             pin_memory=env.device.type == "cuda",
             persistent_workers=False,
+            # the workers' base seed from a generator of its own: starting a loader early (lookahead) must not
+            # move the global RNG that checkpoints capture (the stream itself is seeded by (seed, pass, worker))
+            generator=torch.Generator().manual_seed(config.seed),
         )
 
     return make
@@ -348,7 +358,7 @@ class _Trainer:
             restore_rng(state["rng"])
             if env.is_main:
                 log(f"resumed from {resume_path} at step {global_step}")
-        source = BatchSource(make_loader_factory(cfg, env), position)
+        source = BatchSource(make_loader_factory(cfg, env), position, lookahead=cfg.data.num_workers > 0)
         metrics = MetricsLog(
             cfg.out_dir, enabled=env.is_main, tensorboard=cfg.log.tensorboard,
             resume_step=global_step if resume_state is not None else None,
@@ -365,6 +375,7 @@ class _Trainer:
         try:
             final = self._loop(global_step, source, metrics) or final
         finally:
+            source.close()
             metrics.close()
         assert final is not None
         if env.is_main and cfg.heldout.dirs:  # also when a finished run is resumed: the check is deterministic
