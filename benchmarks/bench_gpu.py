@@ -187,14 +187,14 @@ def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int
     return rows
 
 
-def build_pipeline_dataset(out: str, n: int = 8192, size: int = 64, workers: int | None = None) -> str:
+def build_pipeline_dataset(out: str, n: int = 16384, size: int = 64, workers: int | None = None) -> str:
     """A SimEarth dataset (global, balanced, 13 bands) for the input-pipeline rows, built with ``workers``
     processes (default: every core); reused when it exists."""
     from geodiv.data import build_dataset
 
     if not os.path.isfile(os.path.join(out, "manifest.json")):
         t = time.perf_counter()
-        build_dataset({"name": "pipeline", "n": n, "size": size, "shard_size": 512, "seed": 0,
+        build_dataset({"name": "pipeline", "n": n, "size": size, "shard_size": 256, "seed": 0,
                        "strategy": {"kind": "global", "mode": "balanced"}}, out, workers=workers or os.cpu_count())
         print(f"# built {n} samples at {size} px in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
     return out

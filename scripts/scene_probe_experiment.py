@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--num-workers", type=int, default=None, help="pretraining DataLoader workers (GPU runs)")
     ap.add_argument("--build-workers", type=int, default=1, help="processes that build the pretraining set")
+    ap.add_argument("--gpu", action="store_true", help="pretrain on the GPU (device auto, bf16) instead of the "
+                    "profile's CPU fp32")
     ap.add_argument("--no-pretrain", action="store_true", help="only zero pretraining and band statistics")
     ap.add_argument("--ckpt", type=Path, default=None, help="an existing checkpoint instead of pretraining here")
     ap.add_argument("--protocols", default="linear", help="comma-separated: knn, linear, finetune")
@@ -93,6 +95,8 @@ def main() -> None:
     pre["checkpoint_every"] = a.epochs
     if a.num_workers is not None:
         pre.setdefault("data", {})["num_workers"] = a.num_workers
+    if a.gpu:
+        pre.update(device="auto", precision="auto")
     from geodiv.study.config import StudyConfig
 
     cfg = StudyConfig.model_validate(raw)

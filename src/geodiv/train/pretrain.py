@@ -439,6 +439,8 @@ class _Trainer:
         for micro in range(self.accum):
             imgs = next(source).to(self.device, non_blocking=True)
             noise = mask_noise(cfg.seed, global_step * self.accum + micro, micro_global, self.n_noise)[rows]
+            if self.device.type == "cuda":
+                noise = noise.pin_memory()  # from pageable memory the copy may wait for the GPU's queue
             noise = noise.to(self.device, non_blocking=True)
             sync = micro == self.accum - 1 or self.ddp is None
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
