@@ -47,6 +47,21 @@ def test_summary_states_order_and_uncertainty(study_dir):
 def test_unfinished_study_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="missing study.json, results.csv"):
         write_report(tmp_path)
+    with pytest.raises(InputError, match="not a folder"):
+        write_report(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_study_running_in_the_folder_keeps_the_report_out(study_dir, lock_holder):
+    from geodiv.errors import LockedError
+
+    proc = lock_holder(study_dir)  # as `geodiv study` holds it while it runs
+    with pytest.raises(LockedError, match=rf"pid {proc.pid}.*geodiv test-holder"):
+        write_report(study_dir)
+    assert not (study_dir / "report").exists()
+    proc.kill()
+    proc.wait()
+    assert write_report(study_dir).is_file()  # a dead holder's lock is taken over
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geodiv.atomic import write_bytes, write_text
+from geodiv.atomic import folder_lock, write_bytes, write_text
 from geodiv.diversity.correlate import correlate_measures
 from geodiv.errors import InputError
 from geodiv.report import checks, figures, tables
@@ -315,8 +315,19 @@ th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}figcaption
 
 
 def write_report(study_dir: str | Path) -> Path:
-    """Write ``report/index.html`` (images embedded) and ``report/report.md`` (images beside it)."""
+    """Write ``report/index.html`` (images embedded) and ``report/report.md`` (images beside it).
+
+    Under the study folder's lock: while a study runs in the folder, ``geodiv report`` waits for it
+    (``GEODIV_WAIT_LOCK=1``) or stops with an error naming the study's process, rather than reporting half a study.
+    """
     study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        raise InputError(f"{study_dir} is not a folder; give the --out folder of a `geodiv study` run")
+    with folder_lock(study_dir, "geodiv report"):
+        return _write_report(study_dir)
+
+
+def _write_report(study_dir: Path) -> Path:
     meta, sections, facts = build_sections(study_dir)
     write_correlation_tables(study_dir, facts)
     summary = summarise(facts, meta)
