@@ -8,15 +8,19 @@ the quick profile (docs/study.md, "Choosing the quick profile"); it never looks 
 
     PYTHONPATH=src python scripts/scene_probe_experiment.py --out /tmp/exp --epochs 6 --patch-size 8
 
-With ``--task settlement`` it also reports the R^2 of the built-up fraction alone (a linear fit on train).
+With ``--task settlement`` it also reports the R^2 of the built-up fraction alone (a linear fit on train); with
+``--per-class`` (classification tasks) the test accuracy of each class (recall), from the very predictions scored.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -44,6 +48,28 @@ class BandStatistics(torch.nn.Module):
 def _summary(records: list[dict]) -> dict[str, list[float]]:
     return {r["metric"]: [round(r["value"], 4), round(r["ci_low"], 4), round(r["ci_high"], 4)]
             for r in records if r.get("region") in (None, "", "global", "all")}
+
+
+@contextlib.contextmanager
+def _captured_predictions() -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
+    """The (labels, predictions) pairs the evaluation scores (``runner.compute_metrics`` calls), in call order."""
+    from geodiv.evaluate import runner
+
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+    real = runner.compute_metrics
+
+    def record(task_type, y_true, y_pred, **kw):
+        seen.append((np.asarray(y_true), np.asarray(y_pred)))
+        return real(task_type, y_true, y_pred, **kw)
+
+    with mock.patch.object(runner, "compute_metrics", record):
+        yield seen
+
+
+def _per_class(pairs: list[tuple[np.ndarray, np.ndarray]], classes: list[str]) -> dict[str, float]:
+    """Recall of each class on the first (global) test region's predictions."""
+    y, pred = pairs[0]
+    return {name: round(float((pred[y == k] == k).mean()), 3) for k, name in enumerate(classes) if (y == k).any()}
 
 
 def main() -> None:
@@ -76,6 +102,7 @@ def main() -> None:
     ap.add_argument("--protocols", default="linear", help="comma-separated: knn, linear, finetune")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-blr", type=float, default=None)
+    ap.add_argument("--per-class", action="store_true", help="print each class's test accuracy (classification)")
     ap.add_argument("--encoders", default="pretrained,zero_pretraining,band_statistics",
                     help="comma-separated subset of pretrained, zero_pretraining, band_statistics")
     a = ap.parse_args()
@@ -144,9 +171,12 @@ def main() -> None:
             if protocol == "finetune" and name == "band_statistics":
                 continue  # nothing to fine-tune: the study's spectral baseline trains its head on fixed features
             t = time.perf_counter()
-            recs = evaluate.evaluate(enc, task, protocol, config=econf, seed=a.seed)
+            with _captured_predictions() as pairs:
+                recs = evaluate.evaluate(enc, task, protocol, config=econf, seed=a.seed)
             times[f"{protocol}_{name}_s"] = time.perf_counter() - t
             results[f"{protocol}/{name}"] = _summary(recs)
+            if a.per_class and task.classes:
+                results[f"{protocol}/{name}/per_class"] = _per_class(pairs, list(task.classes))
             print(protocol, name, results[f"{protocol}/{name}"], flush=True)
     if a.task == "settlement":
         results["builtup_fraction_only_r2"] = _builtup_r2(out / f"task-{a.task}-{a.n_train}-{a.n_val}-{a.n_test}-{task_size}")

@@ -10,10 +10,12 @@ any study outcome.
 Arrangement, not material, tells most classes apart: ``ARRANGEMENT_GROUPS`` gathers classes that draw the same
 materials from the same distributions and differ mainly in geometry (centre pivots vs rectangular field mosaics vs
 terraces of the same crops, grid vs organic settlements, meandering vs braided rivers, runway vs highway, ...).
-Crop states follow a per-scene season draw, roofs and street surfaces the region, the background the location.
+Inside a group, the area share of each material follows one distribution (``shares``, drawn once per scene) that
+each class realises with its own geometry. Crop states follow a per-scene season draw, street surfaces the region,
+the background the location.
 
 One module per part: ``catalogue`` (the classes, their groups and ``Site``), ``geometry`` (the helpers the
-generators share), the generators by theme (``farming``, ``infrastructure``, ``settlements``, ``water``,
+generators share), ``shares`` (each group's area shares), the generators by theme (``farming``, ``infrastructure``, ``settlements``, ``water``,
 ``forest``) and ``prevalence`` (where and how often). This module gathers the generators and paints one.
 """
 

@@ -20,8 +20,8 @@ STRUCTURES: tuple[str, ...] = (
 S = {name: i for i, name in enumerate(STRUCTURES)}
 #: Settlement morphologies (the ``settlement`` task regresses their buildings per km^2).
 SETTLEMENTS: tuple[str, ...] = ("dense_urban_grid", "informal_settlement", "suburban", "village")
-#: Classes drawn from the same materials (same spectral distributions) that differ in geometry (for some, also in
-#: the area share of each material; see docs/simearth.md).
+#: Classes drawn from the same materials (same spectral distributions) that differ in geometry; the area share of
+#: each material follows one distribution per group (``shares``; see docs/simearth.md).
 ARRANGEMENT_GROUPS: dict[str, tuple[str, ...]] = {
     "crop fields": ("centre_pivot", "field_mosaic_large", "field_mosaic_small", "terraces"),
     "tree crops": ("orchard", "plantation"),

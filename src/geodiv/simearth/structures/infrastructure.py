@@ -5,92 +5,134 @@ from __future__ import annotations
 import numpy as np
 
 from geodiv.simearth.layout import C, Context, M, _Builder
-from geodiv.simearth.random_fields import smooth_field
+from geodiv.simearth.random_fields import _quantile_mask, smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _footprint, _frame, _rect_grid
+from geodiv.simearth.structures.shares import pavement_shares
 
 
 def _verge(b: _Builder, mask: np.ndarray) -> None:
     b.put(mask, C["grassland"], M["grass"])
 
 
+def _grass_nearest(b: _Builder, dist: np.ndarray, paved: np.ndarray, share: float) -> None:
+    """Grass (runway strips, verges, medians, embankments) on ``share`` of the patch: the unpaved pixels nearest
+    the pavement by ``dist`` (px from its axis)."""
+    free = ~paved
+    n_free = int(free.sum())
+    if n_free:
+        _verge(b, free & _quantile_mask(-dist, min(share * paved.size / n_free, 1.0), free))
+
+
+def _road_length(v: np.ndarray) -> float:
+    """Length (px) in the patch of the line v = 0."""
+    return max(float((np.abs(v) < 0.5).sum()), 1.0)
+
+
 def airport(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) -> None:
     """Runway through ``centre``: 4.5-6 px wide (45-60 m, ICAO Annex 14 code 4) and longer than the patch
-    (>= 1,800 m); a graded grass strip 8-15 px either side; a parallel taxiway 2 px wide 17-19 px off the runway
-    axis with connectors every 20-40 px; an apron (15-30 x 20-50 px of pavement) beyond it with terminal buildings
-    (roofs, 3-8 px deep)."""
+    (>= 1,800 m); a parallel taxiway 2 px wide 17-19 px off the runway axis with connectors every 20-40 px, and an
+    apron 15-30 px deep beyond it with terminal buildings (roofs, 3-8 px deep), as far as the scene's pavement share
+    goes (``shares.pavement_shares``: the apron takes what runway and taxiway leave; no taxiway where they would
+    exceed it); the graded grass strip is the scene's grass share nearest the runway and taxiway."""
     rng, shape = ctx.rng, ctx.shape
+    sh = pavement_shares(rng)
     u, v = _frame(rng, shape, centre)
     side = 1.0 if rng.random() < 0.5 else -1.0
     v = v * side
+    n_px, length = float(v.size), _road_length(v)
     half = rng.uniform(2.25, 3.0)
-    strip = rng.uniform(8, 15)
     taxi = rng.uniform(17, 19)
-    apron_d, apron_l = rng.uniform(15, 30), rng.uniform(20, 50)
-    apron_u = rng.uniform(-20, 20)
-    grass = (v > -half - strip) & (v < taxi + apron_d + 12)
-    _verge(b, grass)
     every = rng.uniform(20, 40)
-    conn = (np.abs(((u + rng.uniform(0, every)) % every) - every / 2) < 1.0) & (v > 0) & (v < taxi)
-    taxiway = np.abs(v - taxi) < 1.0
-    apron = (v >= taxi + 1) & (v < taxi + 1 + apron_d) & (np.abs(u - apron_u) < apron_l / 2)
-    b.put(taxiway | conn | apron, C["road"], M["pavement"])
-    terminal = (v >= taxi + 1 + apron_d) & (v < taxi + 1 + apron_d + rng.uniform(3, 8)) & (
-        np.abs(u - apron_u) < apron_l / 2)
-    t_ids = np.floor((u - apron_u) / 8).astype(np.int64)
-    b.put(terminal, C["built_up"], M["roof"], t_ids - t_ids.min())
-    b.put(np.abs(v) < half, C["road"], M["pavement"])
+    apron_d, apron_u = rng.uniform(15, 30), rng.uniform(-20, 20)
+    runway = np.abs(v) < half
+    rest = sh.pavement * n_px - float(runway.sum())
+    paved = runway.copy()
+    terminal = np.zeros(shape, bool)
+    core = half
+    if rest >= 2 * length:
+        conn = (np.abs(((u + rng.uniform(0, every)) % every) - every / 2) < 1.0) & (v > 0) & (v < taxi)
+        taxiway = (np.abs(v - taxi) < 1.0) | conn
+        rest -= float((taxiway & ~paved).sum())
+        paved |= taxiway
+        core = taxi + 1
+        apron_l = min(max(rest, 0.0) / apron_d, 0.9 * max(shape))
+        if apron_l >= 8:
+            apron = (v >= taxi + 1) & (v < taxi + 1 + apron_d) & (np.abs(u - apron_u) < apron_l / 2)
+            terminal = (v >= taxi + 1 + apron_d) & (v < taxi + 1 + apron_d + rng.uniform(3, 8)) & (
+                np.abs(u - apron_u) < apron_l / 2)
+            t_ids = np.floor((u - apron_u) / 8).astype(np.int64)
+            b.put(terminal, C["built_up"], M["roof"], t_ids - t_ids.min())
+            paved |= apron
+    _grass_nearest(b, np.maximum(np.maximum(-half - v, v - core), 0), paved | terminal, sh.grass)
+    b.put(paved & ~terminal, C["road"], M["pavement"])
 
 
-def _carriageways(rng: np.random.Generator, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dual carriageway across v = 0: two 1-2 px carriageways (2-3 lanes of 3.5 m) either side of a 1-3 px
-    median; verges 1-3 px beyond. Returns (pavement, median + verges)."""
-    lane = rng.uniform(1.0, 2.0)
-    med = rng.uniform(1.0, 3.0) / 2
-    verge = rng.uniform(1.0, 3.0)
+def _carriageways(v: np.ndarray, lane: float, med: float) -> np.ndarray:
+    """Dual carriageway across v = 0: two carriageways ``lane`` px wide either side of a median ``2 med`` px wide."""
     a = np.abs(v)
-    road = (a >= med) & (a < med + lane)
-    green = (a < med) | ((a >= med + lane) & (a < med + lane + verge))
-    return road, green
+    return (a >= med) & (a < med + lane)
+
+
+def _lane(pavement_px: float) -> float:
+    """Carriageway width (px) for ``pavement_px`` of pavement across a dual carriageway: 1-2.5 px (2-5 lanes of 3.5 m
+    with shoulders)."""
+    return float(np.clip(pavement_px / 2, 1.0, 2.5))
 
 
 def highway(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) -> None:
-    """A dual carriageway through ``centre`` (see ``_carriageways``), gently curved (radius >= ~1 km) across the
-    patch, with a service road (1 px) parallel at 10-25 px on half the scenes."""
+    """A dual carriageway through ``centre``, gently curved (radius >= ~1 km) across the patch: carriageways 1-2.5 px
+    (2-5 lanes with shoulders) and frontage / service roads (1-2 px, at 4-25 px) to the scene's pavement share
+    (``shares.pavement_shares``), a 1-3 px median; the scene's grass share nearest the axis is verge and
+    embankment."""
     rng, shape = ctx.rng, ctx.shape
+    sh = pavement_shares(rng)
     u, v = _frame(rng, shape, centre)
     v = v + rng.uniform(-1, 1) * u * u / 400.0
-    road, green = _carriageways(rng, v)
-    _verge(b, green)
+    n_px, length = float(v.size), _road_length(v)
+    width = sh.pavement * n_px / length
+    lane = _lane(width)
+    med = rng.uniform(1.0, 3.0) / 2
+    road = _carriageways(v, lane, med)
+    rest = width - 2 * lane
+    n_serv = int(np.ceil(rest / 2)) if rest > 0.5 else 0
+    side = rng.choice([-1, 1])
+    for k in range(n_serv):
+        off = med + lane + rng.uniform(4, 25)
+        road |= np.abs(v - side * (-1) ** k * off) < rest / n_serv / 2
+    _grass_nearest(b, np.abs(v), road, sh.grass)
     b.put(road, C["road"], M["pavement"])
-    if rng.random() < 0.5:
-        b.put(np.abs(v - rng.choice([-1, 1]) * rng.uniform(10, 25)) < 0.5, C["road"], M["pavement"])
 
 
 def road_interchange(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) -> None:
     """Two dual carriageways crossing at ``centre`` (70-110 degrees) with four loop ramps (cloverleaf, ring of
-    1 px at radius 6-10 px, 60-100 m) in the quadrants, or (40 %) a diamond: four straight slip roads."""
+    1 px at radius 6-10 px, 60-100 m) in the quadrants, or (40 %) a diamond: four straight slip roads; carriageways
+    1-2.5 px to the scene's pavement share (``shares.pavement_shares``), the loops' infields and the grass share
+    nearest the roads are verge."""
     rng, shape = ctx.rng, ctx.shape
+    sh = pavement_shares(rng)
     theta = rng.uniform(0, np.pi)
     u1, v1 = _frame(rng, shape, centre, theta)
     u2, v2 = _frame(rng, shape, centre, theta + np.deg2rad(rng.uniform(70, 110)))
-    r1, g1 = _carriageways(rng, v1)
-    r2, g2 = _carriageways(rng, v2)
-    _verge(b, g1 | g2)
     ramps = np.zeros(shape, bool)
+    dist = np.minimum(np.abs(v1), np.abs(v2))
     if rng.random() < 0.6:
         rad = rng.uniform(6, 10)
         off = rad + 2.5
         for su in (-1, 1):
             for sv in (-1, 1):
                 d = np.hypot(u1 - su * off, v1 - sv * off)
-                inside = d < rad - 0.5
-                _verge(b, inside)
+                dist = np.where(d < rad, 0, dist)
                 ramps |= np.abs(d - rad) < 0.6
     else:
         for s in (-1, 1):
             ramps |= (np.abs(v1 - s * (np.abs(u1) * 0.35 + 4)) < 0.6) & (np.abs(u1) < 25)
-    b.put(ramps | r1 | r2, C["road"], M["pavement"])
+    width = max(sh.pavement * float(v1.size) - float(ramps.sum()), 0.0) / (_road_length(v1) + _road_length(v2))
+    lane = _lane(width)
+    road = ramps | _carriageways(v1, lane, rng.uniform(1.0, 3.0) / 2) | _carriageways(
+        v2, lane, rng.uniform(1.0, 3.0) / 2)
+    _grass_nearest(b, dist, road, sh.grass)
+    b.put(road, C["road"], M["pavement"])
 
 
 def port(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) -> None:
