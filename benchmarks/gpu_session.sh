@@ -26,7 +26,7 @@ python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, 
 step "issue 14 item 4: tiny at 64 px, pretrain from shards (SimEarth 16384 samples built on $CORES processes)"
 P="python3 -m benchmarks.bench_gpu --pipeline /tmp/pipe --epochs 6"
 timeout 60 python3 -c "from benchmarks.bench_gpu import build_pipeline_dataset as b; b('/tmp/pipe')"
-timeout 60 $P --workers 6 --batch 256 --before | row
+timeout 75 $P --workers 6 --batch 256 --before | row
 timeout 45 $P --workers 6 --batch 256 | row
 timeout 45 $P --workers 12 --batch 256 | row
 timeout 45 $P --workers 12 --batch 512 --epochs 8 | row
@@ -41,9 +41,12 @@ timeout 100 python3 -m benchmarks.bench_gpu --batch 512 --skip "geodiv (training
 step "issue 12: scene, tiny pretrained 60 passes over 8192 global patches (491k sample-steps, 213x quick)"
 timeout 170 python3 scripts/scene_probe_experiment.py --out /tmp/scene --n-samples 8192 --size 64 --patch-size 8 \
   --epochs 60 --warmup 3 --batch 256 --blr 1.25e-3 --n-train 480 --n-val 96 --n-test 960 --threads "$CORES" \
-  --num-workers 12 --build-workers "$CORES" --gpu --protocols knn,linear 2>&1 | grep -v '^\[geodiv.*pretrain' | tail -30
+  --num-workers 12 --build-workers "$CORES" --gpu --per-class --protocols knn,linear 2>&1 | grep -v '^\[geodiv.*pretrain' | tail -30
 cp /tmp/scene/result-*.json "$OUT/scene.json" 2>/dev/null
 cp /tmp/scene/model-*/log.csv "$OUT/scene_pretrain_log.csv" 2>/dev/null
+
+step "tests: CUDA paths"
+timeout 60 python3 -m pytest -q -p no:cacheprovider -x tests/train/test_cuda.py tests/models/test_blocks.py 2>&1 | tail -5
 
 step "issue 14 item 1: SimEarth build, $CORES processes vs 1"
 timeout 60 python3 -c "
@@ -52,8 +55,5 @@ for r in bench_scale._build_rows(False, n=4800, workers=$CORES): print(json.dump
 
 step "pretrain tiny with torch.compile (host overhead)"
 timeout 90 $P --workers 12 --batch 256 --compile | row
-
-step "tests: CUDA paths"
-timeout 60 python3 -m pytest -q -p no:cacheprovider -x tests/train/test_cuda.py tests/models/test_blocks.py 2>&1 | tail -5
 
 step "done"
