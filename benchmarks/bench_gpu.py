@@ -80,26 +80,23 @@ def _count_flops(fn) -> int:
 
 def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int = 3,
             compile_model: bool = False, device: str = "cuda", skip: tuple[str, ...] = (),
-            profile: bool = False, sdpa: str | None = None, pad_heads: int | None = None) -> list[dict]:
+            profile: bool = False, sdpa: str | None = None, img_size: int = 96) -> list[dict]:
     """Rows for each configuration (``skip`` leaves out labels; without the reference form the rows have no
     baseline). ``profile`` prints the top GPU kernels of one step of the last configuration. ``sdpa`` pins the
     attention backend of geodiv's configurations (``flash``, ``cudnn``, ``efficient`` or ``math``; default: torch
-    chooses, cuDNN on an H100 with torch 2.11) to compare them for the decoder's 32-wide heads. ``pad_heads``:
-    geodiv's configurations pad narrower heads to this width (``models.blocks.attention``)."""
-    from geodiv.models.blocks import Attention
-
-    Attention.pad_head_dim = pad_heads
+    chooses, cuDNN on an H100 with torch 2.11) to compare them for the decoder's 32-wide heads. Zero-padding
+    those heads to width 64 was measured slower on an H100 (docs/scaling.md) and is not offered."""
     from benchmarks.bench_models import ReferenceFormMAE
 
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     peak, peak_name = peak_bf16(name)
     torch.manual_seed(0)
-    fast = build_mae(preset, img_size=96, patch_size=8).to(dev)
-    ref_model = build_mae(preset, img_size=96, patch_size=8).to(dev)
+    fast = build_mae(preset, img_size=img_size, patch_size=8).to(dev)
+    ref_model = build_mae(preset, img_size=img_size, patch_size=8).to(dev)
     ref = ReferenceFormMAE(ref_model)
     n_tok = fast.num_groups * fast.config.grid**2
-    imgs = torch.rand(batch, fast.config.in_chans, 96, 96, device=dev)
+    imgs = torch.rand(batch, fast.config.in_chans, img_size, img_size, device=dev)
     noises = [torch.rand(batch, n_tok, device=dev) for _ in range(warmup + steps)]
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16)
 
@@ -171,8 +168,8 @@ def measure(preset: str = "base", batch: int = 256, steps: int = 12, warmup: int
     for label, _, executed in configs:
         sec, warm, mem = results[label]
         mfu = model_flops / sec / peak if peak else None
-        note = (f"{name}, torch {torch.__version__}; {preset}, 96 px, patch 8, 10 bands in 3 groups, mask 0.75, "
-                + (f"SDPA backend {sdpa}, " if sdpa else "") + (f"heads padded to {pad_heads}, " if pad_heads else "") +
+        note = (f"{name}, torch {torch.__version__}; {preset}, {img_size} px, patch 8, 10 bands in 3 groups, mask 0.75, "
+                + (f"SDPA backend {sdpa}, " if sdpa else "") +
                 f"batch {batch}, bf16 autocast, median of {steps} steps after {warmup} warm-up ({warm:.1f} s); "
                 f"{model_flops / batch / 1e9:.1f} model GFLOP/sample/step; peak {mem:.1f} GiB; "
                 f"hardware {executed / sec / 1e12:.0f} TFLOP/s executed")
@@ -330,26 +327,27 @@ if __name__ == "__main__":
     parser.add_argument("--skip", default="", help="comma-separated configuration labels to leave out")
     parser.add_argument("--profile", action="store_true", help="print the top GPU kernels of the last one")
     parser.add_argument("--sdpa", choices=["flash", "cudnn", "efficient", "math"], help="pin the attention backend")
-    parser.add_argument("--pad-heads", type=int, help="pad attention heads narrower than this (e.g. 64)")
+    parser.add_argument("--img-size", type=int, default=96, help="input size in pixels")
     parser.add_argument("--pipeline", metavar="DATASET", help="instead: pretrain tiny end to end from this dataset "
                         "folder (built there first if missing), one row")
     parser.add_argument("--workers", type=int, default=6, help="--pipeline: DataLoader workers")
     parser.add_argument("--epochs", type=int, default=4, help="--pipeline: passes over the data")
     parser.add_argument("--before", action="store_true", help="--pipeline: the loader as before issue 14's fix")
-    parser.add_argument("--preset", default="tiny", help="--pipeline: model preset")
+    parser.add_argument("--preset", help="model preset (default: base for the train-step rows, tiny with --pipeline)")
     args = parser.parse_args()
     if args.pipeline:
         build_pipeline_dataset(args.pipeline)
         rows = [measure_pipeline(args.pipeline, args.pipeline.rstrip("/") + "-run", batch=args.batch or 256,
-                                 workers=args.workers, epochs=args.epochs, preset=args.preset,
+                                 workers=args.workers, epochs=args.epochs, preset=args.preset or "tiny",
                                  compile_model=args.compile, before=args.before, profile=args.profile)]
-    elif args.batch is None and not args.skip and not args.profile and not args.sdpa and not args.pad_heads:
+    elif args.batch is None and not args.skip and not args.profile and not args.sdpa and args.img_size == 96 \
+            and args.preset in (None, "base"):
         os.environ.setdefault("GEODIV_BENCH_COMPILE", "1" if args.compile else "0")
         rows = run(quick=args.quick)
     else:
-        rows = measure("base", batch=args.batch or (64 if args.quick else 256), steps=4 if args.quick else 12,
-                       warmup=2 if args.quick else 3, compile_model=args.compile,
+        rows = measure(args.preset or "base", batch=args.batch or (64 if args.quick else 256),
+                       steps=4 if args.quick else 12, warmup=2 if args.quick else 3, compile_model=args.compile,
                        skip=tuple(filter(None, args.skip.split(","))), profile=args.profile, sdpa=args.sdpa,
-                       pad_heads=args.pad_heads)
+                       img_size=args.img_size)
     for row in rows:
         print(json.dumps(row), flush=True)

@@ -2,8 +2,9 @@
 
 One pretraining set (default: the study's ``global`` dataset), pretrained with the quick profile's recipe and the
 overrides given here, then linear probing (the project's own probe, bootstrap 95 % intervals) of three encoders on
-the task: the pretrained one, zero pretraining (same architecture, random init) and per-band statistics (mean,
-std and the 10/25/50/75/90th percentiles of each band, 91 features, same probe). Times every stage. Used to choose
+the task: the pretrained one, zero pretraining (same architecture, random init) and the study's spectral baseline
+(``geodiv.evaluate.baseline``: per-band mean, std and 5/25/50/75/95th percentiles of the model's 10 bands, same
+probe; results before 2026-11-27 used a 13-band variant of this script's own). Times every stage. Used to choose
 the quick profile (docs/study.md, "Choosing the quick profile"); it never looks at which region wins.
 
     PYTHONPATH=src python scripts/scene_probe_experiment.py --out /tmp/exp --epochs 6 --patch-size 8
@@ -24,25 +25,6 @@ from unittest import mock
 
 import numpy as np
 import torch
-
-from geodiv.bands import S2_BANDS
-
-
-class BandStatistics(torch.nn.Module):
-    """Per-band statistics as an "encoder": mean, std and the 10/25/50/75/90th percentiles of each band."""
-
-    QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-
-    def __init__(self, img_size: int):
-        super().__init__()
-        self.bands = tuple(S2_BANDS)
-        self.in_chans = len(S2_BANDS)
-        self.img_size = img_size
-
-    def forward_features(self, x: torch.Tensor, pool: str = "global") -> torch.Tensor:
-        flat = x.float().flatten(2)  # (N, C, H*W)
-        q = torch.quantile(flat, torch.tensor(self.QUANTILES), dim=2).permute(1, 2, 0)  # (N, C, 5)
-        return torch.cat([flat.mean(2, keepdim=True), flat.std(2, keepdim=True), q], dim=2).flatten(1)
 
 
 def _summary(records: list[dict]) -> dict[str, list[float]]:
@@ -103,8 +85,8 @@ def main() -> None:
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-blr", type=float, default=None)
     ap.add_argument("--per-class", action="store_true", help="print each class's test accuracy (classification)")
-    ap.add_argument("--encoders", default="pretrained,zero_pretraining,band_statistics",
-                    help="comma-separated subset of pretrained, zero_pretraining, band_statistics")
+    ap.add_argument("--encoders", default="pretrained,zero_pretraining,spectral_baseline",
+                    help="comma-separated subset of pretrained, zero_pretraining, spectral_baseline")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -160,7 +142,8 @@ def main() -> None:
     econf["finetune"] = {**econf.get("finetune", {}), "epochs": a.finetune_epochs} | (
         {"blr": a.finetune_blr} if a.finetune_blr is not None else {})
     results: dict[str, dict] = {}
-    encoders = {"band_statistics": BandStatistics(a.size), "zero_pretraining": "random"}
+    # the study's own baselines: per-band statistics (geodiv.evaluate.baseline) and zero pretraining
+    encoders = {"spectral_baseline": "spectral", "zero_pretraining": "random"}
     if ckpt is not None:
         encoders = {"pretrained": str(ckpt), **encoders}
     wanted = a.encoders.split(",")
@@ -168,7 +151,7 @@ def main() -> None:
         if name not in wanted:
             continue
         for protocol in a.protocols.split(","):
-            if protocol == "finetune" and name == "band_statistics":
+            if protocol == "finetune" and name == "spectral_baseline":
                 continue  # nothing to fine-tune: the study's spectral baseline trains its head on fixed features
             t = time.perf_counter()
             with _captured_predictions() as pairs:

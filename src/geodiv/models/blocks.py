@@ -48,28 +48,7 @@ def put_rows(base: torch.Tensor, rows: torch.Tensor, values: torch.Tensor) -> to
     return full.index_copy(0, _flat_rows(rows, t), values.reshape(n * m, d)).view(n, t, d)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pad_head_dim: int | None = None) -> torch.Tensor:
-    """Softmax attention of (N, heads, T, head_dim) tensors with SatMAE's scale ``head_dim ** -0.5``.
-
-    ``pad_head_dim``: zero-pad narrower heads to this width and cut the output back (``Attention`` asks for it
-    on a GPU only). Zero columns add
-    nothing to ``q . k`` and give zero output columns, so the result is the same up to rounding; fused attention
-    kernels run far below their speed at widths under 64 (the base decoder's 16 heads of width 32 took about a
-    quarter of an H100 training step for 7 % of its FLOPs; BENCHMARKS.md, gpu).
-    """
-    hd = q.shape[-1]
-    if pad_head_dim is None or hd >= pad_head_dim:
-        return F.scaled_dot_product_attention(q, k, v)  # scale defaults to head_dim ** -0.5, as in SatMAE
-    pad = (0, pad_head_dim - hd)
-    out = F.scaled_dot_product_attention(F.pad(q, pad), F.pad(k, pad), F.pad(v, pad), scale=hd**-0.5)
-    return out[..., :hd]
-
-
 class Attention(nn.Module):
-    #: Width narrower heads are padded to on a GPU (``attention``); None: never. A class setting, measured
-    #: (benchmarks/bench_gpu.py ``--pad-heads``) before it is made a default.
-    pad_head_dim: int | None = None
-
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
         if dim % num_heads:
@@ -106,7 +85,7 @@ class Attention(nn.Module):
                 q = take_rows(q, query_rows)
         n, tq = q.shape[:2]
         q, k, v = q.view(n, tq, heads, hd).transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        out = attention(q, k, v, self.pad_head_dim if q.is_cuda else None)
+        out = F.scaled_dot_product_attention(q, k, v)  # scale defaults to head_dim ** -0.5, as in SatMAE
         return self.proj(out.transpose(1, 2).reshape(n, tq, d))
 
 
