@@ -8,7 +8,7 @@ from scipy import ndimage
 from geodiv.simearth.layout import C, Context, M, _Builder, _tree_type
 from geodiv.simearth.random_fields import _quantile_mask, smooth_field
 from geodiv.simearth.structures.catalogue import Site
-from geodiv.simearth.structures.geometry import _extent, _frame, _grid
+from geodiv.simearth.structures.geometry import _extent, _grid
 from geodiv.simearth.structures.shares import CLEARING_STATES, cleared_share, take_by_area
 
 
@@ -51,15 +51,28 @@ def clear_cuts(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float
     lo, hi = (35, 60) if big else (11, 18)
     theta = rng.uniform(0, np.pi)
     want = target * float(foot.sum())
+    yy, xx = _grid(*shape)
     block_id = np.full(shape, -1, np.int64)
+    cleared = 0.0
     for k in range(40):
         c = centre if k == 0 else (centre[0] + rng.uniform(-40, 40), centre[1] + rng.uniform(-40, 40))
-        u, v = _frame(rng, shape, c, theta + rng.normal(0, 0.1))
-        block = foot & (block_id < 0) & (np.abs(u) < rng.uniform(lo, hi) / 2) & (np.abs(v) < rng.uniform(lo, hi) / 2)
-        cleared = float((block_id >= 0).sum())
-        if k > 0 and cleared + block.sum() / 2 > want:
+        th = theta + rng.normal(0, 0.1)
+        half_u, half_v = rng.uniform(lo, hi) / 2, rng.uniform(lo, hi) / 2
+        # The block's window only (a rotated rectangle lies within hi of its centre).
+        r0, r1 = max(int(c[0] - hi), 0), min(int(c[0] + hi) + 2, shape[0])
+        c0, c1 = max(int(c[1] - hi), 0), min(int(c[1] + hi) + 2, shape[1])
+        if r0 >= r1 or c0 >= c1:
+            continue
+        dy, dx = yy[r0:r1, c0:c1] - np.float32(c[0]), xx[r0:r1, c0:c1] - np.float32(c[1])
+        cs, sn = np.float32(np.cos(th)), np.float32(np.sin(th))
+        sub = block_id[r0:r1, c0:c1]
+        block = foot[r0:r1, c0:c1] & (sub < 0) & (np.abs(dx * cs + dy * sn) < half_u) & (
+            np.abs(dy * cs - dx * sn) < half_v)
+        n_new = float(block.sum())
+        if k > 0 and cleared + n_new / 2 > want:
             break
-        block_id[block] = k
+        sub[block] = k
+        cleared += n_new
     cut = block_id >= 0
     ids = np.where(cut, block_id, 0)
     states = _clearing_states(rng, np.bincount(ids[cut], minlength=int(ids.max()) + 1))

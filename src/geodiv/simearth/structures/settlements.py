@@ -133,10 +133,10 @@ def suburban(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float])
 
 def village(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) -> None:
     """A nucleated village: buildings of 1 px (60 %) or 2 px (filling their cell: compounds), one per occupied cell
-    of a 2 px lattice, cells drawn with a Gaussian preference for ``centre`` (std 0.5-0.8 x the footprint's radius) until the
-    scene's roof share of the footprint is covered (``shares.settlement_shares``), one at the centre; 2-8
-    straight tracks (1 px) radiating from it and, up to the scene's street share, up to 6 wobbly ring lanes; gardens (``_yards``)
-    over the rest of the footprint."""
+    of a 2 px lattice, cells drawn with a Gaussian preference for ``centre`` (std 0.5-0.8 x the footprint's radius)
+    until the scene's roof share of the footprint is covered (``shares.settlement_shares``), one at the centre;
+    2-8 straight tracks (1 px) radiating from it and, up to the scene's street share, up to 6 wobbly ring lanes;
+    gardens (``_yards``) over the rest of the footprint (``_extent``)."""
     rng, shape = ctx.rng, ctx.shape
     h, w = shape
     sh = settlement_shares(rng)
@@ -149,14 +149,17 @@ def village(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) 
         u, v = _frame(rng, shape, centre, ang)
         tracks |= (np.abs(v) < 0.5) & (u > 0) & foot
     yy, xx = _grid(*shape)
-    d = np.hypot(yy - np.float32(centre[0]), xx - np.float32(centre[1])) + 2.0 * smooth_field(rng, shape, 8.0)[0]
-    for ring in rng.uniform(0.25, 0.9, 6) * radius:  # ring lanes while the street share is not reached
-        if tracks.sum() >= want:
-            break
-        tracks |= (np.abs(d - ring) < 0.5) & foot
+    rings = rng.uniform(0.25, 0.9, 6) * radius
+    if tracks.sum() < want:  # wobbly ring lanes while the street share is not reached
+        d = np.hypot(yy - np.float32(centre[0]), xx - np.float32(centre[1])) + 2.0 * smooth_field(rng, shape, 8.0)[0]
+        for ring in rings:
+            tracks |= (np.abs(d - ring) < 0.5) & foot
+            if tracks.sum() >= want:
+                break
     oy, ox = (int(o) for o in rng.integers(0, 2, 2))
     ncx = (w + 1) // 2 + 1
-    cy, cx = (yy.astype(np.int64) + oy) // 2, (xx.astype(np.int64) + ox) // 2
+    yi, xi = yy.astype(np.int64) + oy, xx.astype(np.int64) + ox
+    cy, cx = yi // 2, xi // 2
     cell = cy * ncx + cx
     n_cell = int(cell.max()) + 1
     ccy, ccx = (np.arange(n_cell) // ncx) * 2 - oy + 0.5, (np.arange(n_cell) % ncx) * 2 - ox + 0.5
@@ -172,7 +175,7 @@ def village(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float]) 
     chosen = np.zeros(n_cell, bool)
     chosen[order[(np.cumsum(area) - area / 2 < sh.roof * n_foot) & np.isfinite(key[order])]] = True
     chosen[mid] = True
-    inner = (((yy.astype(np.int64) + oy) % 2) < size[cell]) & (((xx.astype(np.int64) + ox) % 2) < size[cell])
+    inner = ((yi % 2) < size[cell]) & ((xi % 2) < size[cell])
     house = chosen[cell] & inner & (foot | (cell == mid))
     house[int(round(centre[0])) % h, int(round(centre[1])) % w] = True  # a building at the centre
     _yards(b, ctx, foot & ~house & ~tracks)
