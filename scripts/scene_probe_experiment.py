@@ -133,8 +133,10 @@ def main() -> None:
     t = time.perf_counter()
     lat, lon, _ = dataset_locations(ds_dir)
     task_size = a.task_size or a.size
+    # the task keeps its locations away from this pretraining set's, so it belongs to the set (ds_dir's name)
+    task_dir = out / f"task-{a.task}-{a.n_train}-{a.n_val}-{a.n_test}-{task_size}-{ds_dir.name}"
     task = simearth_task(a.task, a.n_train, a.n_val, a.n_test, seed=a.seed + 1, size=task_size,
-                         exclude=(lat, lon), out_dir=out / f"task-{a.task}-{a.n_train}-{a.n_val}-{a.n_test}-{task_size}",
+                         exclude=(lat, lon), out_dir=task_dir,
                          workers=a.build_workers)
     times["task_s"] = time.perf_counter() - t
 
@@ -162,7 +164,7 @@ def main() -> None:
                 results[f"{protocol}/{name}/per_class"] = _per_class(pairs, list(task.classes))
             print(protocol, name, results[f"{protocol}/{name}"], flush=True)
     if a.task == "settlement":
-        results["builtup_fraction_only_r2"] = _builtup_r2(out / f"task-{a.task}-{a.n_train}-{a.n_val}-{a.n_test}-{task_size}")
+        results["builtup_fraction_only_r2"] = _builtup_r2(task_dir)
     report = {"args": vars(a) | {"out": str(a.out)}, "results": results,
               "times": {k: round(v, 1) for k, v in times.items()}}
     print(json.dumps(report, indent=1, default=str))
