@@ -148,8 +148,10 @@ def make_loader_factory(config: PretrainConfig, env: DistEnv) -> Callable[[int, 
         epochs=1,
     )
 
-    if dcfg.num_workers > 0:
-        # once here, not in every worker of every pass (the workers copy the verified set)
+    if dcfg.num_workers > 0 and env.world_size == 1:
+        # Once here, not in every worker of every pass (the workers copy the verified set). Under DDP each rank
+        # would hash every shard (ranks x the dataset before the first step, at paper scale minutes): there the
+        # workers hash the shards they read, as before, and the lookahead hides it behind the previous pass.
         stream.verify_shards()
 
     def make(pass_index: int, batches_done: int) -> Iterable[torch.Tensor]:
