@@ -50,14 +50,18 @@ def determined_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]
     return diff
 
 
-def test_two_gloo_processes_match_one_process(shards, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_two_gloo_processes_match_one_process(shards, tmp_path, workers):
     # Rank r's micro-batch must be rows r*B..(r+1)*B of the 1-process batch: shards of B=4 samples, no
     # shuffle buffer (the shard order is shuffled the same way in both runs), no random crops. The masking
-    # noise is drawn for the global batch and split by rows, so it matches by construction.
+    # noise is drawn for the global batch and split by rows, so it matches by construction. One DataLoader
+    # worker per rank reads what the rank itself would (global worker = rank), through the worker path: the next
+    # pass's loader started ahead, each worker checking its shards' checksums (no up-front check under DDP).
     common = {"data": {"augment": "eval", "shuffle_buffer": 0}, "log": {"visualize": False, "tensorboard": False,
               "every_steps": 1}}
     one = tiny_config(shards, tmp_path / "one", optim={"batch_size": 8, "warmup_epochs": 0.5}, **common)
-    two = tiny_config(shards, tmp_path / "two", optim={"batch_size": 4, "warmup_epochs": 0.5}, **common)
+    two = tiny_config(shards, tmp_path / "two", optim={"batch_size": 4, "warmup_epochs": 0.5},
+                      **{**common, "data": {**common["data"], "num_workers": workers}})
     single = pretrain(one)
 
     config_file = tmp_path / "two.yaml"
