@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 
 from geodiv.atomic import folder_lock, write_bytes, write_text
+from geodiv.diversity import HEADLINE_MEASURES
 from geodiv.diversity.correlate import correlate_measures
 from geodiv.errors import InputError
 from geodiv.report import checks, figures, tables
 from geodiv.report.summary import summarise
 from geodiv.study.plan import BASELINES, ZERO
-from geodiv.study.runner import DIVERSITY_MEASURES
 
 
 @dataclass
@@ -200,7 +200,7 @@ def _add_diversity(sections: list[Section], facts: dict, diversity: pd.DataFrame
                    task_metrics: dict[str, str], main_protocol: str) -> None:
     """3. Diversity and its correlation with performance (the tables go into ``facts['correlation_tables']``)."""
     if not diversity.empty and not perf.empty:
-        measures = [m for m in DIVERSITY_MEASURES if m in diversity]
+        measures = [m for m in HEADLINE_MEASURES if m in diversity]
         sec = Section("Diversity and performance")
         shown = diversity[measures + [c for c in ("n_samples",) if c in diversity]]
         sec.markdown = shown.to_markdown(floatfmt=".3f")

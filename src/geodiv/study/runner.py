@@ -39,8 +39,7 @@ from geodiv.study.plan import (
 )
 
 #: Diversity measures the study aggregates into diversity.csv (and the report shows and correlates), in order.
-DIVERSITY_MEASURES = HEADLINE_MEASURES
-DIVERSITY_COLUMNS = (*DIVERSITY_MEASURES, "n_samples")
+DIVERSITY_COLUMNS = (*HEADLINE_MEASURES, "n_samples")
 
 
 def run_study(
