@@ -16,6 +16,13 @@ S2_BANDS: tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8
 #: The band order of EuroSAT-MS GeoTIFFs: B1..B12 then B8A (phelber/EuroSAT issue 7; torchgeo PR 2480).
 EUROSAT_MS_BANDS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B8A") + ("B8A",)
 
+#: The 13 channels of the brick-kiln images (Lee et al. 2021, exported by mliu356/kiln-scaling's get_images
+#: notebook; ServiceNow/geo-bench issue 29): ten bands, then the 8-bit true-colour product (TCI) red, green, blue,
+#: which are no bands (None).
+BRICK_KILN_CHANNELS: tuple[str | None, ...] = (
+    "B1", "B2", "B3", "B4", "B5", "B7", "B8A", "B8", "B11", "B12", None, None, None,
+)
+
 #: Central wavelength and bandwidth in nm (Sentinel-2A, ESA Sentinel-2 User Handbook).
 S2_CENTER_NM: dict[str, float] = {
     "B1": 442.7, "B2": 492.4, "B3": 559.8, "B4": 664.6, "B5": 704.1, "B6": 740.5, "B7": 782.8,

@@ -232,3 +232,26 @@ def test_geobench_by_continent_from_the_cli(tmp_path):
     records = json.loads(out.read_text())
     assert {(r["region"], r["n"]) for r in records if r["train_region"] == "global"} == {
         ("global", 2), ("Europe", 1), ("Africa", 1)}
+
+
+def test_geobench_brick_kiln_band_remap_relabels_bands_and_drops_true_colour(tmp_path, fixture_writer):
+    import sys
+    import warnings
+
+    folder = fixture_writer("geobench").make_classification(tmp_path, name="m-brick-kiln")
+    for key in [k for k in sys.modules if k == "geobench" or k.startswith("geobench.")]:
+        del sys.modules[key]  # the reader must not need geobench
+    with pytest.warns(UserWarning, match="geo-bench issue 29"):
+        plain = load_task(folder)
+    assert plain.info["band_remap"] == "none" and len(plain.source_bands) == 13
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task = load_task(folder, band_remap="brick-kiln", bands=["B7", "B8A", "B11", "B12"])
+    # the three 8-bit true-colour channels (GEO-Bench's "10", "11", "12") are no bands: dropped, not relabelled
+    assert sorted(task.info["dropped_bands"]) == ["10 - SWIR - Cirrus", "11 - SWIR", "12 - SWIR"]
+    assert "B6" not in task.source_bands and "B10" not in task.source_bands
+    sample = next(task.iter_split("train"))
+    names = ["06 - Vegetation Red Edge", "07 - Vegetation Red Edge", "08A - Vegetation Red Edge", "09 - Water vapour"]
+    raw = _raw_bands(folder / f"{sample.key}.hdf5", names)  # what GEO-Bench calls B6, B7, B8A, B9
+    for got, want in zip(sample.image, raw):
+        np.testing.assert_array_equal(got, want)

@@ -26,6 +26,13 @@ order, but the files store B1..B12 then B8A (ServiceNow/geo-bench issue 28; phel
 the band GEO-Bench calls "08A" holds B9, "09" holds B10, "10" holds B11, "11" holds B12 and "12" holds B8A.
 ``band_remap='eurosat'`` relabels them to the true bands; ``band_remap='none'`` keeps GEO-Bench's labels
 (what published GEO-Bench numbers used). Without the option, m-eurosat keeps GEO-Bench's labels and warns.
+
+m-brick-kiln: the same converter labels its 13 channels as the standard Sentinel-2 bands, but the source images
+hold B1-B5, B7, B8A, B8, B11, B12 and then the red, green and blue of the 8-bit true-colour product (geo-bench
+issue 29, from the export code of mliu356/kiln-scaling). ``band_remap='brick-kiln'`` relabels the ten bands
+(GEO-Bench's "06" holds B7, "07" B8A, "08A" B11, "09" B12) and drops the three true-colour channels ("10", "11",
+"12"), so B6, B9 and B10 are missing and filled like any missing band. Without the option it keeps GEO-Bench's
+labels and warns.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from geodiv.bands import EUROSAT_MS_BANDS, S2_BANDS, canonical_band
+from geodiv.bands import BRICK_KILN_CHANNELS, EUROSAT_MS_BANDS, S2_BANDS, canonical_band
 from geodiv.data.sources.geotiff import centre_lat_lon
 from geodiv.errors import DataError, InputError
 from geodiv.evaluate.tasks._raster import resample_band, stack_bands
@@ -56,13 +63,20 @@ LABEL_TYPES = {
 LANDSAT_TO_S2 = {2: "B2", 3: "B3", 4: "B4", 5: "B8A", 6: "B11", 7: "B12"}
 COLOUR_TO_S2 = {"red": "B4", "green": "B3", "blue": "B2", "nir": "B8"}
 PARTITION_SUFFIX = "_partition.json"
-#: ``band_remap`` values: GEO-Bench's Sentinel-2 label -> the band the channel really holds.
-BAND_REMAPS: dict[str, dict[str, str]] = {
+#: ``band_remap`` values: GEO-Bench's Sentinel-2 label -> the band the channel really holds (None: no band,
+#: the channel is dropped).
+BAND_REMAPS: dict[str, dict[str, str | None]] = {
     "none": {},
     "eurosat": {s: e for s, e in zip(S2_BANDS, EUROSAT_MS_BANDS) if s != e},
+    "brick-kiln": {s: c for s, c in zip(S2_BANDS, BRICK_KILN_CHANNELS) if s != c},
 }
-#: Tasks known to carry an upstream band mislabelling, and the remap that undoes it.
-MISLABELLED = {"m-eurosat": "eurosat"}
+#: Tasks known to carry an upstream band mislabelling, the remap that undoes it, and what the pixels hold.
+MISLABELLED = {"m-eurosat": "eurosat", "m-brick-kiln": "brick-kiln"}
+_TRUE_ORDER = {
+    "eurosat": "EuroSAT-MS order (B1..B12, B8A; geo-bench issue 28)",
+    "brick-kiln": "the order the brick-kiln source exported (B1-B5, B7, B8A, B8, B11, B12, then three 8-bit "
+                  "true-colour channels; geo-bench issue 29)",
+}
 
 
 def detect(path: Path) -> bool:
@@ -115,7 +129,7 @@ class GeoBenchTask(ReaderTask):
         if band_remap is None and self.name in MISLABELLED:
             warnings.warn(
                 f"{self.path}: GEO-Bench's {self.name} labels its bands in standard Sentinel-2 order but the pixels "
-                "are in EuroSAT-MS order (B1..B12, B8A; geo-bench issue 28); keeping GEO-Bench's labels. Pass "
+                f"are in {_TRUE_ORDER[MISLABELLED[self.name]]}; keeping GEO-Bench's labels. Pass "
                 f"band_remap='{MISLABELLED[self.name]}' for the true bands or band_remap='none' to silence this.",
                 stacklevel=3,
             )
