@@ -208,12 +208,12 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
     loader's start and the final checkpoint are outside them), and the median window for the steady rate.
     ``profile``: print the host-side (CPU) and GPU top operators of 20 steps (torch profiler).
     """
-    import csv
     import shutil
     import statistics
 
     from geodiv.data import ShardStream, read_manifest
     from geodiv.train import PretrainConfig, pretrain
+    from geodiv.train.logs import read_log
 
     pretrain_module = sys.modules["geodiv.train.pretrain"]  # the package's name ``pretrain`` is the function
 
@@ -241,8 +241,10 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
             with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
                                schedule=schedule(wait=10, warmup=5, active=20, repeat=1)) as prof:
                 hook = _StepHook(prof)
-                pretrain(cfg)
-                hook.remove()
+                try:
+                    pretrain(cfg)
+                finally:
+                    hook.remove()
             for key in ("self_cpu_time_total", "self_cuda_time_total"):
                 print(prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60),
                       file=sys.stderr, flush=True)
@@ -252,10 +254,9 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
     finally:
         pretrain_module.BatchSource = original_source
         ShardStream.verify_shards = original_verify  # type: ignore[method-assign]
-    with open(os.path.join(out, "log.csv"), encoding="utf-8") as fh:
-        logged = list(csv.DictReader(fh))
-    steps = [int(r["step"]) for r in logged]
-    rates = [float(r["samples_per_s"]) for r in logged]
+    logged = read_log(out)
+    steps = [r["step"] for r in logged]
+    rates = [r["samples_per_s"] for r in logged]
     done = [b - a for a, b in zip([0] + steps[:-1], steps)]
     seconds = sum(d * batch / r for d, r in zip(done, rates))
     overall = sum(done) * batch / seconds

@@ -8,7 +8,7 @@ from geodiv.simearth.layout import C, Context, M, _Builder, _parcels, _tree_type
 from geodiv.simearth.random_fields import _compact, smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _extent, _frame, _grid, _rect_grid, _trees
-from geodiv.simearth.structures.shares import crop_shares, season_green, take_by_area, tree_crop_shares
+from geodiv.simearth.structures.shares import crop_shares, season_green, states_by_area, tree_crop_shares
 
 
 def _crop_states(rng: np.random.Generator, n: int, green: float) -> np.ndarray:
@@ -35,13 +35,11 @@ def _crop_fields(b: _Builder, ctx: Context, foot: np.ndarray, ids: np.ndarray, e
         on = foot & edge
         n_edge = int(on.sum())
         if n_edge:
-            per = np.bincount(ids[on], minlength=int(ids.max()) + 1)
             take = min(target, n_edge) / n_edge
-            grass_edge = on & (take_by_area(rng, per, (take, 1 - take)) == 0)[ids]
+            grass_edge = on & (states_by_area(rng, ids, on, (take, 1 - take)) == 0)[ids]
     body = foot & ~grass_edge
-    area = np.bincount(ids[body], minlength=int(ids.max()) + 1)
     rest = max(target - float(grass_edge.sum()), 0.0) / max(float(body.sum()), 1.0)
-    state = take_by_area(rng, area, (rest, *(s * (1 - rest) for s in sh.states)))
+    state = states_by_area(rng, ids, body, (rest, *(s * (1 - rest) for s in sh.states)))
     b.put(body, _FIELD_LABELS[state][ids], _FIELD_MATS[state][ids], ids)
     b.put(grass_edge, C["grassland"], M["grass"])
 
@@ -130,8 +128,7 @@ def terraces(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float])
 def _tree_crop_ground(b: _Builder, rng: np.random.Generator, mask: np.ndarray, ids: np.ndarray, bare: float) -> None:
     """Ground between tree rows / in young and replanted blocks: bare (tilled or herbicided) soil on blocks ``ids``
     chosen by area until ``bare`` of ``mask`` is reached, grass cover on the others."""
-    area = np.bincount(ids[mask], minlength=int(ids.max()) + 1)
-    is_bare = take_by_area(rng, area, (bare, 1 - bare)) == 0
+    is_bare = states_by_area(rng, ids, mask, (bare, 1 - bare)) == 0
     b.put(mask, np.where(is_bare, C["barren"], C["grassland"]).astype(np.uint8)[ids],
           np.where(is_bare, M["bare_soil"], M["grass"]).astype(np.uint8)[ids], ids)
 
@@ -174,8 +171,7 @@ def plantation(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float
     canopy_share = min(sh.trees * float(foot.sum()) / max(float(blocks.sum()), 1.0), 1.0)
     young = min(rng.uniform(0.1, 0.5), 2 * canopy_share, 2 * (1 - canopy_share))
     mature = canopy_share - young / 2
-    state = take_by_area(rng, np.bincount(ids[blocks], minlength=int(ids.max()) + 1),
-                         (mature, young, max(1 - mature - young, 0.0)))
+    state = states_by_area(rng, ids, blocks, (mature, young, max(1 - mature - young, 0.0)))
     row = (np.floor(v + 0.5) % 2) == 0
     canopy = blocks & ((state[ids] == 0) | ((state[ids] == 1) & row))
     roads = foot & edge

@@ -9,7 +9,7 @@ from geodiv.simearth.layout import C, Context, M, _Builder, _tree_type
 from geodiv.simearth.random_fields import _quantile_mask, smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _extent, _grid
-from geodiv.simearth.structures.shares import CLEARING_STATES, cleared_share, take_by_area
+from geodiv.simearth.structures.shares import CLEARING_STATES, cleared_share, states_by_area
 
 
 def _forest_type(ctx: Context) -> tuple[int, int]:
@@ -19,11 +19,11 @@ def _forest_type(ctx: Context) -> tuple[int, int]:
     return _tree_type(ctx)
 
 
-def _clearing_states(rng: np.random.Generator, areas: np.ndarray) -> np.ndarray:
-    """Cleared ground of clearings with these ``areas``, the same distribution by area in clear-cuts and shifting
-    cultivation (``shares.CLEARING_STATES``): bare soil, regrowing grass, shrub, or char (burnt)."""
+def _clearing_states(rng: np.random.Generator, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Cleared ground of the clearings ``ids`` inside ``mask``, the same distribution by area in clear-cuts and
+    shifting cultivation (``shares.CLEARING_STATES``): bare soil, regrowing grass, shrub, or char (burnt)."""
     return np.array([M["bare_soil"], M["grass"], M["shrub"], M["char"]], np.uint8)[
-        take_by_area(rng, areas, CLEARING_STATES)]
+        states_by_area(rng, ids, mask, CLEARING_STATES)]
 
 
 _CLEAR_LABEL = np.zeros(256, np.uint8)
@@ -75,7 +75,7 @@ def clear_cuts(b: _Builder, ctx: Context, site: Site, centre: tuple[float, float
         cleared += n_new
     cut = block_id >= 0
     ids = np.where(cut, block_id, 0)
-    states = _clearing_states(rng, np.bincount(ids[cut], minlength=int(ids.max()) + 1))
+    states = _clearing_states(rng, ids, cut)
     b.put(cut, _CLEAR_LABEL[states[ids]], states[ids], ids)
 
 
@@ -91,6 +91,6 @@ def shifting_cultivation(b: _Builder, ctx: Context, site: Site, centre: tuple[fl
     yy, xx = _grid(*shape)
     clear = foot & _quantile_mask(f, target, foot)
     clear |= np.hypot(yy - np.float32(centre[0]), xx - np.float32(centre[1])) < rng.uniform(2.0, 4.0)
-    ids, n = ndimage.label(clear)
-    states = _clearing_states(rng, np.bincount(ids[clear], minlength=n + 1))
+    ids = ndimage.label(clear)[0]
+    states = _clearing_states(rng, ids, clear)
     b.put(clear, _CLEAR_LABEL[states[ids]], states[ids], ids)

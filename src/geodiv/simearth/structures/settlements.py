@@ -8,7 +8,7 @@ from geodiv.simearth.layout import C, Context, M, _Builder
 from geodiv.simearth.random_fields import _compact, _quantile_mask, smooth_field
 from geodiv.simearth.structures.catalogue import Site
 from geodiv.simearth.structures.geometry import _extent, _frame, _grid, _trees
-from geodiv.simearth.structures.shares import settlement_shares, take_by_area
+from geodiv.simearth.structures.shares import settlement_shares, states_by_area
 
 
 def _paved(site: Site) -> float:
@@ -44,9 +44,8 @@ def _yards(b: _Builder, ctx: Context, mask: np.ndarray) -> None:
 def _built_cells(rng: np.random.Generator, lots: np.ndarray, ids: np.ndarray, roof_px: float) -> np.ndarray:
     """Which building cells ``ids`` (compact ints) inside ``lots`` are roofs: cells chosen by area until ``roof_px``
     pixels are covered (all of them if the lots are smaller); the others are yards."""
-    area = np.bincount(ids[lots], minlength=int(ids.max()) + 1)
-    share = min(roof_px / max(float(area.sum()), 1.0), 1.0)
-    return take_by_area(rng, area, (share, 1 - share)) == 0
+    share = min(roof_px / max(float(lots.sum()), 1.0), 1.0)
+    return states_by_area(rng, ids, lots, (share, 1 - share)) == 0
 
 
 def _grid_spacing(street: float, share: float, aspect: float) -> float:

@@ -36,6 +36,12 @@ def take_by_area(rng: np.random.Generator, areas: np.ndarray, shares: Sequence[f
     return state
 
 
+def states_by_area(rng: np.random.Generator, ids: np.ndarray, mask: np.ndarray, shares: Sequence[float]) -> np.ndarray:
+    """``take_by_area`` for the items ``ids`` (compact ints, an image of item ids) by their area inside ``mask``:
+    the state of each item id."""
+    return take_by_area(rng, np.bincount(ids[mask], minlength=int(ids.max()) + 1), shares)
+
+
 def season_green(rng: np.random.Generator, ctx: Context) -> float:
     """Share of green crop parcels in this scene: a season draw (0 = dormant/harvest .. 1 = peak growth) limited
     by the climate's wetness. The same for every crop structure, so it never tells them apart."""

@@ -16,7 +16,7 @@ from geodiv.simearth.structures.geometry import (
     _rect_grid,
     _trees,
 )
-from geodiv.simearth.structures.shares import dry_pond_share, river_shares, take_by_area
+from geodiv.simearth.structures.shares import dry_pond_share, river_shares, states_by_area
 
 
 def _riparian(b: _Builder, ctx: Context, bank: np.ndarray) -> None:
@@ -126,8 +126,7 @@ def _ponds(b: _Builder, ctx: Context, centre: tuple[float, float], width: tuple[
     ids, edge = _rect_grid(u, v, rng, width, length)
     dikes, ponds = foot & edge, foot & ~edge
     drained = min(max(dry * float(foot.sum()) - float(dikes.sum()), 0.0) / max(float(ponds.sum()), 1.0), 1.0)
-    state = take_by_area(rng, np.bincount(ids[ponds], minlength=int(ids.max()) + 1),
-                         (drained, *(s * (1 - drained) for s in surface)))
+    state = states_by_area(rng, ids, ponds, (drained, *(s * (1 - drained) for s in surface)))
     mats = np.array([M["bare_soil"], M["water"], M["salt"]], np.uint8)[state]
     lab = np.where(mats == M["water"], C["water"], C["barren"]).astype(np.uint8)
     b.put(ponds, lab[ids], mats[ids], ids)
