@@ -55,6 +55,34 @@ def test_features_are_cached_on_disk_and_reused(tmp_path):
     assert tokens.shape == (6, 4, 48)
 
 
+class _Readout(torch.nn.Module):
+    """The wrapped encoder's weights with a readout of its tokens: their mean, or the first token only."""
+
+    def __init__(self, encoder: torch.nn.Module, first_only: bool) -> None:
+        super().__init__()
+        self.encoder, self.first_only, self.bands = encoder, first_only, SATMAE_BANDS
+
+    def extra_repr(self) -> str:
+        return f"first_only={self.first_only}"
+
+    def forward_features(self, x: torch.Tensor, pool: str | None = None) -> torch.Tensor:
+        tokens = self.encoder.forward_tokens(x).mean(dim=1)
+        return tokens[:, 0] if self.first_only else tokens.mean(dim=1)
+
+
+def test_cache_tells_apart_modules_with_the_same_weights_and_another_readout(tmp_path):
+    task = SyntheticTask(n=(6, 2, 3))
+    inner = tiny_encoder()
+    mean, first = load_encoder(_Readout(inner, False)), load_encoder(_Readout(inner, True))
+    assert mean.checkpoint_id != first.checkpoint_id
+    plan, tf = plan_bands(task.bands, mean.bands), EvalTransform(size=16)
+    store = FeatureStore(tmp_path)
+    pooled = store.features(mean, task, "train", plan, tf)
+    # with ids from the weights alone, the second call returned the first one's features
+    assert not np.allclose(store.features(first, task, "train", plan, tf), pooled)
+    assert load_encoder(_Readout(tiny_encoder(), True)).checkpoint_id == first.checkpoint_id  # deterministic
+
+
 def test_random_encoder_is_seeded():
     a = load_encoder("random", random_overrides={"img_size": 16, "depth": 1}, seed=3)
     b = load_encoder("random", random_overrides={"img_size": 16, "depth": 1}, seed=3)

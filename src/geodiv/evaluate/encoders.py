@@ -54,7 +54,11 @@ def file_id(path: str | os.PathLike[str]) -> str:
 
 
 def module_id(module: torch.nn.Module) -> str:
+    """The id that cached features of an encoder module are kept under: its weights, and what its forward does
+    with them (class and ``repr``, which carries each submodule's ``extra_repr``). Weights alone are not enough:
+    the same encoder wrapped with another readout (another pooling, say) must not get the first one's features."""
     h = hashlib.sha256()
+    h.update(f"{type(module).__module__}.{type(module).__qualname__}\n{module!r}".encode())
     for name, tensor in sorted(module.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
