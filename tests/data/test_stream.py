@@ -82,6 +82,31 @@ def test_dataloader_workers_cover_every_sample_once(small_dataset):
     assert sorted(keys) == sorted(k for k, _, _ in iter_samples(small_dataset))
 
 
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_whole_batches_gives_the_same_batches_without_the_dropped_tail(small_dataset, monkeypatch, workers):
+    def make(whole):
+        s = ShardStream(small_dataset, augment="train", size=8, shuffle_buffer=3, seed=2, whole_batches=whole)
+        s.load_state_dict({"epoch": 0, "batches_done": 0, "batch_size": 3})
+        return s
+
+    def batches(whole):
+        return list(DataLoader(make(whole), batch_size=3, num_workers=workers, drop_last=True))
+
+    plain, whole = batches(False), batches(True)
+    assert len(plain) == len(whole) > 0 and all(torch.equal(a, b) for a, b in zip(plain, whole))
+    # what each worker yields: without whole_batches the DataLoader throws the worker's partial last batch away
+    # after it was decoded; with it, the worker stops at its last whole batch (13 samples in shards of 4, 4, 4, 1
+    # over 3 workers, batch 3)
+    held, kept = [], []
+    for w in range(3):
+        monkeypatch.setattr(stream_mod, "get_worker_info", lambda w=w: type("I", (), {"id": w, "num_workers": 3}))
+        held.append(len(list(make(False))))
+        kept.append(len(list(make(True))))
+        assert kept[-1] == held[-1] - held[-1] % 3
+    assert sum(held) == 13 and sum(kept) < 13
+    assert make(True).samples_per_epoch() == sum(kept) and make(False).samples_per_epoch() == 13
+
+
 def test_resume_continues_the_stream_exactly(small_dataset):
     def make():
         return ShardStream(small_dataset, augment="train", size=8, shuffle_buffer=4, seed=9, epochs=1)

@@ -146,6 +146,7 @@ def make_loader_factory(config: PretrainConfig, env: DistEnv) -> Callable[[int, 
         shuffle_buffer=dcfg.shuffle_buffer,
         seed=config.seed,
         epochs=1,
+        whole_batches=True,  # the loader below drops each worker's partial batch: do not decode it
     )
 
     if dcfg.num_workers > 0 and env.world_size == 1:
