@@ -167,28 +167,22 @@ class ShardStream(IterableDataset):
         quota = int(counts.sum()) // gworld if equal else None
         return order.tolist(), gworld, quota
 
-    def _limit(self, epoch: int, gid: int, gworld: int) -> tuple[list[int], int, int | None]:
-        """(shard indices, stride, the most samples to yield: the plan's quota, cut to whole batches when
-        ``whole_batches``; None: all) for one global worker in one epoch."""
+    def _limit(self, epoch: int, gid: int, gworld: int) -> tuple[list[int], int, int]:
+        """(shard indices, stride, the number of samples to yield: all of the plan's, at most its quota, cut to
+        whole batches when ``whole_batches``) for one global worker in one epoch."""
         shards, stride, quota = self._plan(epoch, gid, gworld)
-        if not self.whole_batches or self.batch_size <= 1:
-            return shards, stride, quota
         n = sum(self.shards[i][1]["n"] for i in shards)
         n = len(range(gid % stride, n, stride)) if stride > 1 else n
         n = min(n, quota) if quota is not None else n
-        return shards, stride, n - n % self.batch_size
+        if self.whole_batches and self.batch_size > 1:
+            n -= n % self.batch_size
+        return shards, stride, n
 
     def samples_per_epoch(self) -> int:
         """Samples this process yields per epoch (over all its DataLoader workers if called inside one)."""
         gid, gworld, _, nw = self._global_worker()
         rank = gid // nw
-        total = 0
-        for w in range(rank * nw, (rank + 1) * nw):
-            shards, stride, limit = self._limit(self.epoch, w, gworld)
-            n = sum(self.shards[i][1]["n"] for i in shards)
-            n = len(range(w % stride, n, stride)) if stride > 1 else n
-            total += min(n, limit) if limit is not None else n
-        return total
+        return sum(self._limit(self.epoch, w, gworld)[2] for w in range(rank * nw, (rank + 1) * nw))
 
     # ---------------------------------------------------------------------------------------- iteration
     def __iter__(self) -> Iterator[Any]:
@@ -225,7 +219,7 @@ class ShardStream(IterableDataset):
                 skips.add(str(err))
 
     def _epoch(self, epoch: int, gid: int, gworld: int, skip: int) -> Iterator[Any]:
-        shards, stride, quota = self._limit(epoch, gid, gworld)
+        shards, stride, limit = self._limit(epoch, gid, gworld)
         rng = np.random.default_rng([self.seed, epoch, gid])
         skips = SkipReport()
         emitted = 0
@@ -239,14 +233,14 @@ class ShardStream(IterableDataset):
             else:
                 j = int(rng.integers(len(buffer)))
                 out, buffer[j] = buffer[j], item
-            if quota is not None and emitted >= quota:
+            if emitted >= limit:
                 break
             produced = self._produce(out, rng, emitted < skip, skips)
             emitted += 1
             if produced is not None:
                 yield produced
         else:
-            while buffer and (quota is None or emitted < quota):
+            while buffer and emitted < limit:
                 out = buffer.pop(int(rng.integers(len(buffer))))
                 produced = self._produce(out, rng, emitted < skip, skips)
                 emitted += 1
