@@ -47,11 +47,12 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.rot90(x, int(torch.randint(4, (), generator=gen)), dims=(-2, -1))
 
 
-def train_supervised(x_tr, y_tr, x_va, y_va, n_classes: int, epochs: int, seed: int) -> nn.Module:
-    """AdamW, cosine schedule, batch 64; the epoch with the best validation accuracy is kept."""
-    torch.manual_seed(seed)
+def train_supervised(model: nn.Module, x_tr, y_tr, x_va, y_va, epochs: int, seed: int,
+                     verbose: bool = True) -> nn.Module:
+    """Train ``model`` on (N, C, H, W) inputs with flips and quarter turns (``_augment``): AdamW, one-cycle
+    schedule, batch 64, label smoothing 0.1; the epoch with the best validation accuracy is kept. Also the
+    recipe of ``scene_pooling_experiment.py``'s conv head on token maps."""
     gen = torch.Generator().manual_seed(seed)
-    model = SmallCNN(x_tr.shape[1], n_classes)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     steps = epochs * ((len(x_tr) + 63) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
@@ -68,8 +69,9 @@ def train_supervised(x_tr, y_tr, x_va, y_va, n_classes: int, epochs: int, seed: 
             opt.step()
             sched.step()
         acc = float((predict(model, x_va) == y_va).float().mean())
-        print(f"epoch {epoch + 1}/{epochs}: val accuracy {acc:.3f} ({len(x_tr) / (time.perf_counter() - t):.0f} "
-              f"samples/s)", flush=True)
+        if verbose:
+                print(f"epoch {epoch + 1}/{epochs}: val accuracy {acc:.3f} "
+                  f"({len(x_tr) / (time.perf_counter() - t):.0f} samples/s)", flush=True)
         if acc > best:
             best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
@@ -115,7 +117,9 @@ def main() -> None:
         y = torch.tensor([int(m["label"]) for m in metas])
         splits[split] = (x, y)
     t = time.perf_counter()
-    model = train_supervised(*splits["train"], *splits["val"], len(classes), a.epochs, a.seed)
+    torch.manual_seed(a.seed)
+    model = train_supervised(SmallCNN(splits["train"][0].shape[1], len(classes)), *splits["train"], *splits["val"],
+                             a.epochs, a.seed)
     x_te, y_te = splits["test"]
     pred = predict(model, x_te).numpy()
     y = y_te.numpy()

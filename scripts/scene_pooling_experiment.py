@@ -7,7 +7,8 @@ and the spectral baseline on an existing scene task folder with three readouts o
 concatenated); the spectral baseline gets the same three (statistics of the whole patch, of the central
 ``k x patch`` pixels, both). Same linear probe, splits and bootstrap as the study. With ``--conv-head`` also a
 fourth readout: a small convolutional head trained on each encoder's frozen token map (the spectral baseline's map
-holds the statistics of each token's pixels), the same head and recipe for every encoder. A diagnostic for issue 12: it
+holds the statistics of each token's pixels), the same head and recipe for every encoder (the supervised
+ceiling's, ``scene_ceiling_experiment.train_supervised``; run from ``scripts/``' parent as shown). A diagnostic for issue 12: it
 never looks at which pretraining region wins.
 
     PYTHONPATH=src python scripts/scene_pooling_experiment.py --ckpt RUN/checkpoint-29.pth --task TASK_FOLDER
@@ -98,9 +99,10 @@ def main() -> None:
 
 def _conv_head(enc, task, ec, seed: int) -> list[float]:
     """Test accuracy [95 % CI] of a two-layer conv head (3x3, 64 channels, global mean, linear) trained on the frozen
-    token maps: AdamW 1e-3, weight decay 0.05, 100 epochs of batch 32, flips and quarter turns of the map, the epoch
-    with the best validation accuracy kept."""
+    token maps, standardised per channel on train, with the supervised ceiling's recipe
+    (``scene_ceiling_experiment.train_supervised``: flips and quarter turns of the map, best validation epoch)."""
     import numpy as np
+    from scene_ceiling_experiment import predict, train_supervised
     from torch import nn
 
     from geodiv.evaluate.feature_cache import FeatureStore
@@ -116,42 +118,17 @@ def _conv_head(enc, task, ec, seed: int) -> list[float]:
         n, length, dim = tokens.shape
         side = int(round(length ** 0.5))
         x = torch.from_numpy(tokens).reshape(n, side, side, dim).permute(0, 3, 1, 2).contiguous()
-        y = torch.as_tensor(store.table(task, split).labels, dtype=torch.long)
-        data[split] = (x, y)
+        data[split] = (x, torch.as_tensor(store.table(task, split).labels, dtype=torch.long))
     mean = data["train"][0].mean(dim=(0, 2, 3), keepdim=True)
     std = data["train"][0].std(dim=(0, 2, 3), keepdim=True) + 1e-6
     data = {k: ((x - mean) / std, y) for k, (x, y) in data.items()}
-    n_classes = len(task.classes)
+    n_classes, dim = len(task.classes), data["train"][0].shape[1]
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    dim = data["train"][0].shape[1]
     head = nn.Sequential(nn.Conv2d(dim, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
                          nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, n_classes))
-    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.05)
-    x_tr, y_tr = data["train"]
-    best, state = -1.0, None
-    for _ in range(100):
-        head.train()
-        order = torch.randperm(len(x_tr), generator=gen)
-        for i in range(0, len(order), 32):
-            idx = order[i:i + 32]
-            xb = x_tr[idx]
-            if torch.rand((), generator=gen) < 0.5:
-                xb = xb.flip(-1)
-            xb = torch.rot90(xb, int(torch.randint(4, (), generator=gen)), dims=(-2, -1))
-            loss = nn.functional.cross_entropy(head(xb), y_tr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        head.eval()
-        with torch.no_grad():
-            acc = float((head(data["val"][0]).argmax(1) == data["val"][1]).float().mean())
-        if acc > best:
-            best, state = acc, {k: v.clone() for k, v in head.state_dict().items()}
-    head.load_state_dict(state)
-    with torch.no_grad():
-        pred = head(data["test"][0]).argmax(1).numpy()
+    head = train_supervised(head, *data["train"], *data["val"], epochs=60, seed=seed, verbose=False)
+    pred = predict(head, data["test"][0]).numpy()
     m = compute_metrics("classification", data["test"][1].numpy(), pred, n_classes=n_classes,
                         metrics=["accuracy"], n_boot=1000)["accuracy"]
     return [round(m.value, 4), round(m.ci_low, 4), round(m.ci_high, 4)]
