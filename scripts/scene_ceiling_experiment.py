@@ -100,7 +100,7 @@ def main() -> None:
 
     from geodiv import evaluate
     from geodiv.data import load_arrays, read_manifest
-    from geodiv.data.normalize import Normalizer
+    from geodiv.evaluate.inputs import normalize_images
     from geodiv.evaluate.metrics import compute_metrics
     from geodiv.evaluate.simearth_tasks import simearth_task
 
@@ -109,11 +109,11 @@ def main() -> None:
                          workers=a.build_workers)
     classes = list(task.classes)
     # every stored band (13), normalised as the study normalises its inputs (SatMAE's per-band scaling)
-    norm = Normalizer("satmae", read_manifest(task_dir / "train")["bands"])
+    bands = read_manifest(task_dir / "train")["bands"]
     splits = {}
     for split in ("train", "val", "test"):
         images, metas = load_arrays(task_dir / split)
-        x = torch.from_numpy(np.stack([norm(im) for im in images]))
+        x = torch.from_numpy(normalize_images(images, bands, "satmae"))
         y = torch.tensor([int(m["label"]) for m in metas])
         splits[split] = (x, y)
     t = time.perf_counter()
