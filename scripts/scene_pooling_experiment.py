@@ -8,8 +8,10 @@ concatenated); the spectral baseline gets the same three (statistics of the whol
 ``k x patch`` pixels, both). Same linear probe, splits and bootstrap as the study. With ``--conv-head`` also a
 fourth readout: a small convolutional head trained on each encoder's frozen token map (the spectral baseline's map
 holds the statistics of each token's pixels), the same head and recipe for every encoder (the supervised
-ceiling's, ``scene_ceiling_experiment.train_supervised``; run from ``scripts/``' parent as shown). A diagnostic for issue 12: it
-never looks at which pretraining region wins.
+ceiling's, ``scene_ceiling_experiment.train_supervised``; run from ``scripts/``' parent as shown). ``--groups concat``
+keeps a ViT's channel groups apart (their tokens side by side, G x D features) where the study averages them.
+``--readouts`` picks the pooled readouts to probe. A diagnostic for issue 12: it never looks at which pretraining
+region wins.
 
     PYTHONPATH=src python scripts/scene_pooling_experiment.py --ckpt RUN/checkpoint-29.pth --task TASK_FOLDER
 """
@@ -17,6 +19,7 @@ never looks at which pretraining region wins.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -27,23 +30,40 @@ from torch import nn
 class PooledReadout(nn.Module):
     """An encoder whose ``forward_features`` is the chosen readout of its patch tokens (``forward_tokens``)."""
 
-    def __init__(self, encoder: nn.Module, readout: str, k: int, bands, img_size: int) -> None:
+    def __init__(self, encoder: nn.Module, readout: str, k: int, bands, img_size: int, groups: str = "mean") -> None:
         super().__init__()
-        self.encoder, self.readout, self.k = encoder, readout, k
+        self.encoder, self.readout, self.k, self.groups = encoder, readout, k, groups
         self.bands, self.img_size = list(bands), img_size
 
     def extra_repr(self) -> str:  # part of the feature cache's id (evaluate.encoders.module_id)
-        return f"readout={self.readout}, k={self.k}"
+        return f"readout={self.readout}, k={self.k}, groups={self.groups}"
+
+    def _grouped(self) -> bool:
+        """Whether the channel groups' tokens are concatenated (a ViT with ``--groups concat``)."""
+        return self.groups == "concat" and hasattr(self.encoder, "num_groups")
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, L, G*D) with ``concat`` (the groups side by side), else the encoder's own (N, G, L, D)."""
+        tokens = self.encoder.forward_tokens(x)
+        if not self._grouped():
+            return tokens
+        n, g, length, dim = tokens.shape
+        return tokens.permute(0, 2, 1, 3).reshape(n, 1, length, g * dim)
 
     def forward_features(self, x: torch.Tensor, pool: str | None = None) -> torch.Tensor:
-        whole = self.encoder.forward_features(x, pool="global")  # the study's readout, exactly
+        if self._grouped():  # fc_norm of each group's mean token, concatenated: (N, G*D)
+            blocks, grid = self.encoder._run_blocks(x)
+            per_group = blocks[:, 1:].reshape(x.shape[0], self.encoder.num_groups, grid[0] * grid[1], -1)
+            whole = self.encoder.fc_norm(per_group.mean(dim=2)).flatten(1)
+        else:
+            whole = self.encoder.forward_features(x, pool="global")  # the study's readout, exactly
         if hasattr(self.encoder, "_stats"):  # the spectral baseline: statistics of the central pixels
             side = x.shape[-1] // self.encoder.patch_size
             lo = (side - self.k) // 2 * self.encoder.patch_size
             hi = lo + self.k * self.encoder.patch_size
             centre = self.encoder._stats(x[..., lo:hi, lo:hi].flatten(2))
         else:
-            tokens = self.encoder.forward_tokens(x).mean(dim=1)  # (N, L, D), mean over channel groups
+            tokens = self.forward_tokens(x).mean(dim=1)  # (N, L, D): groups averaged, or concatenated
             n, length, dim = tokens.shape
             side = int(round(length ** 0.5))
             lo = (side - self.k) // 2
@@ -63,6 +83,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--conv-head", action="store_true", help="also a conv head on the frozen token maps")
+    ap.add_argument("--groups", choices=("mean", "concat"), default="mean",
+                    help="a ViT's channel groups: averaged (the study's readout) or concatenated (G x D features)")
+    ap.add_argument("--readouts", default="global,centre,global+centre", help="comma-separated readouts to probe")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -85,19 +108,19 @@ def main() -> None:
                 "spectral_baseline": spectral_encoder(scheme=ec.features.normalize, **random_init)}
     results: dict[str, dict] = {}
     for name, enc in encoders.items():
-        for readout in ("global", "centre", "global+centre"):
-            module = PooledReadout(enc.module, readout, a.k, enc.bands, enc.img_size).eval()
+        for readout in a.readouts.split(","):
+            module = PooledReadout(enc.module, readout, a.k, enc.bands, enc.img_size, a.groups).eval()
             recs = evaluate.evaluate(module, task, "linear", config=econf, seed=a.seed)
             acc = [r for r in recs if r["metric"] == "accuracy" and r.get("region") in (None, "", "global", "all")][0]
             results[f"{name}/{readout}"] = [round(acc["value"], 4), round(acc["ci_low"], 4), round(acc["ci_high"], 4)]
             print(name, readout, results[f"{name}/{readout}"], flush=True)
         if a.conv_head:
-            results[f"{name}/conv-head"] = _conv_head(enc, task, ec, a.seed)
+            results[f"{name}/conv-head"] = _conv_head(enc, task, ec, a.seed, a.groups)
             print(name, "conv-head", results[f"{name}/conv-head"], flush=True)
     print(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "results": results}, indent=1))
 
 
-def _conv_head(enc, task, ec, seed: int) -> list[float]:
+def _conv_head(enc, task, ec, seed: int, groups: str = "mean") -> list[float]:
     """Test accuracy [95 % CI] of a two-layer conv head (3x3, 64 channels, global mean, linear) trained on the frozen
     token maps, standardised per channel on train, with the supervised ceiling's recipe
     (``scene_ceiling_experiment.train_supervised``: flips and quarter turns of the map, best validation epoch)."""
@@ -109,6 +132,9 @@ def _conv_head(enc, task, ec, seed: int) -> list[float]:
     from geodiv.evaluate.inputs import EvalTransform, plan_bands
     from geodiv.evaluate.metrics import compute_metrics
 
+    if groups != "mean":  # the token map of the readout wrapper, under its own cache id
+        module = PooledReadout(enc.module, "global", 1, enc.bands, enc.img_size, groups).eval()
+        enc = dataclasses.replace(enc, module=module, checkpoint_id=f"{enc.checkpoint_id}-groups-{groups}")
     plan = plan_bands(task.bands, enc.bands)
     tf = EvalTransform(ec.features.normalize, enc.img_size, ec.features.crop_pct)
     store = FeatureStore(None)
