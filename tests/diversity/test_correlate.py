@@ -38,6 +38,26 @@ def test_bootstrap_is_seeded_and_widens_with_noise():
     assert width(noisy) > width(a)
 
 
+def test_interval_withheld_when_most_resamples_are_degenerate():
+    # Six one-hot sets share continent entropy 0, the global set has 2.3: about (6/7)^7 = 34 % of the resamples miss
+    # it (rho undefined). The percentiles of the rest lie above rho, so correlate gives no interval.
+    x = [0.0] * 6 + [2.3]
+    y = [0.50, 0.52, 0.48, 0.51, 0.47, 0.49, 0.53]
+    r = correlate(x, y, n_boot=2000, seed=0)["spearman"]
+    assert r["r"] == pytest.approx(scipy.stats.spearmanr(x, y).statistic)
+    assert r["ci_low"] is None and r["ci_high"] is None
+    assert 0.55 * 2000 < r["n_boot_valid"] < 0.75 * 2000
+    # The interval it withholds (percentiles of the defined resamples) would not contain rho.
+    from geodiv.diversity.correlate import _bootstrap_distribution
+
+    dist = _bootstrap_distribution(np.array(x), np.array(y), "spearman", 2000, 0)
+    lo = np.quantile(dist[np.isfinite(dist)], 0.025)
+    assert lo > r["r"]
+    # Distinct values: every resample of 7 has at least two of them but for 7 / 7^7 of them, so the interval stays.
+    full = correlate(np.arange(7.0), y, n_boot=2000, seed=0)["spearman"]
+    assert full["n_boot_valid"] >= 0.95 * 2000 and full["ci_low"] <= full["r"] <= full["ci_high"]
+
+
 def test_vectorised_kendall_matches_scipy_with_ties():
     rng = np.random.default_rng(1)
     a = rng.integers(0, 4, size=(40, 9)).astype(float)

@@ -83,9 +83,14 @@ def correlate(
 ) -> dict:
     """Spearman, Pearson and Kendall correlation of paired values with p-values and bootstrap intervals.
 
-    Returns ``{"n", "spearman": {"r", "p", "ci_low", "ci_high", "n_boot_valid"}, "pearson": ..., "kendall": ...}``.
+    Returns ``{"n", "spearman": {"r", "p", "ci_low", "ci_high", "n_boot_valid"}, "pearson": ..., "kendall": ...,
+    "confidence", "n_boot"}``.
     Resamples whose statistic is undefined (a resample with constant x or y) are left out of the interval and
-    ``n_boot_valid`` says how many remained. ``r``/``p``/``ci`` are None where undefined (n < 3 or constant input).
+    ``n_boot_valid`` says how many remained. When more than ``1 - confidence`` of them are undefined, the interval
+    is withheld (None): it would be conditional on resamples that keep the rare distinct values, e.g. six one-hot
+    sets with continent entropy 0 and one global set, where a third of the resamples miss the global set and the
+    rest put the interval beside, not around, rho. ``r``/``p``/``ci`` are None where undefined (n < 3 or constant
+    input).
     """
     xa = np.asarray(x, dtype=np.float64).ravel()
     ya = np.asarray(y, dtype=np.float64).ravel()
@@ -108,7 +113,10 @@ def correlate(
         test = _SCIPY_TESTS[method](xa, ya)
         dist = _bootstrap_distribution(xa, ya, method, n_boot, seed)
         valid = dist[np.isfinite(dist)]
-        lo, hi = np.quantile(valid, [alpha, 1.0 - alpha]) if valid.size else (np.nan, np.nan)
+        # Dropping more resamples than the interval's own tail mass (1 - confidence) shifts its percentiles by more
+        # than they measure: withhold it rather than print an interval that may not even contain r.
+        enough = valid.size > 0 and valid.size >= confidence * dist.size
+        lo, hi = np.quantile(valid, [alpha, 1.0 - alpha]) if enough else (np.nan, np.nan)
         out[method] = {
             "r": float(test.statistic),
             "p": float(test.pvalue),
@@ -117,6 +125,7 @@ def correlate(
             "n_boot_valid": int(valid.size),
         }
     out["confidence"] = confidence
+    out["n_boot"] = n_boot
     return out
 
 

@@ -84,6 +84,8 @@ def correlation_stats(diversity: pd.DataFrame, perf: pd.Series, measures, seed: 
                               ("ci_high", f"{method}_ci_high")):
                 value = res[method].get(key)
                 flat[name] = float("nan") if value is None else float(value)
+        # the share of bootstrap resamples in which rho is defined (below the confidence, no interval is given)
+        flat["spearman_boot_defined"] = res["spearman"]["n_boot_valid"] / res.get("n_boot", 1)
         stats[m] = flat
     return stats
 
@@ -211,7 +213,7 @@ def _add_diversity(sections: list[Section], facts: dict, diversity: pd.DataFrame
         if stats:
             corr = pd.DataFrame(stats).T
             keep = [c for c in ("spearman_rho", "spearman_p", "spearman_ci_low", "spearman_ci_high",
-                                "pearson_r", "pearson_p", "kendall_tau", "kendall_p", "n") if c in corr]
+                                "spearman_boot_defined", "pearson_r", "pearson_p", "kendall_tau", "kendall_p", "n") if c in corr]
             corr = corr[keep]
             facts["correlation_tables"] = {"correlations.csv": corr}
             sec.markdown += "\n\nCorrelation with mean performance over tasks:\n\n" + corr.to_markdown(floatfmt=".3f")

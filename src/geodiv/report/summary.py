@@ -65,6 +65,9 @@ def summarise(facts: dict, meta: dict) -> str:
             ci = ""
             if not math.isnan(st.get("spearman_ci_low", math.nan)):
                 ci = f", 95% bootstrap CI [{st['spearman_ci_low']:.2f}, {st['spearman_ci_high']:.2f}]"
+            elif "spearman_boot_defined" in st:  # geodiv.diversity.correlate withholds a conditional interval
+                ci = (f", no bootstrap CI: ρ is defined in only {st['spearman_boot_defined']:.0%} of the resamples "
+                      "(most datasets share one value)")
             parts.append(f"{measure} ρ = {st['spearman_rho']:.2f} (p = {st['spearman_p']:.2g}{ci})")
         n = next(iter(defined.values())).get("n", 0)
         paras.append(
