@@ -2,6 +2,7 @@ import math
 
 import pandas as pd
 
+from geodiv.report.figures import correlation_figure
 from geodiv.report.html import correlation_stats
 from geodiv.report.summary import summarise
 
@@ -22,3 +23,9 @@ def test_summary_withholds_a_conditional_correlation_interval():
     share = f"{continent['spearman_boot_defined']:.0%}"
     assert f"continent_entropy ρ = 0.61 (p = 0.14, no bootstrap CI: ρ is defined in only {share} of the resamples" in text
     assert f"spectral_entropy ρ = {spectral['spearman_rho']:.2f} (p = {spectral['spearman_p']:.2g}, 95% bootstrap CI [" in text
+    # The figure follows the same rule: a fit line for both, the bootstrap band only where the interval is given.
+    fig = correlation_figure(diversity, perf, ["continent_entropy", "spectral_entropy"], stats, ylabel="acc")
+    continent_ax, spectral_ax = fig.axes[:2]
+    assert len(continent_ax.lines) == 1 and len(spectral_ax.lines) == 1
+    assert len(continent_ax.collections) == 1  # the points only
+    assert len(spectral_ax.collections) == 2  # the points and the band

@@ -52,6 +52,13 @@ _ROW_STATISTICS = {"spearman": _spearman_rows, "pearson": _pearson_rows, "kendal
 _SCIPY_TESTS = {"spearman": st.spearmanr, "pearson": st.pearsonr, "kendall": st.kendalltau}
 
 
+def enough_defined(n_defined: int, n_boot: int, confidence: float = 0.95) -> bool:
+    """Whether a percentile bootstrap interval may be read from ``n_defined`` of ``n_boot`` resamples: dropping more
+    than the interval's own tail mass (``1 - confidence``) shifts its percentiles by more than they measure (the
+    rest are conditional on keeping the few distinct values), so it may not even contain the estimate."""
+    return n_defined > 0 and n_defined >= confidence * n_boot
+
+
 def _bootstrap_distribution(x: np.ndarray, y: np.ndarray, method: str, n_boot: int, seed: int) -> np.ndarray:
     def statistic(a, b, axis=-1):
         return _ROW_STATISTICS[method](np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1))
@@ -113,9 +120,7 @@ def correlate(
         test = _SCIPY_TESTS[method](xa, ya)
         dist = _bootstrap_distribution(xa, ya, method, n_boot, seed)
         valid = dist[np.isfinite(dist)]
-        # Dropping more resamples than the interval's own tail mass (1 - confidence) shifts its percentiles by more
-        # than they measure: withhold it rather than print an interval that may not even contain r.
-        enough = valid.size > 0 and valid.size >= confidence * dist.size
+        enough = enough_defined(valid.size, dist.size, confidence)
         lo, hi = np.quantile(valid, [alpha, 1.0 - alpha]) if enough else (np.nan, np.nan)
         out[method] = {
             "r": float(test.statistic),

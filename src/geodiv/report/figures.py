@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from geodiv.data.inspect import CONTINENT_COLOURS  # noqa: E402  (one palette: dataset maps and the report)
+from geodiv.diversity.correlate import enough_defined  # noqa: E402
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:
@@ -65,7 +66,8 @@ def correlation_figure(
     ylabel: str,
     seed: int = 0,
 ) -> Figure:
-    """One panel per diversity measure: datasets as points, least-squares fit with a bootstrap 95% band,
+    """One panel per diversity measure: datasets as points, least-squares fit with a bootstrap 95% band (none when
+    fewer than 95% of the resamples vary x, as for the correlation's interval),
     Spearman rho and p in the panel title."""
     n = len(measures)
     cols = min(3, n)
@@ -109,7 +111,7 @@ def _fit_with_band(ax, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, n
         b1, b0 = np.polyfit(x[idx], y[idx], 1)
         boots.append(b0 + b1 * grid)
     ax.plot(grid, intercept + slope * grid, color="k", lw=1)
-    if boots:
+    if enough_defined(len(boots), n_boot):  # as for the correlation's interval (geodiv.diversity.correlate)
         lo, hi = np.percentile(np.array(boots), [2.5, 97.5], axis=0)
         ax.fill_between(grid, lo, hi, color="k", alpha=0.12, lw=0)
 
