@@ -85,7 +85,7 @@ def correlation_stats(diversity: pd.DataFrame, perf: pd.Series, measures, seed: 
                 value = res[method].get(key)
                 flat[name] = float("nan") if value is None else float(value)
         # the share of bootstrap resamples in which rho is defined (below the confidence, no interval is given)
-        flat["spearman_boot_defined"] = res["spearman"]["n_boot_valid"] / res.get("n_boot", 1)
+        flat["spearman_boot_defined"] = res["spearman"]["n_boot_valid"] / res["n_boot"]
         stats[m] = flat
     return stats
 
