@@ -7,32 +7,40 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 OUT ?= study-out
 
-.PHONY: setup study test test-all lint bench layers clean
+.PHONY: setup setup-dev study test test-all lint bench layers clean
 
+# Upgrading pip first is faster overall: the venv's bundled pip took 140 s for the whole setup against 93 s.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# The CPU wheel of torch 2.13.0 where it lies on local disk; otherwise any torch >= 2.4 from the index.
 	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q "torch>=2.4"
+	$(PIP) install -q -e .
+	touch $@
+
+# The test and benchmark tools (pytest, ruff, dask for the distributed-build tests): 13 s that the study does not need.
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
 setup: $(VENV)/.installed
 
+setup-dev: $(VENV)/.installed-dev
+
 study: setup
 	$(VENV)/bin/geodiv study --profile quick --out $(OUT)
 
-test: setup
+test: setup-dev
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-test-all: setup
+test-all: setup-dev
 	$(PY) -m pytest -q -n 2 --dist loadfile -m ""
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 
-bench: setup
+bench: setup-dev
 	$(PY) -m benchmarks.run_all
 
 layers: setup
