@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 OUT ?= study-out
+# Two study steps at a time, one thread each: the quick study took 704 s of steps against 811 s with one job on the
+# 2-core reference machine (docs/study.md, "Concurrent steps and GPUs").
+JOBS ?= 2
 
 .PHONY: setup setup-dev study test test-all lint bench layers clean
 
@@ -28,7 +31,7 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 study: setup
-	$(VENV)/bin/geodiv study --profile quick --out $(OUT)
+	$(VENV)/bin/geodiv study --profile quick --jobs $(JOBS) --out $(OUT)
 
 test: setup-dev
 	$(VENV)/bin/ruff check src tests benchmarks scripts

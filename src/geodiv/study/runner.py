@@ -349,18 +349,28 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     log(f"study: {len(steps) - len(done)} of {len(steps)} steps to run, {jobs} at a time"
         f"{f' on {len(gpus)} GPU(s)' if gpus else ''}")
     pools: dict[int, ProcessPoolExecutor] = {}
-    ctx = multiprocessing.get_context("spawn")  # a fresh process per step: its own GPUs, no inherited state
+    running: set[int] = set()
+    ctx = multiprocessing.get_context("spawn")  # no inherited state (CUDA, threads, open files)
+    # With GPUs each step gets a fresh process: CUDA_VISIBLE_DEVICES is fixed once CUDA starts. Without, `jobs`
+    # processes serve every step, so each imports torch and geodiv once instead of once per step (seconds each, on
+    # the quick study's ~100 short steps). Steps seed themselves and read their log prefix at call time.
+    shared = None if gpus else ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
 
     def submit(i: int, step: Step, devices: list[int]):
-        concurrency.announce(i, len(steps), step, devices, len(pools) + 1)
+        running.add(i)
+        concurrency.announce(i, len(steps), step, devices, len(running))
         step.runtime["port_offset"] = devices[0] if devices else 0  # side-by-side torchruns on one node
-        pools[i] = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
         env = {**concurrency.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
                HELD_ENV: os.path.realpath(out)}  # the study holds its folder's lock for its steps
+        if shared is not None:
+            return shared.submit(_step_process, cfg, i, steps, env, threads)
+        pools[i] = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
         return pools[i].submit(_step_process, cfg, i, steps, env, threads)
 
     def finished(i: int, step: Step, result: tuple[dict, float]) -> None:
-        pools.pop(i).shutdown()
+        running.discard(i)
+        if i in pools:
+            pools.pop(i).shutdown()
         outputs, took = result
         step.outputs.update(outputs)
         _record_step(cache, step, took, out)
@@ -371,7 +381,7 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
         concurrency.run_concurrently(steps, done, submit, finished, jobs=jobs, gpus=gpus,
                                   demand=lambda s: concurrency.gpu_demand(s, len(gpus), ddp))
     finally:
-        for pool in pools.values():
+        for pool in [*pools.values(), *([shared] if shared is not None else [])]:
             pool.shutdown(cancel_futures=True)
 
 
