@@ -73,6 +73,13 @@ def study_table(study_dir: Path) -> str:
     return "\n".join(timings_table(meta.get("timings", {})))
 
 
+def _study_jobs(study_dir: Path) -> str:
+    """How many steps the study ran at once (``study.json``'s ``jobs``; absent in studies run before it was kept)."""
+    meta = json.loads((study_dir / "study.json").read_text(encoding="utf-8"))
+    jobs = meta.get("jobs")
+    return f"--jobs {jobs}" if jobs else "jobs not recorded"
+
+
 def _merge_sections(text: str, sections: dict[str, list[str]]) -> list[str]:
     """``text`` (a BENCHMARKS.md) with each ``## name`` section in ``sections`` replaced (or appended), others kept."""
     lines = text.rstrip("\n").split("\n")
@@ -135,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                     "</details>", ""]
         sections[name] = sec
     if args.study:
-        sections["quick study: wall time by step"] = ["## quick study: wall time by step", "",
-                                                      study_table(Path(args.study)), ""]
+        sections["quick study: wall time by step"] = [
+            "## quick study: wall time by step", "",
+            f"From `{args.study}/study.json` ({_study_jobs(Path(args.study))}). Each step kind's own wall times are summed;"
+            " under `--jobs N` steps overlap, so the kinds add up to more than the run's total.", "",
+            study_table(Path(args.study)), ""]
     if args.only and Path(args.out).is_file():
         # --only refreshes its sections in place and keeps the others (and the header of the last full run)
         parts = _merge_sections(Path(args.out).read_text(), sections)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -153,4 +154,5 @@ def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path):
     one = pd.read_csv(tmp_path / "one" / "results.csv").drop(columns=["checkpoint", "checkpoint_id"])
     two = pd.read_csv(tmp_path / "two" / "results.csv").drop(columns=["checkpoint", "checkpoint_id"])
     pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=1e-4, atol=1e-6)
+    assert json.loads((tmp_path / "two" / "study.json").read_text())["jobs"] == 2
     assert len(list((tmp_path / "two" / "cache").glob("*.json"))) == len(list((tmp_path / "one" / "cache").glob("*.json")))

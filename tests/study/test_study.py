@@ -101,6 +101,7 @@ def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro, monkeypatch):
     meta = json.loads((out / "study.json").read_text())
     assert meta["tasks"]["landcover"]["metric"] == "accuracy" and meta["tasks"]["treecover"]["metric"] == "r2"
     assert set(meta["sample_points"]) == {"one-hot-europe", "one-hot-africa", "global"}
+    assert meta["jobs"] == 1  # steps in turn, with every core's threads
     # the held-out reconstruction check of every pretraining, on one held-out set away from all pretraining samples
     losses = meta["reconstruction_losses"]
     assert set(losses) == {"one-hot-europe", "one-hot-africa", "global"}

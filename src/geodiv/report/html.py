@@ -366,8 +366,9 @@ def write_correlation_tables(study_dir: Path, facts: dict) -> None:
 
 
 def timings_table(timings: dict[str, float]) -> list[str]:
-    """Markdown lines of the wall time by step kind that ``study.json`` records."""
-    return ["| step | seconds |", "|---|---|", *(f"| {k} | {v:.1f} |" for k, v in timings.items())]
+    """Markdown lines of the time by step kind that ``study.json`` records: each kind's steps' own wall times
+    summed (under ``--jobs N`` they overlap, so the kinds add up to more than the run), then the run's wall time."""
+    return ["| step | seconds (its steps, summed) |", "|---|---|", *(f"| {k} | {v:.1f} |" for k, v in timings.items())]
 
 
 def _paragraphs(text: str) -> str:

@@ -54,8 +54,9 @@ def run_study(
 ) -> str | Path:
     """Run (or resume) a whole study into ``out``; with ``dry_run`` return the plan as text and run nothing.
 
-    ``jobs`` > 1 runs independent steps at once (geodiv.study.concurrency); ``workers`` / ``scheduler`` make the
-    shards of each dataset and task in parallel (geodiv.data.parallel). Neither changes any result.
+    ``jobs`` > 1 runs independent steps at once (geodiv.study.concurrency), each with ``cores // jobs`` threads, so
+    results equal a one-job run up to float summation order (``study.json`` records ``jobs``); ``workers`` /
+    ``scheduler`` make the shards of each dataset and task in parallel (geodiv.data.parallel), byte-identical.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
@@ -83,7 +84,7 @@ def _run_steps(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Path,
         _run_concurrent(cfg, steps, cache, out, jobs)
     else:
         _run_in_turn(cfg, steps, cache, out, start)
-    aggregate(cfg, steps, out, time.perf_counter() - start)
+    aggregate(cfg, steps, out, time.perf_counter() - start, jobs)
     # Written last: a study that failed leaves no config that looks like a finished study's.
     write_text(out / "study-config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     log(f"study finished in {_fmt(time.perf_counter() - start)} -> {out}")
@@ -398,7 +399,7 @@ def _step_process(cfg: StudyConfig, i: int, steps: list[Step], env: dict[str, st
 
 
 # --------------------------------------------------------------------------------------------- aggregate
-def aggregate(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> None:
+def aggregate(cfg: StudyConfig, steps: list[Step], out: Path, wall: float, jobs: int = 1) -> None:
     """Write results.csv, diversity.csv and study.json (what the report reads)."""
     rows = []
     for s in steps:
@@ -417,10 +418,10 @@ def aggregate(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> No
             div_rows.append({"dataset": s.name, **{c: d.get(c) for c in DIVERSITY_COLUMNS}})
     with atomic_open(out / "diversity.csv", "w", encoding="utf-8", newline="") as fh:
         pd.DataFrame(div_rows).to_csv(fh, index=False)
-    write_json(out / "study.json", study_meta(cfg, steps, out, wall))
+    write_json(out / "study.json", study_meta(cfg, steps, out, wall, jobs))
 
 
-def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> dict:
+def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float, jobs: int = 1) -> dict:
     from geodiv.evaluate.metrics import METRICS_BY_TYPE
     from geodiv.evaluate.tasks.registry import load_task
 
@@ -462,5 +463,6 @@ def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float) -> d
         "reconstructions": recon,
         "reconstruction_losses": recon_losses,
         "timings": timings,
+        "jobs": jobs,  # of the run that wrote this; steps ran with cores // jobs threads (summation order)
         "python": sys.version.split()[0],
     }
