@@ -70,7 +70,7 @@ def train_supervised(model: nn.Module, x_tr, y_tr, x_va, y_va, epochs: int, seed
             sched.step()
         acc = float((predict(model, x_va) == y_va).float().mean())
         if verbose:
-                print(f"epoch {epoch + 1}/{epochs}: val accuracy {acc:.3f} "
+            print(f"epoch {epoch + 1}/{epochs}: val accuracy {acc:.3f} "
                   f"({len(x_tr) / (time.perf_counter() - t):.0f} samples/s)", flush=True)
         if acc > best:
             best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}

@@ -53,9 +53,7 @@ def main() -> None:
         store.inputs(task, a.split, plan_bands(task.bands, bands), EvalTransform(ec.features.normalize, cfg.img_size,
                                                                                ec.features.crop_pct))))
     labels = np.asarray(store.table(task, a.split).labels)
-    side = cfg.img_size // cfg.patch_size
-    n_noise = side * side if cfg.mask_mode == "spatial" else model.num_groups * side * side
-    noise = mask_noise(a.seed, 0, len(imgs), n_noise)
+    noise = mask_noise(a.seed, 0, len(imgs), cfg.noise_length)
     results = {}
     for name, rows in [("all", np.arange(len(imgs)))] + [(c, np.flatnonzero(labels == i))
                                                          for i, c in enumerate(task.classes)]:

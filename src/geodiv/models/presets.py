@@ -67,6 +67,12 @@ class ModelConfig:
     def num_groups(self) -> int:
         return len(self.channel_groups)
 
+    @property
+    def noise_length(self) -> int:
+        """Values per sample of the masking noise: one per location shared by all groups (spatial masking), or
+        one per token (independent masking)."""
+        return self.grid**2 if self.mask_mode == "spatial" else self.num_groups * self.grid**2
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["channel_groups"] = [list(g) for g in self.channel_groups]

@@ -228,9 +228,7 @@ class _Trainer:
     def _setup(self, resume_state: dict[str, Any] | None) -> None:
         cfg, env = self.config, self.env
         self.model = build_model(cfg).to(self.device)
-        # Noise is per token (independent masking) or per location shared by all groups (spatial masking).
-        n_loc = (cfg.data.img_size // cfg.model.patch_size) ** 2
-        self.n_noise = n_loc if cfg.model.mask_mode == "spatial" else len(cfg.resolved_groups()) * n_loc
+        self.n_noise = self.model.config.noise_length
         # AdamW groups: decay on weight matrices and kernels; none on norms, biases, tokens and position tables.
         # Fused AdamW (torch >= 2.4 on CPU and CUDA): one kernel over all parameters instead of one per tensor.
         self.optimizer = torch.optim.AdamW(
