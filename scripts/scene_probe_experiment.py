@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--blr", type=float, default=1e-3)
     ap.add_argument("--mask-ratio", type=float, default=0.75)
+    ap.add_argument("--mask-mode", default="independent", choices=["independent", "spatial"],
+                    help="SatMAE's independent masking per group, or one spatial mask for every group")
     ap.add_argument("--norm-pix-loss", action="store_true",
                     help="MAE's per-patch standardised target (off in the paper's runs and the profiles)")
     ap.add_argument("--task", default="scene")
@@ -102,7 +104,7 @@ def main() -> None:
     raw["data"].update(n_samples=a.n_samples, size=a.size, seed=a.seed)
     pre = raw["pretrain"]
     pre.setdefault("model", {}).update(preset=a.preset, patch_size=a.patch_size, mask_ratio=a.mask_ratio,
-                        norm_pix_loss=a.norm_pix_loss)
+                        mask_mode=a.mask_mode, norm_pix_loss=a.norm_pix_loss)
     pre["optim"].update(epochs=a.epochs, warmup_epochs=a.warmup, batch_size=a.batch, blr=a.blr)
     pre["optim"]["effective_batch"] = a.batch  # --batch is the effective batch (one process, no accumulation)
     pre["checkpoint_every"] = a.epochs
@@ -124,7 +126,7 @@ def main() -> None:
     times["dataset_s"] = time.perf_counter() - t
 
     tag = f"{a.preset}-p{a.patch_size}-e{a.epochs}-b{a.batch}-lr{a.blr:g}-m{a.mask_ratio:g}" + (
-        "-normpix" if a.norm_pix_loss else "")
+        "-normpix" if a.norm_pix_loss else "") + ("" if a.mask_mode == "independent" else f"-{a.mask_mode}")
     tag_out = f"{tag}-{a.protocols.replace(',', '+')}-{a.encoders.replace(',', '+')}"
     ckpt = None
     if a.ckpt is not None:
