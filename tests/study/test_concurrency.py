@@ -106,6 +106,21 @@ def test_cached_steps_are_skipped_and_a_failure_stops_new_steps():
         _run(steps, jobs=0, gpus=[])
 
 
+def test_steps_that_share_a_cache_entry_never_run_at_once():
+    # three protocols of one model on one task share its features; the other model's steps fill the free slot
+    steps = [Step("evaluate", f"{m} {p}", f"E{m}{p}", 1.0, {}, shares=f"features {m}")
+             for m in "ab" for p in ("knn", "linear", "finetune")]
+    log, peak, finished = _run(steps, jobs=2, gpus=[])
+    assert peak == 2 and sorted(finished) == list(range(6))
+    for i in range(6):
+        for j in range(i + 1, 6):
+            if steps[i].shares == steps[j].shares:
+                assert log[i][1] <= log[j][0] or log[j][1] <= log[i][0], (steps[i].name, steps[j].name)
+    # with jobs=6 only one step of each share runs at a time: two at once at most
+    _, peak, _ = _run(steps, jobs=6, gpus=[])
+    assert peak == 2
+
+
 def test_device_env_maps_indices_through_the_parents_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
     assert device_env([1, 2]) == {"CUDA_VISIBLE_DEVICES": "5,6"} and device_env([]) == {}
@@ -133,6 +148,11 @@ def test_the_real_plan_has_no_dependency_on_a_later_step(micro, tmp_path):
     assert all(max(needs, default=-1) < i for i, needs in dependencies(steps).items())
     kinds = {steps[j].kind for i, s in enumerate(steps) if s.kind == "evaluate" for j in dependencies(steps)[i]}
     assert kinds == {"pretrain", "task"}
+    # the evaluations of one model on one task share its frozen features, and nothing else shares
+    evaluations = [s for s in steps if s.kind == "evaluate"]
+    groups = {(s.inputs["model"], s.inputs["task"]) for s in evaluations}
+    assert len({s.shares for s in evaluations}) == len(groups)
+    assert all(s.shares == "" for s in steps if s.kind != "evaluate")
 
 
 @pytest.mark.slow

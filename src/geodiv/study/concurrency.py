@@ -2,9 +2,11 @@
 
 A step waits for the steps whose keys appear in its inputs (a diversity or pretraining step for its dataset, a
 task for every dataset it keeps away from, an evaluation for its model and task) and for an earlier step with
-the same key (which leaves it a cache hit). On a node with GPUs each pretraining or evaluation step takes whole
-GPUs while it runs: one by default (so N pretrainings of different datasets train side by side, one GPU each),
-``nproc_per_node`` for a DDP pretraining under torchrun; steps without a GPU use the CPU. Each step runs in a
+the same key (which leaves it a cache hit). Steps that share a cache entry (``Step.shares``: the evaluations of one
+model on one task, which read its frozen features) do not run at once: the first extracts the features and the
+others then read them, where side by side each would extract them again. On a node with GPUs each pretraining or
+evaluation step takes whole GPUs while it runs: one by default (so N pretrainings of different datasets train side
+by side, one GPU each), ``nproc_per_node`` for a DDP pretraining under torchrun; steps without a GPU use the CPU. Each step runs in a
 fresh process that sees only its GPUs (``CUDA_VISIBLE_DEVICES``) and prefixes its log lines with the step.
 """
 
@@ -67,8 +69,8 @@ def run_concurrently(
 
     ``submit(i, step, devices)`` starts step ``i`` on the GPUs ``devices`` and returns a future of its result,
     handed to ``finished(i, step, result)`` (which caches it) in this thread. Ready steps start in plan order when
-    a slot and their GPUs are free. If a step fails, no new step starts; the running ones finish and are kept,
-    then the first error is raised.
+    a slot and their GPUs are free and no running step shares their cache entry. If a step fails, no new step
+    starts; the running ones finish and are kept, then the first error is raised.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
@@ -80,12 +82,15 @@ def run_concurrently(
     error: BaseException | None = None
     while pending or running:
         if error is None:
+            busy = {steps[i].shares for i, _ in running.values()} - {""}
             for i in list(pending):
                 if len(running) >= jobs:
                     break
                 need = demand(steps[i])
-                if not deps[i] <= complete or need > len(free):
+                if not deps[i] <= complete or need > len(free) or steps[i].shares in busy:
                     continue
+                if steps[i].shares:
+                    busy.add(steps[i].shares)
                 devices, free = free[:need], free[need:]
                 pending.remove(i)
                 running[submit(i, steps[i], devices)] = (i, devices)

@@ -72,6 +72,10 @@ class Step:
     cost_class: str = ""
     #: how the step runs, not what it makes (shard workers, Dask scheduler); never part of the key
     runtime: dict[str, Any] = field(default_factory=dict)
+    #: steps with the same non-empty value fill and read one cache entry (the frozen features of one model on one
+    #: task): ``--jobs N`` never runs two of them at once, so a later one reads what the first wrote instead of
+    #: computing it again beside it
+    shares: str = ""
 
     def __post_init__(self) -> None:
         self.cost_class = self.cost_class or self.kind
@@ -322,7 +326,8 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
                                   {"json": str(out / "evaluations" / f"{dataset}-s{seed}__{task.name}__{protocol}-{key[:8]}.json"),
                                    "dataset": dataset, "seed": seed, "task": task.name, "protocol": protocol},
                                   work=n, cost_class=f"evaluate/{protocol}" + ("/segmentation" if seg else "")
-                                  + ("+features" if features else "")))
+                                  + ("+features" if features else ""),
+                                  shares=f"features {mkey} {task_keys[task.name]}"))
     return steps
 
 
