@@ -7,7 +7,8 @@ model on one task, which read its frozen features) do not run at once: the first
 others then read them, where side by side each would extract them again. On a node with GPUs each pretraining or
 evaluation step takes whole GPUs while it runs: one by default (so N pretrainings of different datasets train side
 by side, one GPU each), ``nproc_per_node`` for a DDP pretraining under torchrun; steps without a GPU use the CPU.
-Each step runs in a fresh process that sees only its GPUs (``CUDA_VISIBLE_DEVICES``) and prefixes its log lines
+Steps run in worker processes (``geodiv.study.runner``: without GPUs N workers serve every step; with GPUs each
+step gets a fresh process that sees only its GPUs, ``CUDA_VISIBLE_DEVICES``), and their log lines are prefixed
 with the step.
 """
 
