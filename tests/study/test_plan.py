@@ -43,3 +43,19 @@ def test_first_estimates_come_from_the_measured_unit_costs(tmp_path, monkeypatch
     monkeypatch.setattr(plan, "TRAIN_STEP_S", 2 * plan.TRAIN_STEP_S)
     assert estimates()[("pretrain", "global seed 0")] == pytest.approx(
         est[("pretrain", "global seed 0")] + 3 * plan.TRAIN_STEP_S / 2)
+
+
+def test_adding_a_protocol_keeps_the_task_and_its_other_evaluations(tmp_path):
+    def keys(treecover_protocols):
+        study = micro_study(tasks=[{"name": "landcover", "n_train": 24, "n_val": 12, "n_test": 24},
+                                   {"name": "treecover", "n_train": 24, "n_val": 12, "n_test": 24,
+                                    "protocols": treecover_protocols}])
+        return {(s.kind, s.name): s.key for s in plan_study(study, tmp_path)}
+
+    before, after = keys(["knn"]), keys(["knn", "linear"])
+    assert before[("task", "treecover")] == after[("task", "treecover")]
+    assert before[("evaluate", "global s0 / treecover / knn")] == after[("evaluate", "global s0 / treecover / knn")]
+    assert ("evaluate", "global s0 / treecover / linear") in set(after) - set(before)
+    # what the task holds still enters its key
+    bigger = micro_study(tasks=[{"name": "treecover", "n_train": 30, "n_val": 12, "n_test": 24, "protocols": ["knn"]}])
+    assert {s.key for s in plan_study(bigger, tmp_path) if s.kind == "task"} != {before[("task", "treecover")]}

@@ -271,8 +271,9 @@ def _task_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str]) -> tu
     task_keys: dict[str, str] = {}
     exclude = sorted(dataset_keys.values())
     for task in cfg.tasks:
-        # options enter the key only when given, so studies without them keep their cached steps
-        dump = task.model_dump(exclude=set() if task.options else {"options"})
+        # options enter the key only when given, so studies without them keep their cached steps; the protocols
+        # say how the task is scored, not what it holds, so adding one keeps the task (and its other evaluations)
+        dump = task.model_dump(exclude={"protocols"} | (set() if task.options else {"options"}))
         inputs = {"task": dump, "size": _task_size(cfg, task), "world_seed": cfg.data.seed,
                   "exclude": exclude}
         key = step_key("task", inputs)
