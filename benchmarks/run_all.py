@@ -66,18 +66,17 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def study_table(study_dir: Path) -> str:
+def study_section(study_dir: Path) -> list[str]:
+    """BENCHMARKS.md's section on a finished quick study: its wall time by step kind, from ``study.json``, with how
+    many steps ran at once (``jobs``; absent in studies run before it was kept)."""
     from geodiv.report.html import timings_table
 
     meta = json.loads((study_dir / "study.json").read_text(encoding="utf-8"))
-    return "\n".join(timings_table(meta.get("timings", {})))
-
-
-def _study_jobs(study_dir: Path) -> str:
-    """How many steps the study ran at once (``study.json``'s ``jobs``; absent in studies run before it was kept)."""
-    meta = json.loads((study_dir / "study.json").read_text(encoding="utf-8"))
-    jobs = meta.get("jobs")
-    return f"--jobs {jobs}" if jobs else "jobs not recorded"
+    jobs = f"--jobs {meta['jobs']}" if meta.get("jobs") else "jobs not recorded"
+    return ["## quick study: wall time by step", "",
+            f"From `{study_dir}/study.json` ({jobs}). Each step kind's own wall times are summed; under `--jobs N`"
+            " steps overlap, so the kinds add up to more than the run's total.", "",
+            *timings_table(meta.get("timings", {})), ""]
 
 
 def _merge_sections(text: str, sections: dict[str, list[str]]) -> list[str]:
@@ -142,11 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                     "</details>", ""]
         sections[name] = sec
     if args.study:
-        sections["quick study: wall time by step"] = [
-            "## quick study: wall time by step", "",
-            f"From `{args.study}/study.json` ({_study_jobs(Path(args.study))}). Each step kind's own wall times are summed;"
-            " under `--jobs N` steps overlap, so the kinds add up to more than the run's total.", "",
-            study_table(Path(args.study)), ""]
+        sections["quick study: wall time by step"] = study_section(Path(args.study))
     if args.only and Path(args.out).is_file():
         # --only refreshes its sections in place and keeps the others (and the header of the last full run)
         parts = _merge_sections(Path(args.out).read_text(), sections)

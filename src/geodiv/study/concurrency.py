@@ -84,17 +84,17 @@ def run_concurrently(
     error: BaseException | None = None
     while pending or running:
         if error is None:
-            busy = {steps[i].shares for i, _ in running.values()} - {""}
+            busy = {steps[i].shares for i, _ in running.values()}
             for i in list(pending):
                 if len(running) >= jobs:
                     break
-                need = demand(steps[i])
-                if not deps[i] <= complete or need > len(free) or steps[i].shares in busy:
+                need, share = demand(steps[i]), steps[i].shares
+                if not deps[i] <= complete or need > len(free) or (share and share in busy):
                     continue
-                if steps[i].shares:
-                    busy.add(steps[i].shares)
+                busy.add(share)
                 devices, free = free[:need], free[need:]
                 pending.remove(i)
+                announce(i, len(steps), steps[i], devices, len(running) + 1)
                 running[submit(i, steps[i], devices)] = (i, devices)
         if not running:
             if pending and error is None:

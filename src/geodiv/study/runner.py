@@ -350,7 +350,6 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     log(f"study: {len(steps) - len(done)} of {len(steps)} steps to run, {jobs} at a time"
         f"{f' on {len(gpus)} GPU(s)' if gpus else ''}")
     pools: dict[int, ProcessPoolExecutor] = {}
-    running: set[int] = set()
     ctx = multiprocessing.get_context("spawn")  # no inherited state (CUDA, threads, open files)
     # With GPUs each step gets a fresh process: CUDA_VISIBLE_DEVICES is fixed once CUDA starts. Without, `jobs`
     # processes serve every step, so each imports torch and geodiv once instead of once per step (seconds each, on
@@ -358,8 +357,6 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     shared = None if gpus else ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
 
     def submit(i: int, step: Step, devices: list[int]):
-        running.add(i)
-        concurrency.announce(i, len(steps), step, devices, len(running))
         step.runtime["port_offset"] = devices[0] if devices else 0  # side-by-side torchruns on one node
         env = {**concurrency.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
                HELD_ENV: os.path.realpath(out)}  # the study holds its folder's lock for its steps
@@ -369,7 +366,6 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
         return pools[i].submit(_step_process, cfg, i, steps, env, threads)
 
     def finished(i: int, step: Step, result: tuple[dict, float]) -> None:
-        running.discard(i)
         if i in pools:
             pools.pop(i).shutdown()
         outputs, took = result
