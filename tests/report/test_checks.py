@@ -90,6 +90,23 @@ def test_reconstruction_table():
     assert lines[2] == "| global | 0.3000 | 0.8000 | 0.38 | 256 | 2 |"
 
 
+def _losses(**ratios):
+    return {d: [{"seed": 0, "n": 256, "mae_loss": 0.01 * r, "mean_visible_loss": 0.01}] for d, r in ratios.items()}
+
+
+def test_reconstruction_sentence_says_which_runs_follow_the_input():
+    none = checks.reconstruction_sentence(_losses(global_=1.11, europe=1.27))
+    assert "no pretraining dataset's MAE beats" in none and "1.11 to 1.27" in none
+    some = checks.reconstruction_sentence(_losses(global_=0.52, europe=1.04, asia=0.98))
+    assert "2 of 3 pretraining datasets beat" in some and "below 1: asia, global_" in some and "0.52 to 1.04" in some
+    every = checks.reconstruction_sentence(_losses(global_=0.52, europe=0.61))
+    assert "every pretraining dataset's MAE reconstructs" in every and "follow the input" in every
+    # exactly the reference loss is not "better than" it; a zero reference gives no ratio and no sentence
+    assert "no pretraining dataset" in checks.reconstruction_sentence(_losses(a=1.0))
+    zero = {"a": [{"seed": 0, "n": 8, "mae_loss": 0.1, "mean_visible_loss": 0.0}]}
+    assert checks.reconstruction_sentence(zero) == "" and checks.reconstruction_markdown(zero)[2].split(" | ")[3] == "-"
+
+
 def test_a_one_seed_yes_carries_the_selection_caveat():
     spec = {"a": [(0.80, 0.76, 0.84)], "spectral-baseline": [(0.70, 0.65, 0.75)],
             "zero-pretraining": [(0.60, 0.55, 0.65)]}

@@ -1,3 +1,4 @@
+import json
 import re
 import shutil
 import subprocess
@@ -42,6 +43,13 @@ def test_summary_states_order_and_uncertainty(study_dir):
     text = format_summary(study_dir)
     assert "'one-hot-europe' has the best mean rank" in text and "zero-pretraining" in text
     assert "seed std" in text and "SimEarth" in text
+    assert "Reconstruction check" not in text  # the synthetic study has no held-out losses
+    meta = json.loads((study_dir / "study.json").read_text())
+    meta["reconstruction_losses"] = {"global": [{"seed": 0, "n": 256, "mae_loss": 0.017, "mean_visible_loss": 0.0153}]}
+    (study_dir / "study.json").write_text(json.dumps(meta))
+    text = format_summary(study_dir)
+    assert "Reconstruction check (held-out patches, end of pretraining): no pretraining dataset" in text
+    assert "1.11 to 1.11" in text
 
 
 def test_unfinished_study_is_a_clear_error(tmp_path):

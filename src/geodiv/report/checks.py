@@ -1,4 +1,5 @@
-"""Validity checks of a study's results: representation sensitivity of each task and collapsed heads.
+"""Validity checks of a study's results: representation sensitivity of each task, collapsed heads, and the
+held-out reconstruction check of pretraining.
 
 *Representation-sensitive* (per task and protocol): the best pretrained encoder (highest mean over seeds of the
 task's main metric, global head on the global test set) beats both the spectral-statistics baseline and zero
@@ -10,6 +11,10 @@ ranking of pretraining sets says little about what pretraining taught.
 *Collapsed head*: a classification (or segmentation) head whose most frequent predicted class covers more than
 ``COLLAPSE_SHARE`` of the global test set (``max_class_share`` in results.csv). Per-continent test subsets are not
 flagged: one class may legitimately dominate a continent's subset.
+
+*Reconstruction check*: each pretraining run's masked-patch loss on held-out samples divided by the loss of
+predicting every masked patch as the mean of the sample's visible patches (``geodiv.train.heldout``, mean over
+seeds). Below 1 the reconstructions follow the input beyond its mean colour.
 """
 
 from __future__ import annotations
@@ -181,10 +186,14 @@ def collapse_markdown(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) 
     return lines
 
 
-def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str) -> dict[str, str]:
-    """The summary's sentences: ``sensitivity`` (under ``protocol``) and ``collapse``, where there is something
-    to say."""
+def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str,
+                reconstruction_losses: Mapping[str, list[dict]] | None = None) -> dict[str, str]:
+    """The summary's sentences: ``sensitivity`` (under ``protocol``), ``collapse`` and ``reconstruction`` (from
+    study.json's ``reconstruction_losses``), where there is something to say."""
     facts = {}
+    recon = reconstruction_sentence(reconstruction_losses or {})
+    if recon:
+        facts["reconstruction"] = recon
     sens = representation_sensitivity(results, task_metrics, protocol)
     if not sens.empty:
         facts["sensitivity"] = sensitivity_sentence(sens, protocol)
@@ -194,14 +203,46 @@ def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol
     return facts
 
 
+def reconstruction_ratios(losses: Mapping[str, list[dict]]) -> dict[str, float]:
+    """Per pretraining dataset: mean over seeds of the held-out MAE loss / mean over seeds of the
+    mean-of-visible-patches loss (NaN where the reference loss is 0)."""
+    out = {}
+    for dataset, runs in losses.items():
+        mae = sum(r["mae_loss"] for r in runs) / len(runs)
+        ref = sum(r["mean_visible_loss"] for r in runs) / len(runs)
+        out[dataset] = mae / ref if ref > 0 else math.nan
+    return out
+
+
+def reconstruction_sentence(losses: Mapping[str, list[dict]]) -> str:
+    """The summary's statement of the held-out reconstruction check: how many pretraining datasets reconstruct
+    masked patches better than predicting each as the mean of the visible patches (ratio < 1)."""
+    ratios = {d: r for d, r in reconstruction_ratios(losses).items() if not math.isnan(r)}
+    if not ratios:
+        return ""
+    below = sorted(d for d, r in ratios.items() if r < 1.0)
+    span = f"MAE loss / mean-of-visible loss {min(ratios.values()):.2f} to {max(ratios.values()):.2f}"
+    head = "Reconstruction check (held-out patches, end of pretraining): "
+    if len(below) == len(ratios):
+        return (head + f"every pretraining dataset's MAE reconstructs masked patches better than the mean of the "
+                f"visible patches ({span}): the reconstructions follow the input.")
+    if not below:
+        return (head + f"no pretraining dataset's MAE beats predicting each masked patch as the mean of the visible "
+                f"patches ({span}): at this budget the reconstructions do not follow the input beyond its mean "
+                "colour; pretrain longer for features that read structure.")
+    return (head + f"{len(below)} of {len(ratios)} pretraining datasets beat the mean of the visible patches "
+            f"({span}; below 1: {', '.join(below)}).")
+
+
 def reconstruction_markdown(losses: Mapping[str, list[dict]]) -> list[str]:
     """Markdown lines of the held-out reconstruction check per pretraining dataset (mean over seeds): the MAE's
     masked-patch loss, the mean-of-visible-patches loss and their ratio (study.json ``reconstruction_losses``)."""
     lines = ["| pretraining | held-out MAE loss | mean-of-visible-patches loss | ratio | samples | seeds |",
              "|---|---|---|---|---|---|"]
+    ratios = reconstruction_ratios(losses)
     for dataset, runs in losses.items():
         mae = sum(r["mae_loss"] for r in runs) / len(runs)
         ref = sum(r["mean_visible_loss"] for r in runs) / len(runs)
-        ratio = f"{mae / ref:.2f}" if ref > 0 else "-"
+        ratio = "-" if math.isnan(ratios[dataset]) else f"{ratios[dataset]:.2f}"
         lines.append(f"| {dataset} | {mae:.4f} | {ref:.4f} | {ratio} | {runs[0]['n']} | {len(runs)} |")
     return lines

@@ -116,7 +116,7 @@ def build_sections(study_dir: Path) -> tuple[dict, list[Section], dict]:
     facts: dict = {"main_protocol": main_protocol, "task_metrics": task_metrics}
 
     _add_results_tables(sections, facts, results, meta, task_metrics, protocols, main_protocol)
-    _add_checks(sections, facts, results, task_metrics, protocols, main_protocol)
+    _add_checks(sections, facts, results, task_metrics, protocols, main_protocol, meta)
     _add_region_heatmaps(sections, facts, results, task_metrics, main_protocol)
     perf = _task_means(facts.get("main_table", pd.DataFrame()), task_metrics)
     _add_diversity(sections, facts, diversity, perf, task_metrics, main_protocol)
@@ -149,8 +149,9 @@ def _add_results_tables(sections: list[Section], facts: dict, results: pd.DataFr
 
 
 def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, task_metrics: dict[str, str],
-                protocols: list[str], main_protocol: str) -> None:
-    """1b. Representation sensitivity (each protocol) and collapsed heads."""
+                protocols: list[str], main_protocol: str, meta: dict) -> None:
+    """1b. Representation sensitivity (each protocol) and collapsed heads; the checks' sentences (the
+    reconstruction check's too) into ``facts``."""
     sec = Section("Representation sensitivity and collapse checks")
     for protocol in [main_protocol] + [p for p in protocols if p != main_protocol]:
         sens = checks.representation_sensitivity(results, task_metrics, protocol)
@@ -159,7 +160,7 @@ def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, tas
         lines = checks.sensitivity_markdown(sens)
         sec.markdown += f"\n\n**{protocol}**\n\n" + "\n".join(lines)
         sec.html += f"<h3>{html.escape(protocol)}</h3>" + _md_table_to_html(lines)
-    facts.update(checks.check_facts(results, task_metrics, main_protocol))
+    facts.update(checks.check_facts(results, task_metrics, main_protocol, meta.get("reconstruction_losses")))
     collapse = facts.get("collapse")
     if collapse:
         sec.markdown += f"\n\n{collapse}"
@@ -382,7 +383,7 @@ def format_summary(study_dir: str | Path) -> str:
     protocol = meta.get("main_protocol", "linear")
     table = tables.main_table(results, task_metrics, protocol=protocol)
     facts = {"main_protocol": protocol, "task_metrics": task_metrics, "main_table": table,
-             **checks.check_facts(results, task_metrics, protocol)}
+             **checks.check_facts(results, task_metrics, protocol, meta.get("reconstruction_losses"))}
     return f"{protocol} results (global test sets):\n\n{tables.table_markdown(table, task_metrics)}\n\n" + summarise(
         facts, meta
     )
