@@ -1,11 +1,13 @@
 # Two entry points for a fresh machine (see README):
-#   make study   -> set up .venv, install geodiv, run the quick embedded study
+#   make study   -> set up .venv, install geodiv, run the quick embedded study (PROFILE=standard-cpu: the 2-hour one)
 #   make test    -> set up .venv, install geodiv, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 OUT ?= study-out
+# quick: the README's main job (about 12 min on 2 cores); standard-cpu: the 2-hour CPU study (docs/study.md, "Profiles").
+PROFILE ?= quick
 # Two study steps at a time, one thread each: the quick study took 704 s of steps against 811 s with one job on the
 # 2-core reference machine (docs/study.md, "Concurrent steps and GPUs").
 JOBS ?= 2
@@ -31,7 +33,7 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 study: setup
-	$(VENV)/bin/geodiv study --profile quick --jobs $(JOBS) --out $(OUT)
+	$(VENV)/bin/geodiv study --profile $(PROFILE) --jobs $(JOBS) --out $(OUT)
 
 test: setup-dev
 	$(VENV)/bin/ruff check src tests benchmarks scripts

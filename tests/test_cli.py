@@ -58,3 +58,13 @@ def test_disk_full_names_the_disk(tmp_path, capsys, monkeypatch):
     line = _error_line(capsys)
     assert "no space left on the disk holding" in line and str(tmp_path / "a.npz") in line and "mounted at" in line
     assert list(tmp_path.iterdir()) == []  # no temp file left
+
+
+def test_study_profiles_are_the_shipped_files(tmp_path, capsys):
+    # --profile offers every YAML file in geodiv/study/profiles, the 2-hour CPU study included, and no other name.
+    assert main(["study", "--profile", "standard-cpu", "--out", str(tmp_path / "s"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "pretrain   global seed 0" in out and "scene" in out and "steps, 0 cached" in out
+    with pytest.raises(SystemExit):
+        main(["study", "--profile", "standard_cpu", "--out", str(tmp_path / "t")])
+    assert "invalid choice: 'standard_cpu'" in capsys.readouterr().err

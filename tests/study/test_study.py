@@ -44,7 +44,12 @@ def test_profiles_validate_and_unknown_profile_is_refused():
     assert gpu.seeds == standard.seeds == [0, 1, 2]
     assert (gpu.launcher.nproc_per_node, standard.launcher.nproc_per_node) == (1, 8)
     assert quick.data.n_samples < gpu.data.n_samples < standard.data.n_samples < paper.data.n_samples
-    with pytest.raises(ConfigError, match="known profiles: gpu, paper, quick, standard"):
+    # the 2-hour CPU study: the quick study's design on one machine's CPUs, with 2.7x the samples and 23x the
+    # pretraining sample-steps per set
+    cpu = load_study_config(profile="standard-cpu")
+    assert cpu.launcher.nproc_per_node == 1 and cpu.pretrain["device"] == "cpu" and cpu.seeds == [0]
+    assert quick.data.n_samples < cpu.data.n_samples < gpu.data.n_samples
+    with pytest.raises(ConfigError, match="known profiles: gpu, paper, quick, standard, standard-cpu"):
         load_study_config(profile="nope")
 
 
