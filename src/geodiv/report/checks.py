@@ -203,21 +203,21 @@ def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol
     return facts
 
 
-def reconstruction_ratios(losses: Mapping[str, list[dict]]) -> dict[str, float]:
-    """Per pretraining dataset: mean over seeds of the held-out MAE loss / mean over seeds of the
-    mean-of-visible-patches loss (NaN where the reference loss is 0)."""
+def reconstruction_means(losses: Mapping[str, list[dict]]) -> dict[str, tuple[float, float, float]]:
+    """Per pretraining dataset, means over seeds: (held-out MAE loss, mean-of-visible-patches loss, their ratio;
+    NaN where the reference loss is 0)."""
     out = {}
     for dataset, runs in losses.items():
         mae = sum(r["mae_loss"] for r in runs) / len(runs)
         ref = sum(r["mean_visible_loss"] for r in runs) / len(runs)
-        out[dataset] = mae / ref if ref > 0 else math.nan
+        out[dataset] = (mae, ref, mae / ref if ref > 0 else math.nan)
     return out
 
 
 def reconstruction_sentence(losses: Mapping[str, list[dict]]) -> str:
     """The summary's statement of the held-out reconstruction check: how many pretraining datasets reconstruct
     masked patches better than predicting each as the mean of the visible patches (ratio < 1)."""
-    ratios = {d: r for d, r in reconstruction_ratios(losses).items() if not math.isnan(r)}
+    ratios = {d: m[2] for d, m in reconstruction_means(losses).items() if not math.isnan(m[2])}
     if not ratios:
         return ""
     below = sorted(d for d, r in ratios.items() if r < 1.0)
@@ -229,7 +229,7 @@ def reconstruction_sentence(losses: Mapping[str, list[dict]]) -> str:
     if not below:
         return (head + f"no pretraining dataset's MAE beats predicting each masked patch as the mean of the visible "
                 f"patches ({span}): at this budget the reconstructions do not follow the input beyond its mean "
-                "colour; pretrain longer for features that read structure.")
+                "colour (docs/study.md, 'Quick pretraining recipe').")
     return (head + f"{len(below)} of {len(ratios)} pretraining datasets beat the mean of the visible patches "
             f"({span}; below 1: {', '.join(below)}).")
 
@@ -239,10 +239,8 @@ def reconstruction_markdown(losses: Mapping[str, list[dict]]) -> list[str]:
     masked-patch loss, the mean-of-visible-patches loss and their ratio (study.json ``reconstruction_losses``)."""
     lines = ["| pretraining | held-out MAE loss | mean-of-visible-patches loss | ratio | samples | seeds |",
              "|---|---|---|---|---|---|"]
-    ratios = reconstruction_ratios(losses)
-    for dataset, runs in losses.items():
-        mae = sum(r["mae_loss"] for r in runs) / len(runs)
-        ref = sum(r["mean_visible_loss"] for r in runs) / len(runs)
-        ratio = "-" if math.isnan(ratios[dataset]) else f"{ratios[dataset]:.2f}"
-        lines.append(f"| {dataset} | {mae:.4f} | {ref:.4f} | {ratio} | {runs[0]['n']} | {len(runs)} |")
+    for dataset, (mae, ref, ratio) in reconstruction_means(losses).items():
+        runs = losses[dataset]
+        shown = "-" if math.isnan(ratio) else f"{ratio:.2f}"
+        lines.append(f"| {dataset} | {mae:.4f} | {ref:.4f} | {shown} | {runs[0]['n']} | {len(runs)} |")
     return lines
