@@ -197,9 +197,49 @@ def build_pipeline_dataset(out: str, n: int = 16384, size: int = 64, workers: in
     return out
 
 
+def measure_loader(root: str, *, batch: int = 1024, workers: int = 8, epochs: int = 4, size: int = 64,
+                   transform_on: str = "device") -> dict:
+    """The input pipeline alone, as ``geodiv pretrain`` runs it (its loader factory and pass lookahead, pinned
+    batches copied to the GPU and, for ``transform_on="device"``, finished there), with no model: the rate a
+    training step could be fed at. One row."""
+    from geodiv.data import read_manifest
+    from geodiv.train import PretrainConfig
+    from geodiv.train.batches import BatchSource
+    from geodiv.train.distributed import DistEnv
+
+    pretrain_module = sys.modules["geodiv.train.pretrain"]
+    dev = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    n = int(read_manifest(root)["n_samples"])
+    cfg = PretrainConfig.model_validate({
+        "data": {"dirs": [root], "img_size": size, "num_workers": workers, "shuffle_buffer": 1000,
+                 "transform_on": transform_on},
+        "model": {"preset": "tiny", "patch_size": 8}, "optim": {"batch_size": batch}, "out_dir": "/tmp/unused",
+    })
+    env = DistEnv(rank=0, world_size=1, local_rank=0, device=dev)
+    make, finish = pretrain_module.make_loader_factory(cfg, env)
+    source = BatchSource(make, (0, 0), lookahead=workers > 0)
+    steps = epochs * (n // batch)
+    first = next(source)  # the first loader's start-up is outside the timing, as in measure_pipeline
+    t = time.perf_counter()
+    for _ in range(steps - 1):
+        item = next(source)
+        x = (item.to(dev, non_blocking=True) if finish is None
+             else finish(*(part.to(dev, non_blocking=True) for part in item)))
+    _sync(dev)
+    seconds = time.perf_counter() - t
+    source.close()
+    del first
+    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "CPU"
+    return {"benchmark": f"gpu: input pipeline alone, {size} px, batch {batch}, {workers} workers, transforms on "
+                         f"{'the workers' if finish is None else 'the GPU' if dev.type == 'cuda' else 'the device'}",
+            "value": round((steps - 1) * batch / seconds), "unit": "samples/s", "baseline": None, "ratio": None,
+            "target": "-", "note": f"{name}, torch {torch.__version__}; {n} SimEarth samples, {epochs} passes, "
+                                   f"{steps - 1} batches after the first, no model; output {tuple(x.shape)}"}
+
+
 def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6, epochs: int = 4,
                      preset: str = "tiny", size: int = 64, compile_model: bool = False,
-                     before: bool = False, profile: bool = False) -> dict:
+                     before: bool = False, profile: bool = False, transform_on: str = "auto") -> dict:
     """``geodiv pretrain`` end to end from shards (DataLoader workers, pass after pass): one row.
 
     ``before``: as before issue 14's fix (each pass's DataLoader started when the previous one ends, every
@@ -220,7 +260,8 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
     n = int(read_manifest(root)["n_samples"])
     steps_per_epoch = n // batch
     cfg = PretrainConfig.model_validate({
-        "data": {"dirs": [root], "img_size": size, "num_workers": workers, "shuffle_buffer": 1000},
+        "data": {"dirs": [root], "img_size": size, "num_workers": workers, "shuffle_buffer": 1000,
+                 "transform_on": transform_on},
         "model": {"preset": preset, "patch_size": 8},
         "optim": {"epochs": epochs, "warmup_epochs": 1, "batch_size": batch, "blr": 1.5e-4},
         "compile": compile_model, "checkpoint_every": epochs, "out_dir": out,
@@ -260,7 +301,10 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
     done = [b - a for a, b in zip([0] + steps[:-1], steps)]
     seconds = sum(d * batch / r for d, r in zip(done, rates))
     overall = sum(done) * batch / seconds
-    label = (f"gpu: {preset} {size} px pretrain from shards, batch {batch}, {workers} workers"
+    cuda = torch.cuda.is_available()
+    on = pretrain_module.resolve_transform_on(transform_on, torch.device("cuda" if cuda else "cpu"))
+    where = "the workers" if on == "workers" else "the GPU" if cuda else "the device"
+    label = (f"gpu: {preset} {size} px pretrain from shards, batch {batch}, {workers} workers, transforms on {where}"
              + (", torch.compile" if compile_model else "") + (", before (loader restarted per pass)" if before else ""))
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     return {"benchmark": label, "value": round(overall), "unit": "samples/s", "baseline": None, "ratio": None,
@@ -334,13 +378,21 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=6, help="--pipeline: DataLoader workers")
     parser.add_argument("--epochs", type=int, default=4, help="--pipeline: passes over the data")
     parser.add_argument("--before", action="store_true", help="--pipeline: the loader as before issue 14's fix")
+    parser.add_argument("--transform-on", choices=["auto", "workers", "device"], default="auto",
+                        help="--pipeline: where samples are normalised, cropped and resized (data.transform_on)")
+    parser.add_argument("--loader-only", action="store_true", help="--pipeline: the input pipeline alone, no model")
     parser.add_argument("--preset", help="model preset (default: base for the train-step rows, tiny with --pipeline)")
     args = parser.parse_args()
     if args.pipeline:
         build_pipeline_dataset(args.pipeline)
-        rows = [measure_pipeline(args.pipeline, args.pipeline.rstrip("/") + "-run", batch=args.batch or 256,
-                                 workers=args.workers, epochs=args.epochs, preset=args.preset or "tiny",
-                                 compile_model=args.compile, before=args.before, profile=args.profile)]
+        if args.loader_only:
+            rows = [measure_loader(args.pipeline, batch=args.batch or 256, workers=args.workers, epochs=args.epochs,
+                                   transform_on="workers" if args.transform_on == "workers" else "device")]
+        else:
+            rows = [measure_pipeline(args.pipeline, args.pipeline.rstrip("/") + "-run", batch=args.batch or 256,
+                                     workers=args.workers, epochs=args.epochs, preset=args.preset or "tiny",
+                                     compile_model=args.compile, before=args.before, profile=args.profile,
+                                     transform_on=args.transform_on)]
     elif args.batch is None and not args.skip and not args.profile and not args.sdpa and args.img_size == 96 \
             and args.preset in (None, "base"):
         os.environ.setdefault("GEODIV_BENCH_COMPILE", "1" if args.compile else "0")

@@ -180,3 +180,45 @@ def test_stream_equals_crop_normalise_then_torch_bicubic_antialias(small_dataset
         assert x.shape == (3, size, size) and x.is_contiguous()
         torch.testing.assert_close(x, want, atol=2e-5, rtol=0)
     assert mode == "eval" or 0 < flips < len(got)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval", "none"])
+@pytest.mark.parametrize("normalize", ["satmae", "zscore"])
+def test_device_transform_of_whole_batches_equals_the_worker_path(small_dataset, mode, normalize):
+    """transform_on="device": the stream yields stored pixels and crops, BatchCropResample makes the same inputs
+    as the per-sample kernel (same crops and flips, same tables; only the summation order differs)."""
+    size = 16 if mode == "none" else 24
+    kw = {"augment": mode, "size": size, "seed": 3, "shuffle_buffer": 5, "bands": ["B8", "B2", "B3", "B11"],
+          "normalize": normalize}
+    want = torch.cat(list(DataLoader(ShardStream(small_dataset, **kw), batch_size=5)))
+    device = ShardStream(small_dataset, transform_on="device", **kw)
+    transform = device.batch_transform()
+    batches = list(DataLoader(device, batch_size=5))
+    pixels, crops = batches[0]
+    assert pixels.dtype == torch.int16 and pixels.shape == (5, 4, 16, 16) and crops.shape == (5, 5)
+    got = torch.cat([transform(p, c) for p, c in batches])
+    assert got.shape == want.shape == (13, 4, size, size)
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-6)
+    if mode == "train":  # crops of several sizes and both flips were exercised
+        every = torch.cat([c for _, c in batches])
+        assert len(set(every[:, 2].tolist())) > 3 and 0 < int(every[:, 4].sum()) < 13
+
+
+def test_device_transform_reads_levels_above_32767_and_refuses_what_it_cannot_do(small_dataset, tmp_path):
+    """uint16 levels travel as int16 bit patterns: bright pixels (>= 32768) must come back as themselves."""
+    from geodiv.errors import ConfigError
+
+    out = tmp_path / "bright"
+    image = np.full((10, 16, 16), 40000, np.uint16)
+    image[:, :8] = 1000
+    write_shards([("b0", image, {"lat": 0.0, "lon": 0.0})], out, shard_size=1, bands=SATMAE_BANDS)
+    s = ShardStream(out, normalize="raw", augment="none", transform_on="device", shuffle=False)
+    pixels, crop = next(iter(s))
+    x = s.batch_transform()(pixels[None], crop[None])[0]
+    np.testing.assert_allclose(x.numpy(), image.astype(np.float32), rtol=1e-6)
+    with pytest.raises(ConfigError, match="labels and metadata need"):
+        ShardStream(small_dataset, transform_on="device", with_meta=True)
+    with pytest.raises(ConfigError, match="transform_on must be"):
+        ShardStream(small_dataset, transform_on="gpu")
+    with pytest.raises(ConfigError, match="given pixels of shape"):
+        s.batch_transform()(pixels[None, :3], crop[None])

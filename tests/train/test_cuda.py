@@ -56,3 +56,19 @@ def test_features_on_cuda_match_cpu(tmp_path):
     np.testing.assert_allclose(on_gpu, on_cpu, atol=0.1)
     assert np.corrcoef(on_gpu.ravel(), on_cpu.ravel())[0, 1] > 0.99
 
+
+
+def test_batch_transform_on_cuda_equals_the_worker_path(shards):
+    """transform_on="device" as a GPU run uses it: pinned int16 batches, crops and resizes on the GPU."""
+    from torch.utils.data import DataLoader
+
+    from geodiv.data import ShardStream
+
+    kw = {"size": 24, "seed": 2, "shuffle_buffer": 8}
+    want = torch.cat(list(DataLoader(ShardStream(shards, **kw), batch_size=8, num_workers=2)))
+    device = ShardStream(shards, transform_on="device", **kw)
+    finish = device.batch_transform().to("cuda")
+    got = [finish(*(t.to("cuda", non_blocking=True) for t in batch))
+           for batch in DataLoader(device, batch_size=8, num_workers=2, pin_memory=True)]
+    assert all(g.device.type == "cuda" and g.dtype == torch.float32 for g in got)
+    torch.testing.assert_close(torch.cat(got).cpu(), want, atol=1e-5, rtol=1e-5)  # TF32 off by default

@@ -223,3 +223,28 @@ def test_a_bad_shard_is_found_before_the_dataloader_workers_start(shards, tmp_pa
     skipping = ShardStream([bad], on_error="skip")
     skipping.verify_shards()
     assert str(last) not in skipping._verified and len(skipping._verified) == len(skipping.shards) - 1
+
+
+def test_transforms_on_the_device_train_like_the_workers_and_resume_exactly(shards, tmp_path):
+    """transform_on="device" (the default on a GPU) on this CPU: the same crops reach the model, made per batch
+    instead of per sample, so the losses agree to float32 rounding; a stopped run resumes to the same weights."""
+    kw = {"log": NO_PICTURES, "max_steps": 5}
+    workers = pretrain(tiny_config(shards, tmp_path / "workers", data={"transform_on": "workers"}, **kw))
+    device = pretrain(tiny_config(shards, tmp_path / "device", data={"transform_on": "device"}, **kw))
+    import importlib
+
+    resolve = importlib.import_module("geodiv.train.pretrain").resolve_transform_on
+    assert tiny_config(shards, tmp_path / "auto", **kw).data.transform_on == "auto"
+    assert resolve("auto", torch.device("cuda", 0)) == "device" and resolve("auto", torch.device("cpu")) == "workers"
+    assert resolve("workers", torch.device("cuda", 0)) == "workers"
+    a, b = read_log(tmp_path / "workers"), read_log(tmp_path / "device")
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2, 3, 4, 5]
+    for ra, rb in zip(a, b):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-4)
+    for key, value in _weights(workers).items():
+        torch.testing.assert_close(_weights(device)[key], value, rtol=1e-3, atol=1e-5)
+    data = {"transform_on": "device", "num_workers": 2}
+    pretrain(tiny_config(shards, tmp_path / "stopped", data=data, **{**kw, "max_steps": 3}))
+    resumed = pretrain(tiny_config(shards, tmp_path / "stopped", data=data, **kw), resume=True)
+    straight = pretrain(tiny_config(shards, tmp_path / "straight", data=data, **kw))
+    _assert_same_tensors(_weights(straight), _weights(resumed))

@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "load_arrays": "shard_reader",
     # streaming, normalisation, augmentation
     "ShardStream": "stream", "Normalizer": "normalize", "satmae_normalize": "normalize", "zscore": "normalize",
-    "dataset_stats": "normalize", "Augment": "transforms",
+    "dataset_stats": "normalize", "Augment": "transforms", "BatchCropResample": "transforms",
     # catalogs and strategies
     "make_catalog": "catalog", "read_catalog": "catalog", "write_catalog": "catalog",
     "assert_disjoint": "catalog", "nearest_km": "catalog",

@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from geodiv.bands import band_indices
 from geodiv.data.normalize import Normalizer, NormKind, dataset_stats
 from geodiv.data.shard_format import OnError, SkipReport
 from geodiv.data.shard_reader import decode_group, iter_tar_groups, read_manifest, verify_shard
-from geodiv.data.transforms import Augment, AugmentMode, CropParams, normalize_resample
+from geodiv.data.transforms import Augment, AugmentMode, BatchCropResample, CropParams, normalize_resample
 from geodiv.errors import ConfigError, DataError
 
 
@@ -48,6 +48,8 @@ class ShardStream(IterableDataset):
     Yields ``x``, or ``(x, label)`` when ``label`` names a metadata field / extra array (e.g. ``'label'``), with
     the sample's metadata dict appended when ``with_meta``. Use :meth:`collate` as the DataLoader ``collate_fn``
     when metadata is yielded. Segmentation masks (2-D labels) get the same crop/flip, resampled nearest.
+    With ``transform_on="device"`` it yields ``(pixels, crop)`` instead, for :meth:`batch_transform` to finish on
+    whole batches where the model runs.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class ShardStream(IterableDataset):
         stats: tuple[Sequence[float], Sequence[float]] | None = None,
         on_error: OnError = "raise",
         whole_batches: bool = False,
+        transform_on: Literal["workers", "device"] = "workers",
     ) -> None:
         super().__init__()
         roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
@@ -104,6 +107,14 @@ class ShardStream(IterableDataset):
         # of each pass). With whole_batches each worker stops after its last whole batch of ``batch_size`` (set by
         # load_state_dict): the same batches, without decoding the dropped samples.
         self.whole_batches = bool(whole_batches)
+        # "device": yield the chosen bands' stored pixels and the crop, and let ``batch_transform()`` normalise,
+        # crop and resize whole batches where the model runs (on a GPU, off the workers; see BatchCropResample).
+        if transform_on not in ("workers", "device"):
+            raise ConfigError(f"transform_on must be 'workers' or 'device', got {transform_on!r}")
+        if transform_on == "device" and (label is not None or with_meta):
+            raise ConfigError("transform_on='device' streams images alone (pretraining); labels and metadata need "
+                              "transform_on='workers'")
+        self.transform_on = transform_on
         self.shards = [(Path(m["root"]), s) for m in self.manifests for s in m["shards"]]
         self.n_samples = sum(m["n_samples"] for m in self.manifests)
         self.epoch = 0
@@ -261,6 +272,10 @@ class ShardStream(IterableDataset):
                 raise
             skips.add(str(err))
             return None
+        if self.transform_on == "device":
+            pixels = np.take(image, self._band_array, axis=0).view(np.int16)  # uint16 bits; int16 batches everywhere
+            crop = torch.tensor([params.top, params.left, params.height, params.width, int(params.flip)])
+            return torch.from_numpy(pixels), crop
         window = (params.top, params.left, params.height, params.width)
         geometry = self.augment.geometry(params.height, params.width, params.flip)
         # crop, normalise and resample in one compiled pass
@@ -281,6 +296,11 @@ class ShardStream(IterableDataset):
             mask = value[params.top : params.top + params.height, params.left : params.left + params.width]
             return self.augment.apply_mask(torch.from_numpy(np.array(mask)), params)
         return torch.as_tensor(np.array(value) if isinstance(value, np.ndarray) else value)
+
+    def batch_transform(self) -> BatchCropResample:
+        """For ``transform_on="device"``: the module that makes a batch's model input from what the stream
+        yields (``module(pixels, crops)``; move it to the batch's device first)."""
+        return BatchCropResample(self.normalizer.table, self.augment, self.stored_size)
 
     @staticmethod
     def collate(batch: list[Any]) -> Any:

@@ -259,3 +259,60 @@ class Augment:
         if self.mode == "train":
             return torch.flip(out, dims=(-1,)) if p.flip else out
         return center_crop(out, self.size).contiguous()
+
+
+class BatchCropResample(torch.nn.Module):
+    """The stream's per-sample path (:func:`normalize_resample`) for whole batches, on the batch's device.
+
+    ``ShardStream(..., transform_on="device")`` yields the stored uint16 pixels of the chosen bands (as int16,
+    which every torch version batches and pins) with each sample's crop ``(top, left, height, width, flip)``;
+    this module turns a batch of them into the model input where the model runs. On a GPU that takes the
+    per-pixel work off the DataLoader workers and halves the bytes they hand over (2 bytes per pixel instead of 4),
+    which is what limited a small model's training there (issue 14, docs/scaling.md).
+
+    Same arithmetic as the worker path: each band goes through the normaliser's lookup table, then the crop and the
+    resize are the matrices ``Wy`` (out, S) and ``Wx`` (out, S) of :func:`resize_weights`, shifted to the crop's
+    offset (zero outside it) and reversed for a flip, so ``out = Wy @ x @ Wx.T`` per band. Only the summation
+    order differs from the banded kernel (float32 rounding, relative 1e-6). The per-length matrices are built once,
+    in float64 as ``resize_weights`` builds them; a batch gathers its own.
+    """
+
+    def __init__(self, table: np.ndarray, augment: Augment, stored_size: int) -> None:
+        super().__init__()
+        s = int(stored_size)
+        out = augment.geometry(s, s, False).out_h  # a whole stored image's output size (every mode)
+        rows = torch.zeros(s + 1, out, s)
+        for length in range(1, s + 1):
+            g = augment.geometry(length, length, False)
+            if g.out_h == out:  # lengths another mode never crops to (e.g. "none" below full size) stay zero
+                rows[length, :, :length] = resize_weights(length, g.row_n)[g.row_start : g.row_start + out]
+        self.stored_size, self.out_size = s, out
+        self.register_buffer("table", torch.from_numpy(np.ascontiguousarray(table, np.float32)).reshape(-1))
+        self.register_buffer("offsets", torch.arange(table.shape[0], dtype=torch.int32).reshape(-1, 1, 1) * 65536)
+        self.register_buffer("rows", rows)
+
+    def _placed(self, start: torch.Tensor, length: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
+        """(B, out, S): each sample's resize matrix for its crop ``start:start + length`` of the stored axis."""
+        base = self.rows[length]  # (B, out, S), columns >= length are zero
+        if flip is not None:
+            base = torch.where(flip[:, None, None], base.flip(1), base)
+        s = self.stored_size
+        src = torch.arange(s, device=start.device)[None, :] - start[:, None]  # stored column i reads base column i - start
+        placed = torch.gather(base, 2, src.clamp(min=0)[:, None, :].expand(-1, base.shape[1], -1))
+        return placed * (src >= 0)[:, None, :]
+
+    def forward(self, pixels: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        """Float32 (B, C, out, out) from int16 (B, C, S, S) ``pixels`` (uint16 bit patterns) and int64 (B, 5)
+        ``crops`` = (top, left, height, width, flip)."""
+        b, c, h, w = pixels.shape
+        if (h, w) != (self.stored_size, self.stored_size) or c * 65536 != self.table.numel():
+            raise ConfigError(f"BatchCropResample for {self.table.numel() // 65536} bands at {self.stored_size} px "
+                              f"given pixels of shape {tuple(pixels.shape)}")
+        if crops.shape != (b, 5):
+            raise ConfigError(f"crops must be (batch, 5) = (top, left, height, width, flip), got {tuple(crops.shape)}")
+        index = (pixels.to(torch.int32) & 0xFFFF) + self.offsets  # uint16 levels, each band in its own table
+        x = self.table.take(index.long())
+        top, left, height, width, flip = crops.unbind(1)
+        wy = self._placed(top, height, None)
+        wx = self._placed(left, width, flip.bool())
+        return wy[:, None] @ x @ wx[:, None].transpose(-1, -2)

@@ -66,6 +66,10 @@ class PretrainDataSection(StrictModel):
     )
     shuffle_buffer: int = Field(1000, ge=0)
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per training process")
+    transform_on: Literal["auto", "workers", "device"] = Field(
+        "auto", description="where samples are normalised, cropped and resized: in the DataLoader workers, per "
+        "sample, or on the training device, per batch (auto: device on a GPU, workers on a CPU)",
+    )
 
     @field_validator("dirs", mode="before")
     @classmethod

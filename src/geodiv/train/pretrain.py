@@ -126,8 +126,19 @@ def dataset_size(config: PretrainConfig) -> int:
     return sum(int(data.read_manifest(d)["n_samples"]) for d in config.data.dirs)
 
 
-def make_loader_factory(config: PretrainConfig, env: DistEnv) -> Callable[[int, int], Iterable[torch.Tensor]]:
-    """``(pass_index, batches_done) -> DataLoader`` over this rank's share of the shards.
+def resolve_transform_on(transform_on: str, device: torch.device) -> str:
+    """``auto``: on the device where it is a GPU (the workers then only read and select bands, and hand over half
+    the bytes; measured in docs/scaling.md), in the workers on a CPU (where the per-sample kernel is faster)."""
+    if transform_on == "auto":
+        return "device" if device.type == "cuda" else "workers"
+    return transform_on
+
+
+def make_loader_factory(
+    config: PretrainConfig, env: DistEnv
+) -> tuple[Callable[[int, int], Iterable[Any]], nn.Module | None]:
+    """``(pass_index, batches_done) -> DataLoader`` over this rank's share of the shards, and the module that
+    finishes each batch on the device (``None`` when the workers deliver model inputs).
 
     ``ShardStream`` splits the shards over (rank, worker) from the process group, gives every rank the same number
     of samples per pass (so no rank waits on another at the end of a pass), seeds shard order, shuffle buffer and
@@ -147,7 +158,9 @@ def make_loader_factory(config: PretrainConfig, env: DistEnv) -> Callable[[int, 
         seed=config.seed,
         epochs=1,
         whole_batches=True,  # the loader below drops each worker's partial batch: do not decode it
+        transform_on=resolve_transform_on(dcfg.transform_on, env.device),
     )
+    batch_transform = stream.batch_transform().to(env.device) if stream.transform_on == "device" else None
 
     if dcfg.num_workers > 0 and env.world_size == 1:
         # Once here, not in every worker of every pass (the workers copy the verified set). Under DDP each rank
@@ -173,7 +186,7 @@ def make_loader_factory(config: PretrainConfig, env: DistEnv) -> Callable[[int, 
             generator=torch.Generator().manual_seed(config.seed),
         )
 
-    return make
+    return make, batch_transform
 
 
 def visual_batch(config: PretrainConfig, n: int, dirs: list[Path] | None = None) -> torch.Tensor:
@@ -359,7 +372,8 @@ class _Trainer:
             restore_rng(state["rng"])
             if env.is_main:
                 log(f"resumed from {resume_path} at step {global_step}")
-        source = BatchSource(make_loader_factory(cfg, env), position, lookahead=cfg.data.num_workers > 0)
+        make_loader, self.batch_transform = make_loader_factory(cfg, env)
+        source = BatchSource(make_loader, position, lookahead=cfg.data.num_workers > 0)
         metrics = MetricsLog(
             cfg.out_dir, enabled=env.is_main, tensorboard=cfg.log.tensorboard,
             resume_step=global_step if resume_state is not None else None,
@@ -438,7 +452,12 @@ class _Trainer:
         cfg = self.config
         micro_global = cfg.optim.batch_size * self.env.world_size
         for micro in range(self.accum):
-            imgs = next(source).to(self.device, non_blocking=True)
+            batch = next(source)
+            if self.batch_transform is None:
+                imgs = batch.to(self.device, non_blocking=True)
+            else:  # stored pixels and crops: normalise, crop and resize here
+                pixels, crops = (t.to(self.device, non_blocking=True) for t in batch)
+                imgs = self.batch_transform(pixels, crops)
             noise = mask_noise(cfg.seed, global_step * self.accum + micro, micro_global, self.n_noise)[rows]
             if self.device.type == "cuda":
                 noise = noise.pin_memory()  # from pageable memory the copy may wait for the GPU's queue
