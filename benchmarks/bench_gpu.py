@@ -199,7 +199,7 @@ def build_pipeline_dataset(out: str, n: int = 16384, size: int = 64, workers: in
 
 def measure_loader(root: str, *, batch: int = 1024, workers: int = 8, epochs: int = 4, size: int = 64,
                    transform_on: str = "device") -> dict:
-    """The input pipeline alone, as ``geodiv pretrain`` runs it (its loader factory and pass lookahead, pinned
+    """The input pipeline alone, as ``geodiv pretrain`` runs it (its loader factory and one endless loader, pinned
     batches copied to the GPU and, for ``transform_on="device"``, finished there), with no model: the rate a
     training step could be fed at. One row."""
     from geodiv.data import read_manifest
@@ -217,7 +217,7 @@ def measure_loader(root: str, *, batch: int = 1024, workers: int = 8, epochs: in
     })
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=dev)
     make, finish = pretrain_module.make_loader_factory(cfg, env)
-    source = BatchSource(make, (0, 0), lookahead=workers > 0)
+    source = BatchSource(make, (0, 0))
     steps = epochs * (n // batch)
     first = next(source)  # the first loader's start-up is outside the timing, as in measure_pipeline
     t = time.perf_counter()
@@ -237,21 +237,56 @@ def measure_loader(root: str, *, batch: int = 1024, workers: int = 8, epochs: in
                                    f"{steps - 1} batches after the first, no model; output {tuple(x.shape)}"}
 
 
+class LoaderPerPass:
+    """The baseline of ``measure_pipeline(per_pass=True)``: ``geodiv pretrain``'s loader as it was before one
+    endless loader served the whole run: a DataLoader per pass, the next pass's started when a pass starts
+    (``BatchSource(lookahead=True)`` of 2026-11-27). Same batches within each pass; kept here only to measure
+    against."""
+
+    def __init__(self, make_endless, position=(0, 0)) -> None:
+        def make(pass_index: int, batches_done: int):
+            loader = make_endless(pass_index, batches_done)
+            loader.dataset.epochs = 1  # this pass only
+            return loader
+
+        self.make = make
+        self.pass_index, self.in_pass = int(position[0]), int(position[1])
+        self._it = self._next = None
+
+    def position(self) -> tuple[int, int]:
+        return self.pass_index, self.in_pass
+
+    def __next__(self):
+        while True:
+            if self._it is None:
+                ahead = self._next if self.in_pass == 0 else None
+                self._it = ahead if ahead is not None else iter(self.make(self.pass_index, self.in_pass))
+                self._next = iter(self.make(self.pass_index + 1, 0))
+            batch = next(self._it, None)
+            if batch is not None:
+                self.in_pass += 1
+                return batch
+            self.pass_index, self.in_pass, self._it = self.pass_index + 1, 0, None
+
+    def close(self) -> None:
+        self._it = self._next = None
+
+
 def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6, epochs: int = 4,
                      preset: str = "tiny", size: int = 64, compile_model: bool = False,
-                     before: bool = False, profile: bool = False, transform_on: str = "auto") -> dict:
+                     per_pass: bool = False, profile: bool = False, transform_on: str = "auto") -> dict:
     """``geodiv pretrain`` end to end from shards (DataLoader workers, pass after pass): one row.
 
-    ``before``: as before issue 14's fix (each pass's DataLoader started when the previous one ends, every
-    worker hashing its shards in every pass), the baseline measured in the same run. The rate is total
-    samples / total time of the logged windows (every pass boundary included; model building, the first
-    loader's start and the final checkpoint are outside them), and the median window for the steady rate.
+    ``per_pass``: a DataLoader per pass, as before one endless loader served the whole run (``LoaderPerPass``),
+    the baseline measured in the same run. The rate is total samples / total time of the logged windows (every
+    pass boundary included; model building, the first loader's start and the final checkpoint are outside them),
+    and the median window for the steady rate.
     ``profile``: print the host-side (CPU) and GPU top operators of 20 steps (torch profiler).
     """
     import shutil
     import statistics
 
-    from geodiv.data import ShardStream, read_manifest
+    from geodiv.data import read_manifest
     from geodiv.train import PretrainConfig, pretrain
     from geodiv.train.logs import read_log
 
@@ -269,10 +304,9 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
                 "progress": False},
     })
     shutil.rmtree(out, ignore_errors=True)
-    original_source, original_verify = pretrain_module.BatchSource, ShardStream.verify_shards
-    if before:
-        ShardStream.verify_shards = lambda self, threads=None: None  # type: ignore[method-assign]
-        pretrain_module.BatchSource = lambda make, position, lookahead=False: original_source(make, position)
+    original_source = pretrain_module.BatchSource
+    if per_pass:
+        pretrain_module.BatchSource = LoaderPerPass
     try:
         t = time.perf_counter()
         if profile:
@@ -294,7 +328,6 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
         wall = time.perf_counter() - t
     finally:
         pretrain_module.BatchSource = original_source
-        ShardStream.verify_shards = original_verify  # type: ignore[method-assign]
     logged = read_log(out)
     steps = [r["step"] for r in logged]
     rates = [r["samples_per_s"] for r in logged]
@@ -305,7 +338,7 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
     on = pretrain_module.resolve_transform_on(transform_on, torch.device("cuda" if cuda else "cpu"))
     where = "the workers" if on == "workers" else "the GPU" if cuda else "the device"
     label = (f"gpu: {preset} {size} px pretrain from shards, batch {batch}, {workers} workers, transforms on {where}"
-             + (", torch.compile" if compile_model else "") + (", before (loader restarted per pass)" if before else ""))
+             + (", torch.compile" if compile_model else "") + (", a DataLoader per pass (before)" if per_pass else ""))
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     return {"benchmark": label, "value": round(overall), "unit": "samples/s", "baseline": None, "ratio": None,
             "target": ">= 20,000 (tiny, 64 px, H100)" if preset == "tiny" else "-",
@@ -377,7 +410,8 @@ if __name__ == "__main__":
                         "folder (built there first if missing), one row")
     parser.add_argument("--workers", type=int, default=6, help="--pipeline: DataLoader workers")
     parser.add_argument("--epochs", type=int, default=4, help="--pipeline: passes over the data")
-    parser.add_argument("--before", action="store_true", help="--pipeline: the loader as before issue 14's fix")
+    parser.add_argument("--per-pass", action="store_true",
+                        help="--pipeline: a DataLoader per pass, as before one loader served the whole run")
     parser.add_argument("--transform-on", choices=["auto", "workers", "device"], default="auto",
                         help="--pipeline: where samples are normalised, cropped and resized (data.transform_on)")
     parser.add_argument("--loader-only", action="store_true", help="--pipeline: the input pipeline alone, no model")
@@ -391,7 +425,7 @@ if __name__ == "__main__":
         else:
             rows = [measure_pipeline(args.pipeline, args.pipeline.rstrip("/") + "-run", batch=args.batch or 256,
                                      workers=args.workers, epochs=args.epochs, preset=args.preset or "tiny",
-                                     compile_model=args.compile, before=args.before, profile=args.profile,
+                                     compile_model=args.compile, per_pass=args.per_pass, profile=args.profile,
                                      transform_on=args.transform_on)]
     elif args.batch is None and not args.skip and not args.profile and not args.sdpa and args.img_size == 96 \
             and args.preset in (None, "base"):

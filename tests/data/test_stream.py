@@ -126,6 +126,37 @@ def test_resume_continues_the_stream_exactly(small_dataset):
     assert all(torch.equal(a, b) for a, b in zip(loader_rest, loader_full[3:]))
 
 
+def test_an_endless_stream_runs_the_passes_back_to_back_and_resumes_across_them(small_dataset):
+    """epochs=None (pretraining's one loader per run): pass after pass in the same workers; a restart after k
+    batches, k spanning passes, continues exactly (whole passes skipped unread)."""
+    import itertools
+
+    def make(epochs, first=0, done=0, batch=1):
+        s = ShardStream(small_dataset, augment="train", size=8, shuffle_buffer=3, seed=4, epochs=epochs,
+                        whole_batches=True)
+        s.load_state_dict({"epoch": first, "batches_done": done, "batch_size": batch})
+        return s
+
+    passes = [x for e in range(3) for x in make(1, first=e)]
+    endless = list(itertools.islice(make(None), 39))
+    assert len(passes) == 39 and all(torch.equal(a, b) for a, b in zip(endless, passes))
+
+    def loader(done):  # 2 workers, batch 2: about 6 whole batches per pass (the shares change with the shard order)
+        return DataLoader(make(None, first=1, done=done, batch=2), batch_size=2, num_workers=2, drop_last=True)
+
+    straight = list(itertools.islice(loader(0), 20))
+    for done in (3, 6, 11):
+        rest = list(itertools.islice(loader(done), 20 - done))
+        assert all(torch.equal(a, b) for a, b in zip(rest, straight[done:], strict=True)), done
+
+
+def test_an_endless_stream_with_no_whole_batch_fails_instead_of_hanging(small_dataset):
+    s = ShardStream(small_dataset, epochs=None, whole_batches=True)
+    s.load_state_dict({"epoch": 0, "batches_done": 0, "batch_size": 16})  # 13 samples
+    with pytest.raises(DataError, match="no whole batch of 16 in 3 passes in a row"):
+        next(iter(s))
+
+
 def test_labels_and_masks(tmp_path):
     from .datakit import synthetic_samples
 

@@ -1,6 +1,8 @@
-"""BatchSource: pass after pass, exact positions, and the next pass's loader started ahead."""
+"""BatchSource: one endless loader per run, exact positions, a fresh pass after a change of process count."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
@@ -8,36 +10,49 @@ from geodiv.errors import DataError
 from geodiv.train.batches import BatchSource
 
 
-class Passes:
-    """A loader factory whose pass p yields (p, 0), (p, 1), ... (p, sizes[p % len] - 1); it records its calls."""
+class Endless:
+    """A loader factory: from pass p on, passes of ``sizes[p % len]`` batches (p, 0), (p, 1), ...; the first
+    ``batches_done`` are skipped. It records its calls."""
 
     def __init__(self, sizes: list[int]) -> None:
         self.sizes = sizes
         self.calls: list[tuple[int, int]] = []
 
-    def __call__(self, pass_index: int, batches_done: int):
-        self.calls.append((pass_index, batches_done))
-        return [(pass_index, i) for i in range(batches_done, self.sizes[pass_index % len(self.sizes)])]
+    def __call__(self, first_pass: int, batches_done: int):
+        self.calls.append((first_pass, batches_done))
+        batches = ((p, i) for p in itertools.count(first_pass) for i in range(self.sizes[p % len(self.sizes)]))
+        return itertools.islice(batches, batches_done, None)
 
 
-@pytest.mark.parametrize("start", [(0, 0), (1, 2)])
-def test_lookahead_gives_the_same_batches_and_positions(start):
-    plain, ahead = BatchSource(Passes([3, 4]), start), BatchSource(Passes([3, 4]), start, lookahead=True)
-    for _ in range(12):
-        assert next(plain) == next(ahead)
-        assert plain.position() == ahead.position()
-
-
-def test_lookahead_starts_the_next_pass_when_a_pass_starts():
-    factory = Passes([3])
-    source = BatchSource(factory, (2, 1), lookahead=True)
-    assert next(source) == (2, 1)
-    assert factory.calls == [(2, 1), (3, 0)]  # the resumed pass, and the next one from its start
-    assert [next(source) for _ in range(2)] == [(2, 2), (3, 0)]
-    assert factory.calls == [(2, 1), (3, 0), (4, 0)]  # pass 3 came from the loader made ahead
+def test_one_loader_for_the_run_and_exact_positions():
+    factory = Endless([3, 4])
+    source = BatchSource(factory)
+    got = [next(source) for _ in range(9)]
+    assert got == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (2, 1)]
+    assert factory.calls == [(0, 0)]  # no new loader at a pass boundary
+    assert source.position() == (0, 9)
     source.close()
 
 
-def test_a_share_without_a_full_batch_is_an_error_with_lookahead_too():
+@pytest.mark.parametrize("start", [(0, 0), (1, 2), (0, 5)])
+def test_a_resumed_source_continues_with_the_next_batch(start):
+    straight = BatchSource(Endless([3, 4]))
+    for _ in range(start[1] + (3 if start[0] == 1 else 0)):
+        next(straight)
+    resumed = BatchSource(Endless([3, 4]), start)
+    for _ in range(6):
+        assert next(resumed) == next(straight)
+    # a checkpoint's (pass, batches in pass) from the loader-per-pass version means the same thing
+    assert resumed.position() == (start[0], start[1] + 6)
+
+
+def test_fresh_pass_is_past_every_pass_the_batches_could_span():
+    source = BatchSource(Endless([1]), (2, 0))
+    for _ in range(4):
+        batch = next(source)
+    assert batch == (5, 0) and source.fresh_pass() == 7 > batch[0]
+
+
+def test_a_loader_that_ends_is_an_error():
     with pytest.raises(DataError, match="no full batch"):
-        next(BatchSource(Passes([0]), lookahead=True))
+        next(BatchSource(lambda first, done: iter([])))

@@ -160,12 +160,16 @@ def test_cli_pretrain_and_resume(shards, tmp_path, capsys):
     assert "optim.epochs" in capsys.readouterr().err
 
 
-def test_resume_is_exact_with_dataloader_workers(shards, tmp_path):
-    kw = {"data": {"num_workers": 2}, "log": NO_PICTURES, "max_steps": 5}
+@pytest.mark.parametrize("stop", [3, 4, 5])
+def test_resume_is_exact_with_dataloader_workers(shards, tmp_path, stop):
+    """One endless loader: 2 workers with 4 batches each per pass, 8 micro-batches (4 steps) per pass; stopped
+    inside the first pass, at its end, and inside the second (the resumed workers skip a whole pass unread)."""
+    kw = {"data": {"num_workers": 2}, "log": NO_PICTURES, "max_steps": 7}
     straight = pretrain(tiny_config(shards, tmp_path / "straight", **kw))
-    pretrain(tiny_config(shards, tmp_path / "stopped", **{**kw, "max_steps": 3}))
+    pretrain(tiny_config(shards, tmp_path / "stopped", **{**kw, "max_steps": stop}))
     resumed = pretrain(tiny_config(shards, tmp_path / "stopped", **kw), resume=True)
     _assert_same_tensors(_weights(straight), _weights(resumed))
+    assert load_checkpoint(resumed)["geodiv"]["data_positions"] == [[0, 14]]
 
 
 def test_pretraining_on_a_bad_shard_leaves_nothing_behind(shards, tmp_path):

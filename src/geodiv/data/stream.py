@@ -8,7 +8,9 @@ shards and keeps every k-th sample. All randomness (shard order, buffer shuffle,
 (seed, epoch, world size, number of workers), which is what makes exact resumption possible.
 
 Resuming: ``load_state_dict({'epoch': e, 'batches_done': k, 'batch_size': b})`` (or ``start_sample=k`` with
-``batch_size=1``) makes the next iteration continue epoch ``e`` after the first ``k`` batches of each rank.
+``batch_size=1``) makes the next iteration continue epoch ``e`` after the first ``k`` batches of each rank. With
+``epochs=None`` the stream runs pass after pass in the same DataLoader workers, and ``k`` counts batches from the
+start of epoch ``e`` over as many passes as they span (whole passes are skipped without reading them).
 Skipped samples are read but not decoded, and their random draws are replayed, so the continuation is identical
 to the uninterrupted stream. With DataLoader workers the rule matches PyTorch's in-order round robin (batch j comes
 from worker j mod num_workers), exact while every worker still delivers full batches (always, with
@@ -201,13 +203,26 @@ class ShardStream(IterableDataset):
         # The DataLoader takes batch j from worker j % nw, starting again at worker 0 after a restart; so on
         # resuming after k batches, worker w plays the role of the original worker (w + k) % nw, and skips the
         # batches that role had delivered.
+        # With ``epochs=None`` (one endless loader for a whole run) those batches may span several passes: whole
+        # passes already delivered are skipped without reading them.
         role = (wid + self.batches_done) % nw
         gid = gid - wid + role
         skip = len(range(role, self.batches_done, nw)) * self.batch_size
-        epoch = self.epoch
+        epoch, empty = self.epoch, 0
         while self.epochs is None or epoch < self.epoch + self.epochs:
-            yield from self._epoch(epoch, gid, gworld, skip)
-            skip = 0
+            limit = self._limit(epoch, gid, gworld)[2]
+            empty = empty + 1 if limit == 0 else 0
+            if self.epochs is None and empty == 3:  # an endless stream that never yields would hang its loader
+                raise DataError(
+                    f"ShardStream over {self.manifests[0]['root']}: DataLoader worker {wid} of this process gets no "
+                    f"whole batch of {self.batch_size} in 3 passes in a row; use fewer processes or DataLoader "
+                    "workers, a smaller batch_size, or more samples"
+                )
+            if skip >= limit:
+                skip -= limit
+            else:
+                yield from self._epoch(epoch, gid, gworld, skip)
+                skip = 0
             epoch += 1
 
     def _raw_samples(self, shards: list[int], stride: int, gid: int, skips: SkipReport) -> Iterator[tuple]:

@@ -1,6 +1,6 @@
 """What makes a resumed pretraining run continue exactly: where the data stands, and the global RNG state.
 
-``BatchSource`` draws this rank's micro-batches endlessly, pass after pass, from a loader factory
+``BatchSource`` draws this rank's micro-batches endlessly, pass after pass, from one loader made by a factory
 (``pretrain.make_loader_factory``) and reports the position that checkpoints save; ``capture_rng`` /
 ``restore_rng`` carry the global RNG state across a resume.
 """
@@ -41,63 +41,48 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 class BatchSource:
-    """Endless micro-batches for this rank: pass after pass over its share of the shards.
+    """Endless micro-batches for this rank from one loader that runs pass after pass.
 
-    ``make_loader(pass_index, batches_done)`` returns the batches of one pass (the stream seeded for that pass),
-    starting after its first ``batches_done`` batches. The position ``(pass_index, batches_in_pass)`` is saved in
-    checkpoints, so a resumed run continues with exactly the batch that an uninterrupted run would have drawn.
+    ``make_loader(first_pass, batches_done)`` returns an endless loader (``ShardStream(epochs=None)``) that starts
+    at pass ``first_pass`` and skips the first ``batches_done`` batches it would deliver. The position
+    ``(first_pass, batches delivered since)`` is saved in checkpoints, so a resumed run continues with exactly the
+    batch that an uninterrupted run would have drawn (a checkpoint's ``(pass, batches in pass)`` from before has the
+    same meaning).
 
-    ``lookahead``: when a pass starts, the next pass's loader is started too, so that its DataLoader workers start
-    up (fork, open shards, fill the shuffle buffer, decode the first batches) while this pass trains. Without it a
-    small dataset read for many passes waits for that start-up at every pass boundary (measured: 1.35 s per pass
-    with 2 workers for 2,048 samples at 64 px, more than the pass itself on a GPU). The batches and their order are
-    the same either way: the next pass's loader is exactly the one that would be made later.
+    One loader serves the whole run: its DataLoader workers start once and go from one pass to the next on their
+    own. A loader per pass (as before) made every pass boundary wait for the next loader: forking the workers from
+    the training process, opening shards, filling the shuffle buffer. Starting the next pass's loader ahead hid part
+    of it; on an H200, `tiny` at 64 px still lost 0.8 s per pass of 1.4 s (docs/scaling.md).
     """
 
-    def __init__(
-        self, make_loader: Callable[[int, int], Iterable[Any]], position: tuple[int, int] = (0, 0),
-        lookahead: bool = False,
-    ) -> None:
+    def __init__(self, make_loader: Callable[[int, int], Iterable[Any]], position: tuple[int, int] = (0, 0)) -> None:
         self.make_loader = make_loader
-        self.pass_index, self.in_pass = int(position[0]), int(position[1])
-        self.lookahead = lookahead
+        self.first_pass, self.delivered = int(position[0]), int(position[1])
         self._it: Iterator[Any] | None = None
-        self._next: Iterator[Any] | None = None
 
     def position(self) -> tuple[int, int]:
-        return self.pass_index, self.in_pass
+        return self.first_pass, self.delivered
+
+    def fresh_pass(self) -> int:
+        """A pass that no batch so far came from: every pass gives each rank at least one batch (else the stream
+        raises), so ``delivered`` batches span at most ``delivered`` passes."""
+        return self.first_pass + self.delivered + 1
 
     def __iter__(self) -> BatchSource:
         return self
 
-    def _start_pass(self) -> None:
-        if self._next is not None and self.in_pass == 0:
-            self._it, self._next = self._next, None
-        else:
-            self._it = iter(self.make_loader(self.pass_index, self.in_pass))
-        if self.lookahead:
-            self._next = iter(self.make_loader(self.pass_index + 1, 0))
-
     def __next__(self) -> Any:
-        empty_passes = 0
-        while True:
-            if self._it is None:
-                self._start_pass()
-            batch = next(self._it, None)
-            if batch is not None:
-                self.in_pass += 1
-                return batch
-            if self.in_pass == 0:
-                empty_passes += 1
-                if empty_passes > 1:
-                    raise DataError(
-                        "this process's share of the data yields no full batch; use fewer processes or "
-                        "DataLoader workers, a smaller batch_size, or more samples"
-                    )
-            self.pass_index += 1
-            self.in_pass = 0
-            self._it = None
+        if self._it is None:
+            self._it = iter(self.make_loader(self.first_pass, self.delivered))
+        batch = next(self._it, None)
+        if batch is None:
+            raise DataError(
+                "this process's share of the data yields no full batch; use fewer processes or DataLoader workers, "
+                "a smaller batch_size, or more samples"
+            )
+        self.delivered += 1
+        return batch
 
     def close(self) -> None:
-        """Stop the loaders' workers now (they would stop when garbage-collected)."""
-        self._it = self._next = None
+        """Stop the loader's workers now (they would stop when garbage-collected)."""
+        self._it = None

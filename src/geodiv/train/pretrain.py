@@ -137,8 +137,9 @@ def resolve_transform_on(transform_on: str, device: torch.device) -> str:
 def make_loader_factory(
     config: PretrainConfig, env: DistEnv
 ) -> tuple[Callable[[int, int], Iterable[Any]], nn.Module | None]:
-    """``(pass_index, batches_done) -> DataLoader`` over this rank's share of the shards, and the module that
-    finishes each batch on the device (``None`` when the workers deliver model inputs).
+    """``(first_pass, batches_done) -> DataLoader`` over this rank's share of the shards, endless: pass after
+    pass in the same workers (``BatchSource`` makes one for the whole run, and one more per resume); and the module
+    that finishes each batch on the device (``None`` when the workers deliver model inputs).
 
     ``ShardStream`` splits the shards over (rank, worker) from the process group, gives every rank the same number
     of samples per pass (so no rank waits on another at the end of a pass), seeds shard order, shuffle buffer and
@@ -156,33 +157,31 @@ def make_loader_factory(
         crop_scale=tuple(dcfg.crop_scale),
         shuffle_buffer=dcfg.shuffle_buffer,
         seed=config.seed,
-        epochs=1,
-        whole_batches=True,  # the loader below drops each worker's partial batch: do not decode it
+        epochs=None,
+        whole_batches=True,  # each worker's passes in whole batches: no batch mixes two passes, none is dropped
         transform_on=resolve_transform_on(dcfg.transform_on, env.device),
     )
     batch_transform = stream.batch_transform().to(env.device) if stream.transform_on == "device" else None
 
     if dcfg.num_workers > 0 and env.world_size == 1:
-        # Once here, not in every worker of every pass (the workers copy the verified set). Under DDP each rank
-        # would hash every shard (ranks x the dataset before the first step, at paper scale minutes): there the
-        # workers hash the shards they read, as before, and the lookahead hides it behind the previous pass.
+        # Once here, not in every worker (the workers copy the verified set). Under DDP each rank would hash every
+        # shard (ranks x the dataset before the first step, at paper scale minutes): there each worker hashes the
+        # shards it reads, once, the first time it reads them.
         stream.verify_shards()
 
-    def make(pass_index: int, batches_done: int) -> Iterable[torch.Tensor]:
-        # A copy per pass: with BatchSource's lookahead two passes' loaders exist at once.
-        pass_stream = copy.copy(stream)
-        pass_stream.load_state_dict(
-            {"epoch": pass_index, "batches_done": batches_done, "batch_size": config.optim.batch_size}
+    def make(first_pass: int, batches_done: int) -> Iterable[torch.Tensor]:
+        run_stream = copy.copy(stream)  # a resume makes a second loader; the template stays at pass 0
+        run_stream.load_state_dict(
+            {"epoch": first_pass, "batches_done": batches_done, "batch_size": config.optim.batch_size}
         )
         return torch.utils.data.DataLoader(
-            pass_stream,
+            run_stream,
             batch_size=config.optim.batch_size,
             num_workers=dcfg.num_workers,
             drop_last=True,
             pin_memory=env.device.type == "cuda",
-            persistent_workers=False,
-            # the workers' base seed from a generator of its own: starting a loader early (lookahead) must not
-            # move the global RNG that checkpoints capture (the stream itself is seeded by (seed, pass, worker))
+            # the workers' base seed from a generator of its own: making the loader must not move the global RNG
+            # that checkpoints capture (the stream itself is seeded by (seed, pass, worker))
             generator=torch.Generator().manual_seed(config.seed),
         )
 
@@ -365,7 +364,7 @@ class _Trainer:
             else:
                 # Another process count splits the shards differently; the exact stream cannot be replayed,
                 # so every rank starts a pass that no rank has used yet.
-                position = (max(int(p[0]) for p in positions) + 1, 0)
+                position = (max(BatchSource(None, p).fresh_pass() for p in positions), 0)
                 if env.is_main:
                     log(f"resuming on {env.world_size} processes from a run on {len(positions)}: the data order "
                         "restarts at a fresh pass (weights, optimiser and schedule continue exactly)")
@@ -373,7 +372,7 @@ class _Trainer:
             if env.is_main:
                 log(f"resumed from {resume_path} at step {global_step}")
         make_loader, self.batch_transform = make_loader_factory(cfg, env)
-        source = BatchSource(make_loader, position, lookahead=cfg.data.num_workers > 0)
+        source = BatchSource(make_loader, position)
         metrics = MetricsLog(
             cfg.out_dir, enabled=env.is_main, tensorboard=cfg.log.tensorboard,
             resume_step=global_step if resume_state is not None else None,
