@@ -55,8 +55,8 @@ def test_two_gloo_processes_match_one_process(shards, tmp_path, workers):
     # Rank r's micro-batch must be rows r*B..(r+1)*B of the 1-process batch: shards of B=4 samples, no
     # shuffle buffer (the shard order is shuffled the same way in both runs), no random crops. The masking
     # noise is drawn for the global batch and split by rows, so it matches by construction. One DataLoader
-    # worker per rank reads what the rank itself would (global worker = rank), through the worker path: the next
-    # pass's loader started ahead, each worker checking its shards' checksums (no up-front check under DDP).
+    # worker per rank reads what the rank itself would (global worker = rank), through the worker path: one endless
+    # loader, each worker checking a shard's checksum the first time it reads it (no up-front check under DDP).
     common = {"data": {"augment": "eval", "shuffle_buffer": 0}, "log": {"visualize": False, "tensorboard": False,
               "every_steps": 1}}
     one = tiny_config(shards, tmp_path / "one", optim={"batch_size": 8, "warmup_epochs": 0.5}, **common)
@@ -89,6 +89,28 @@ def test_two_gloo_processes_match_one_process(shards, tmp_path, workers):
     losses_one = [r["loss"] for r in read_log(tmp_path / "one")]
     losses_two = [r["loss"] for r in read_log(tmp_path / "two")]
     assert losses_one == pytest.approx(losses_two, abs=1e-6)
+
+
+def test_a_run_resumed_on_two_processes_continues_at_a_fresh_pass(shards, tmp_path):
+    """The shard split changes with the process count, so the exact stream cannot be replayed: each rank starts a
+    pass that no batch of the first run came from; weights, optimiser and schedule continue."""
+    cfg = tiny_config(shards, tmp_path / "run", max_steps=3, log={"visualize": False, "tensorboard": False},
+                      optim={"batch_size": 4, "accum_iter": 1, "effective_batch": 8})
+    first = load_checkpoint(pretrain(cfg))
+    assert first["geodiv"]["data_positions"] == [[0, 6]]
+    more = cfg.model_copy(update={"max_steps": 4})
+    config_file = tmp_path / "more.yaml"
+    config_file.write_text(yaml.safe_dump(more.model_dump(mode="json")))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GEODIV_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "geodiv", "pretrain", str(config_file), "--resume"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "resuming on 2 processes from a run on 1" in result.stderr
+    last = load_checkpoint(tmp_path / "run" / "checkpoint-0.pth")
+    assert last["geodiv"]["global_step"] == 4
+    fresh = 0 + 3 * (6 + 1)  # BatchSource.fresh_pass((0, 6)); one step of batch 4 x 1 micro-batch per rank
+    assert last["geodiv"]["data_positions"] == [[fresh, 1], [fresh, 1]]
 
 
 def test_without_torchrun_environment_it_is_one_process(monkeypatch):

@@ -46,8 +46,8 @@ class BatchSource:
     ``make_loader(first_pass, batches_done)`` returns an endless loader (``ShardStream(epochs=None)``) that starts
     at pass ``first_pass`` and skips the first ``batches_done`` batches it would deliver. The position
     ``(first_pass, batches delivered since)`` is saved in checkpoints, so a resumed run continues with exactly the
-    batch that an uninterrupted run would have drawn (a checkpoint's ``(pass, batches in pass)`` from before has the
-    same meaning).
+    batch that an uninterrupted run would have drawn. A checkpoint of the loader-per-pass version, ``(pass, batches in
+    pass)``, resumes at the same point; later passes follow this version's order.
 
     One loader serves the whole run: its DataLoader workers start once and go from one pass to the next on their
     own. A loader per pass (as before) made every pass boundary wait for the next loader: forking the workers from
@@ -63,10 +63,12 @@ class BatchSource:
     def position(self) -> tuple[int, int]:
         return self.first_pass, self.delivered
 
-    def fresh_pass(self) -> int:
-        """A pass that no batch so far came from: every pass gives each rank at least one batch (else the stream
-        raises), so ``delivered`` batches span at most ``delivered`` passes."""
-        return self.first_pass + self.delivered + 1
+    @staticmethod
+    def fresh_pass(position: tuple[int, int]) -> int:
+        """A pass that no batch up to ``position`` came from. A pass can give a rank no batch only while each of its
+        workers gets one within 3 passes (else the stream raises), so ``delivered`` batches span fewer than
+        ``3 (delivered + 1)`` passes; pass indices only seed the stream, so overshooting costs nothing."""
+        return int(position[0]) + 3 * (int(position[1]) + 1)
 
     def __iter__(self) -> BatchSource:
         return self

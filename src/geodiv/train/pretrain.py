@@ -364,7 +364,7 @@ class _Trainer:
             else:
                 # Another process count splits the shards differently; the exact stream cannot be replayed,
                 # so every rank starts a pass that no rank has used yet.
-                position = (max(BatchSource(None, p).fresh_pass() for p in positions), 0)
+                position = (max(BatchSource.fresh_pass(p) for p in positions), 0)
                 if env.is_main:
                     log(f"resuming on {env.world_size} processes from a run on {len(positions)}: the data order "
                         "restarts at a fresh pass (weights, optimiser and schedule continue exactly)")
