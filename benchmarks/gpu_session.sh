@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The one script a lent GPU machine runs (device tool), in the repository root, at most about 9 minutes
-# (each step has its own limit; the 2026-11-27 version took 368 s on an H200):
+# (each step has its own limit; the 2026-11-28 version took 468 s on an H200, its ONLY=pipeline part 164 s):
 #   run(command="bash benchmarks/gpu_session.sh", carry=[".whl"], timeout_s=590)
 # .whl holds the wheels the GPU image lacks, downloaded here (docs/training.md, "On a GPU machine"):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 ... -d .whl annotated-types braceexpand
 #     geopandas pydantic pydantic_core pyproj shapely typing-inspection webdataset   (the versions of the venv)
-# Each step has its own time limit, most important first: issue 14 item 4 (tiny at 64 px fed from shards, with the
-# transforms in the DataLoader workers, the same-run baseline, and on the GPU; the input pipeline alone; a profile),
-# the CUDA tests, then issue 12 (the `gpu` profile's recipe on the scene task, seed 0, and seed 1 if the time allows). Writes to
-# $OUT: session.log, gpu.jsonl (benchmark rows), scene-s*.log (each ends with the result as JSON).
+# Most important first: issue 14 item 4 (tiny at 64 px fed from shards: the loader-per-pass baseline, one loader,
+# batch 2048, transforms in the workers, compiled; then the input pipeline alone and a profile), the CUDA tests,
+# then issue 12 (the `gpu` profile's recipe on the scene task, seed 0, and seed 1 if the time allows), each step
+# with its own time limit. ONLY=pipeline: the first five item-4 rows alone; ONLY=mfu: issue 14 item 5's
+# attention-backend rows alone. Writes to $OUT: session.log, gpu.jsonl (benchmark rows), scene-s*.log (each ends
+# with the result as JSON).
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
@@ -29,6 +31,18 @@ python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, 
 # SMOKE=1: the same steps at toy sizes, to try the script on a CPU before a GPU session.
 if [ "${SMOKE:-0}" = 1 ]; then N=64 EP=3 BA=16 TR=48 VA=24 TE=48 PN=2048 PB=256 PE=2 PW=2 SW=1 T1=900 T3=600 BUDGET=100000
 else N=4000 EP=16 BA=256 TR=1008 VA=240 TE=1008 PN=32768 PB=1024 PE=6 PW=8 SW=8 T1=190 T3=75 BUDGET=575; fi
+
+if [ "${ONLY:-}" = mfu ]; then
+  # Issue 14 item 5 (base at 40 % MFU on an H100; 32.3 % recorded, compiled, batch 512, cuDNN attention): the
+  # decoder's 32-wide heads under the other SDPA backends, unpadded (padding to 64 was slower), eager and compiled.
+  # Not run yet: prepared for the next session with a GPU (about 3 min).
+  for BACKEND in flash efficient; do
+    step "issue 14 item 5: base, batch 512, SDPA backend $BACKEND"
+    timeout 200 python3 -m benchmarks.bench_gpu --batch 512 --compile --skip 'geodiv (training path),reference form' \
+      --sdpa $BACKEND | row
+  done
+  step "done in ${SECONDS} s"; exit 0
+fi
 
 step "issue 14 item 4: tiny at 64 px from shards (SimEarth $PN samples built on $CORES processes), batch $PB, $PW workers"
 # Recorded 2026-11-28 on an H200 (BENCHMARKS.md, gpu (H200)): transforms on the GPU took the input pipeline alone
