@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from geodiv.errors import ConfigError
-from geodiv.study.concurrency import dependencies, device_env, gpu_demand, run_concurrently
+from geodiv.study.concurrency import dependencies, device_env, gpu_demand, makespan, run_concurrently
 from geodiv.study.plan import Step, plan_study
 
 
@@ -121,6 +121,26 @@ def test_steps_that_share_a_cache_entry_never_run_at_once():
     assert peak == 2
 
 
+def test_makespan_schedules_the_steps_as_the_study_runs_them():
+    """The dry run's and the ETA's wall clock: the same start rule as run_concurrently, on simulated time."""
+    steps = _plan()  # 2 datasets, 2 diversity, 4 pretrainings, 1 task, 5 evaluations
+    seconds = {"dataset": 10.0, "diversity": 1.0, "pretrain": 100.0, "task": 5.0, "evaluate": 20.0}
+    cost = lambda s: seconds[s.kind]  # noqa: E731
+    assert makespan(steps, set(), cost, jobs=1) == sum(cost(s) for s in steps) == 527.0
+    # 2 jobs, in plan order: A, B end at 10 | diva, divb 11 | Pa0, Pa1 111 | Pb0, Pb1 211 | T 216 (alone: every
+    # evaluation waits for it) | Ea0, Ea1 236 | Eb0, Eb1 256 | EZ 276
+    assert makespan(steps, set(), cost, jobs=2) == 276.0
+    assert makespan(steps, set(), cost, jobs=100) == 10 + 100 + 20  # the longest chain: dataset, pretrain, evaluate
+    pos = {s.key: i for i, s in enumerate(steps)}
+    done = {i for i, s in enumerate(steps) if s.kind != "evaluate"}
+    assert makespan(steps, done, cost, jobs=5) == 20.0
+    # a step already running needs only what it has left
+    assert makespan(steps, done - {pos["Pa0"]}, cost, jobs=5, running={pos["Pa0"]: 30.0}) == 30.0 + 20.0
+    # steps that share a cache entry run one after the other, whatever the jobs
+    shared = [Step("evaluate", f"a {p}", f"Ea{p}", 1.0, {}, shares="features a") for p in ("knn", "linear")]
+    assert makespan(shared, set(), lambda s: 5.0, jobs=4) == 10.0
+
+
 def test_device_env_maps_indices_through_the_parents_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
     assert device_env([1, 2]) == {"CUDA_VISIBLE_DEVICES": "5,6"} and device_env([]) == {}
@@ -156,7 +176,9 @@ def test_the_real_plan_has_no_dependency_on_a_later_step(micro, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path):
+def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path, capfd):
+    import re
+
     import pandas as pd
 
     from geodiv.study import run_study
@@ -169,7 +191,12 @@ def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path):
         tasks=[{"name": "treecover", "n_train": 24, "n_val": 12, "n_test": 24, "protocols": ["knn"]}],
     )
     run_study(study=study, out=tmp_path / "one")
+    capfd.readouterr()
     run_study(study=study, out=tmp_path / "two", jobs=2, workers=2)
+    # every finished step says how long the study has run and how long the rest should take
+    done = [line for line in capfd.readouterr().err.splitlines() if "] done " in line]
+    assert done and all(re.search(r"\(elapsed \d+m\d\ds, ETA \d+m\d\ds\)$", line) for line in done)
+    assert done[-1].endswith("ETA 0m00s)")
     # paths differ; checkpoints agree up to float summation order (each step runs in a process of its own)
     one = pd.read_csv(tmp_path / "one" / "results.csv").drop(columns=["checkpoint", "checkpoint_id"])
     two = pd.read_csv(tmp_path / "two" / "results.csv").drop(columns=["checkpoint", "checkpoint_id"])

@@ -57,6 +57,51 @@ def gpu_demand(step: Step, n_gpus: int, ddp_gpus: int = 1) -> int:
     return min(n_gpus, ddp_gpus if step.kind == "pretrain" else 1)
 
 
+def startable(
+    steps: list[Step], deps: dict[int, set[int]], pending: list[int], complete: set[int], running: list[int],
+    jobs: int, free_gpus: int, demand: Callable[[Step], int],
+) -> list[int]:
+    """The pending steps to start now, in plan order: while a slot is free, each whose dependencies are complete,
+    whose GPUs are free and whose cache entry no running (or just chosen) step shares. The one rule of
+    ``run_concurrently`` and of ``makespan``."""
+    busy = {steps[i].shares for i in running}
+    chosen: list[int] = []
+    for i in pending:
+        if len(running) + len(chosen) >= jobs:
+            break
+        need, share = demand(steps[i]), steps[i].shares
+        if not deps[i] <= complete or need > free_gpus or (share and share in busy):
+            continue
+        busy.add(share)
+        free_gpus -= need
+        chosen.append(i)
+    return chosen
+
+
+def makespan(
+    steps: list[Step], done: set[int], seconds: Callable[[Step], float], jobs: int,
+    running: dict[int, float] | None = None,
+) -> float:
+    """Wall-clock seconds until every step not in ``done`` has run, ``jobs`` at a time as ``run_concurrently``
+    starts them (CPU steps), each taking ``seconds(step)``; ``running`` maps steps already started to the seconds
+    they still need. For the dry run's estimate and the ETA of ``--jobs N``."""
+    deps = dependencies(steps)
+    ends = {i: max(0.0, left) for i, left in (running or {}).items()}
+    complete = set(done)
+    pending = [i for i in range(len(steps)) if i not in complete and i not in ends]
+    now = 0.0
+    while pending or ends:
+        for i in startable(steps, deps, pending, complete, list(ends), jobs, 0, lambda step: 0):
+            pending.remove(i)
+            ends[i] = now + max(0.0, seconds(steps[i]))
+        if not ends:
+            raise ConfigError(f"study steps wait on each other: {[steps[i].name for i in pending][:5]}")
+        first = min(ends, key=ends.__getitem__)
+        now = ends.pop(first)
+        complete.add(first)
+    return now
+
+
 def run_concurrently(
     steps: list[Step],
     done: set[int],
@@ -84,15 +129,9 @@ def run_concurrently(
     error: BaseException | None = None
     while pending or running:
         if error is None:
-            busy = {steps[i].shares for i, _ in running.values()}
-            for i in list(pending):
-                if len(running) >= jobs:
-                    break
-                need, share = demand(steps[i]), steps[i].shares
-                if not deps[i] <= complete or need > len(free) or (share and share in busy):
-                    continue
-                busy.add(share)
-                devices, free = free[:need], free[need:]
+            for i in startable(steps, deps, pending, complete, [i for i, _ in running.values()], jobs, len(free),
+                               demand):
+                devices, free = free[: demand(steps[i])], free[demand(steps[i]):]
                 pending.remove(i)
                 announce(i, len(steps), steps[i], devices, len(running) + 1)
                 running[submit(i, steps[i], devices)] = (i, devices)

@@ -32,6 +32,7 @@ from geodiv.study.plan import (
     ZERO,
     Step,
     check_sections,
+    concurrent_step_factor,
     dataset_config,
     format_plan,
     plan_study,
@@ -70,7 +71,7 @@ def run_study(
     steps = plan_study(cfg, out)
     _check_task_options(cfg)
     if dry_run:
-        return format_plan(steps, cache)
+        return format_plan(steps, cache, jobs=jobs)
     for s in steps:
         s.runtime.update(workers=workers, scheduler=scheduler)
     with folder_lock(out, "geodiv study"):  # one study per folder: a second run waits or stops
@@ -117,9 +118,7 @@ def _run_in_turn(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Pat
         _record_step(cache, step, took, out)
         rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
         log(f"    done in {took:.1f}s{rate}")
-        real_est = observed.setdefault(step.cost_class, [0.0, 0.0])
-        real_est[0] += took
-        real_est[1] += step.estimate_s
+        _observe(observed, step, took)
 
 
 #: Step outputs that are paths; a cache marker also records them relative to the study folder ("study_paths").
@@ -150,8 +149,20 @@ def _eta(pending: list[Step], observed: dict[str, list[float]]) -> float:
     A class not seen yet keeps its built-in estimate: another class's ratio says little about it (the first step
     of a study also pays one-time start-up costs, and a slow kNN on segmentation says nothing of linear probes).
     """
-    ratios = {c: real / est for c, (real, est) in observed.items() if est > 0}
-    return sum(s.estimate_s * ratios.get(s.cost_class, 1.0) for s in pending)
+    return sum(_expected_s(s, observed) for s in pending)
+
+
+def _observe(observed: dict[str, list[float]], step: Step, took: float) -> None:
+    real_est = observed.setdefault(step.cost_class, [0.0, 0.0])
+    real_est[0] += took
+    real_est[1] += step.estimate_s
+
+
+def _expected_s(step: Step, observed: dict[str, list[float]], unseen: float = 1.0) -> float:
+    """``step``'s estimate rescaled by the seconds its cost class took per estimated second so far (``observed``:
+    class -> [seconds, estimated seconds]); ``unseen`` for a class not seen yet."""
+    real, est = observed.get(step.cost_class, (0.0, 0.0))
+    return step.estimate_s * (real / est if est > 0 else unseen)
 
 
 def _fmt(seconds: float) -> str:
@@ -356,7 +367,19 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     # the quick study's ~100 short steps). Steps seed themselves and read their log prefix at call time.
     shared = None if gpus else ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
 
+    # The ETA: the steps left, scheduled as run_concurrently starts them, each taking its estimate rescaled by what
+    # its cost class took so far in this run (before any, by the --jobs slowdown of plan.concurrent_step_factor).
+    start, started, complete = time.perf_counter(), {}, set(done)
+    observed: dict[str, list[float]] = {}
+    unseen = concurrent_step_factor(jobs, os.cpu_count() or 1)
+
+    def eta() -> float:
+        now = time.perf_counter()
+        left = {j: _expected_s(steps[j], observed, unseen) - (now - t) for j, t in started.items() if j not in complete}
+        return concurrency.makespan(steps, complete, lambda s: _expected_s(s, observed, unseen), jobs, left)
+
     def submit(i: int, step: Step, devices: list[int]):
+        started[i] = time.perf_counter()
         step.runtime["port_offset"] = devices[0] if devices else 0  # side-by-side torchruns on one node
         env = {**concurrency.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
                HELD_ENV: os.path.realpath(out)}  # the study holds its folder's lock for its steps
@@ -372,7 +395,10 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
         step.outputs.update(outputs)
         _record_step(cache, step, took, out)
         rate = f", {step.work / took:.0f} samples/s" if step.work and took > 0 else ""
-        log(f"[{i + 1}/{len(steps)}] done {step.kind} {step.name} in {took:.1f}s{rate}")
+        complete.add(i)
+        _observe(observed, step, took)
+        log(f"[{i + 1}/{len(steps)}] done {step.kind} {step.name} in {took:.1f}s{rate} "
+            f"(elapsed {_fmt(time.perf_counter() - start)}, ETA {_fmt(eta())})")
 
     try:
         concurrency.run_concurrently(steps, done, submit, finished, jobs=jobs, gpus=gpus,
