@@ -23,6 +23,11 @@ from geodiv.errors import ConfigError
 from geodiv.progress import log
 from geodiv.study.plan import Step
 
+#: How a step's time grows when ``--jobs N`` leaves it ``cores // N`` threads instead of all cores: by
+#: ``(cores / threads) ** THREADS_EXPONENT``. Measured on the reference machine: the standard-cpu study with
+#: ``--jobs 2`` (one thread per step) took 10,687 s of steps against 6,885 s estimated for one job with both cores,
+#: 1.55x = 2 ** 0.63; its wall clock, 89.3 min, was half of that sum (the two jobs stayed busy).
+THREADS_EXPONENT = 0.63
 #: Step kinds that run on a GPU when the node has some.
 GPU_KINDS = ("pretrain", "evaluate")
 
@@ -100,6 +105,20 @@ def makespan(
         now = ends.pop(first)
         complete.add(first)
     return now
+
+
+def concurrent_step_factor(jobs: int, cores: int) -> float:
+    """Time of a step run beside ``jobs - 1`` others on ``cores`` cores, per second of its one-job estimate."""
+    threads = max(1, cores // max(1, jobs))
+    return (max(cores, threads) / threads) ** THREADS_EXPONENT
+
+
+def describe_wall_clock(steps: list[Step], done: set[int], jobs: int, cores: int) -> str:
+    """The dry run's line for ``--jobs N``: the wall clock of the steps not in ``done``, run as the study runs them."""
+    factor = concurrent_step_factor(jobs, cores)
+    wall = makespan(steps, done, lambda s: s.estimate_s * factor, jobs)
+    return (f"with --jobs {jobs} on {cores} cores: about {wall / 60:.1f} min of wall clock (each step on "
+            f"{max(1, cores // jobs)} thread(s), {factor:.2f}x its estimate, started as the study starts them)")
 
 
 def run_concurrently(

@@ -7,7 +7,6 @@ the whole plan, with what is cached and what is left, is known before anything r
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +51,6 @@ LINEAR_TOKEN_FITS_PER_S = 12_800.0
 FINETUNE_SAMPLES_PER_S_TINY = 12.0
 #: Cost of a preset relative to tiny (FLOPs per sample, satmae.md: tiny 3.02, base 132 GFLOP per step).
 PRESET_COST = {"tiny": 1.0, "small": 3.6, "base": 44.0, "large": 150.0}
-#: How a step's time grows when ``--jobs N`` leaves it ``cores // N`` threads instead of all cores: by
-#: ``(cores / threads) ** THREADS_EXPONENT``. Measured on the reference machine: the standard-cpu study with
-#: ``--jobs 2`` (one thread per step) took 10,687 s of steps against 6,885 s estimated for one job with both cores,
-#: 1.55x = 2 ** 0.63; its wall clock, 89.3 min, was half of that sum (the two jobs stayed busy).
-THREADS_EXPONENT = 0.63
 #: Similarity FLOP/s of the kNN search (float32 matmul on one CPU core): kNN on segmentation compares every test
 #: patch token with every train/val patch token, so its cost grows with the product of the two, not linearly.
 KNN_FLOPS_PER_S = 2e10
@@ -338,32 +332,16 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
     return steps
 
 
-def concurrent_step_factor(jobs: int, cores: int) -> float:
-    """Time of a step run beside ``jobs - 1`` others on ``cores`` cores, per second of its one-job estimate."""
-    threads = max(1, cores // max(1, jobs))
-    return (max(cores, threads) / threads) ** THREADS_EXPONENT
-
-
-def format_plan(steps: list[Step], cache: StepCache, jobs: int = 1, cores: int | None = None) -> str:
-    """The plan as a table: step kind, name, cached or not, estimated seconds; totals at the end, and with
-    ``jobs`` > 1 the wall clock of running them ``jobs`` at a time on ``cores`` cores (default: this machine's)."""
-    from geodiv.study.concurrency import makespan
-
+def format_plan(steps: list[Step], cache: StepCache) -> str:
+    """The plan as a table: step kind, name, cached or not, estimated seconds; totals at the end."""
     lines = [f"{'#':>4}  {'step':9s}  {'name':48s}  {'status':7s}  {'est. s':>8s}"]
     todo = 0.0
-    done: set[int] = set()
+    n_done = 0
     for i, s in enumerate(steps, 1):
-        cached = cache.get(s.kind, s.key) is not None
-        if cached:
-            done.add(i - 1)
-        todo += 0.0 if cached else s.estimate_s
-        lines.append(f"{i:4d}  {s.kind:9s}  {s.name[:48]:48s}  {'cached' if cached else 'to do':7s}  {s.estimate_s:8.1f}")
-    lines.append(f"{len(steps)} steps, {len(done)} cached; estimated {todo / 60:.1f} min of work left "
+        done = cache.get(s.kind, s.key) is not None
+        n_done += done
+        todo += 0.0 if done else s.estimate_s
+        lines.append(f"{i:4d}  {s.kind:9s}  {s.name[:48]:48s}  {'cached' if done else 'to do':7s}  {s.estimate_s:8.1f}")
+    lines.append(f"{len(steps)} steps, {n_done} cached; estimated {todo / 60:.1f} min of work left "
                  "(single-process CPU estimate; GPUs are far faster for pretraining)")
-    if jobs > 1:
-        cores = cores or os.cpu_count() or 1
-        factor = concurrent_step_factor(jobs, cores)
-        wall = makespan(steps, done, lambda s: s.estimate_s * factor, jobs)
-        lines.append(f"with --jobs {jobs} on {cores} cores: about {wall / 60:.1f} min of wall clock (each step on "
-                     f"{max(1, cores // jobs)} thread(s), {factor:.2f}x its estimate, started as the study starts them)")
     return "\n".join(lines)

@@ -32,7 +32,6 @@ from geodiv.study.plan import (
     ZERO,
     Step,
     check_sections,
-    concurrent_step_factor,
     dataset_config,
     format_plan,
     plan_study,
@@ -71,7 +70,13 @@ def run_study(
     steps = plan_study(cfg, out)
     _check_task_options(cfg)
     if dry_run:
-        return format_plan(steps, cache, jobs=jobs)
+        plan = format_plan(steps, cache)
+        if jobs == 1:
+            return plan
+        from geodiv.study import concurrency
+
+        done = {i for i, s in enumerate(steps) if cache.get(s.kind, s.key) is not None}
+        return plan + "\n" + concurrency.describe_wall_clock(steps, done, jobs, os.cpu_count() or 1)
     for s in steps:
         s.runtime.update(workers=workers, scheduler=scheduler)
     with folder_lock(out, "geodiv study"):  # one study per folder: a second run waits or stops
@@ -371,7 +376,7 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     # its cost class took so far in this run (before any, by the --jobs slowdown of plan.concurrent_step_factor).
     start, started, complete = time.perf_counter(), {}, set(done)
     observed: dict[str, list[float]] = {}
-    unseen = concurrent_step_factor(jobs, os.cpu_count() or 1)
+    unseen = concurrency.concurrent_step_factor(jobs, os.cpu_count() or 1)
 
     def eta() -> float:
         now = time.perf_counter()
