@@ -108,9 +108,11 @@ def makespan(
 
 
 def concurrent_step_factor(jobs: int, cores: int) -> float:
-    """Time of a step run beside ``jobs - 1`` others on ``cores`` cores, per second of its one-job estimate."""
-    threads = max(1, cores // max(1, jobs))
-    return (max(cores, threads) / threads) ** THREADS_EXPONENT
+    """Time of a step run beside ``jobs - 1`` others on ``cores`` cores, per second of its one-job estimate: the
+    measured slowdown of its ``cores // jobs`` threads, and with more jobs than cores their share of a core."""
+    jobs, cores = max(1, jobs), max(1, cores)
+    threads = max(1, cores // jobs)
+    return (cores / threads) ** THREADS_EXPONENT * max(1.0, jobs / cores)
 
 
 def describe_wall_clock(steps: list[Step], done: set[int], jobs: int, cores: int) -> str:

@@ -373,7 +373,7 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     shared = None if gpus else ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
 
     # The ETA: the steps left, scheduled as run_concurrently starts them, each taking its estimate rescaled by what
-    # its cost class took so far in this run (before any, by the --jobs slowdown of plan.concurrent_step_factor).
+    # its cost class took so far in this run (before any, by the --jobs slowdown of concurrency.concurrent_step_factor).
     start, started, complete = time.perf_counter(), {}, set(done)
     observed: dict[str, list[float]] = {}
     unseen = concurrency.concurrent_step_factor(jobs, os.cpu_count() or 1)
