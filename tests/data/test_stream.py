@@ -105,6 +105,8 @@ def test_whole_batches_gives_the_same_batches_without_the_dropped_tail(small_dat
         assert kept[-1] == held[-1] - held[-1] % 3
     assert sum(held) == 13 and sum(kept) < 13
     assert make(True).samples_per_epoch() == sum(kept) and make(False).samples_per_epoch() == 13
+    # asked from the process that makes the loader: the same count for 3 workers
+    assert make(True).samples_per_epoch(num_workers=3) == sum(kept) and make(True).samples_per_epoch(0) == 12
 
 
 def test_resume_continues_the_stream_exactly(small_dataset):

@@ -252,3 +252,15 @@ def test_transforms_on_the_device_train_like_the_workers_and_resume_exactly(shar
     resumed = pretrain(tiny_config(shards, tmp_path / "stopped", data=data, **kw), resume=True)
     straight = pretrain(tiny_config(shards, tmp_path / "straight", data=data, **kw))
     _assert_same_tensors(_weights(straight), _weights(resumed))
+
+
+@pytest.mark.parametrize(("workers", "batch", "warned"), [(2, 4, False), (2, 12, True), (0, 12, True)])
+def test_a_pass_that_leaves_many_samples_unused_is_reported(shards, tmp_path, capsys, workers, batch, warned):
+    """32 samples: 2 workers of 16 make 4 batches of 4 each (all used), but 1 batch of 12 each (24 of 32); one
+    process alone makes 2 batches of 12 (24 of 32)."""
+    cfg = tiny_config(shards, tmp_path / "run", log=NO_PICTURES, max_steps=1, data={"num_workers": workers},
+                      optim={"batch_size": batch, "accum_iter": 1})
+    pretrain(cfg)
+    err = capsys.readouterr().err
+    assert ("each pass uses 24 of this process's 32 samples" in err) == warned
+    assert ("fewer data.num_workers" in err) == (warned and workers > 0)

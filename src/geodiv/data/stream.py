@@ -191,10 +191,16 @@ class ShardStream(IterableDataset):
             n -= n % self.batch_size
         return shards, stride, n
 
-    def samples_per_epoch(self) -> int:
-        """Samples this process yields per epoch (over all its DataLoader workers if called inside one)."""
-        gid, gworld, _, nw = self._global_worker()
-        rank = gid // nw
+    def samples_per_epoch(self, num_workers: int | None = None) -> int:
+        """Samples this process yields per epoch, over all its DataLoader workers: those of the loader it runs in,
+        or ``num_workers`` of them (0 for none) when asked from the process that will make the loader."""
+        if num_workers is None:
+            gid, gworld, _, nw = self._global_worker()
+            rank = gid // nw
+        else:
+            rank, world = dist_rank_world()
+            nw = max(1, int(num_workers))
+            gworld = world * nw
         return sum(self._limit(self.epoch, w, gworld)[2] for w in range(rank * nw, (rank + 1) * nw))
 
     # ---------------------------------------------------------------------------------------- iteration
