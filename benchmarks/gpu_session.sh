@@ -30,7 +30,7 @@ python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, 
 
 # SMOKE=1: the same steps at toy sizes, to try the script on a CPU before a GPU session.
 if [ "${SMOKE:-0}" = 1 ]; then N=64 EP=3 BA=16 TR=48 VA=24 TE=48 PN=2048 PB=256 PE=2 PW=2 SW=1 T1=900 T3=600 BUDGET=100000
-else N=4000 EP=16 BA=256 TR=1008 VA=240 TE=1008 PN=32768 PB=1024 PE=6 PW=8 SW=8 T1=190 T3=75 BUDGET=575; fi
+else N=4000 EP=16 BA=256 TR=1008 VA=240 TE=1008 PN=32768 PB=1024 PE=6 PW=8 SW=2 T1=190 T3=75 BUDGET=575; fi
 
 if [ "${ONLY:-}" = mfu ]; then
   # Issue 14 item 5 (base at 40 % MFU on an H100; 32.3 % recorded, compiled, batch 512, cuDNN attention): the
