@@ -263,4 +263,13 @@ def test_a_pass_that_leaves_many_samples_unused_is_reported(shards, tmp_path, ca
     pretrain(cfg)
     err = capsys.readouterr().err
     assert ("each pass uses 24 of this process's 32 samples" in err) == warned
-    assert ("fewer data.num_workers" in err) == (warned and workers > 0)
+    assert ("fewer data.num_workers or a smaller batch_size" in err) == (warned and workers > 0)
+    assert "every reader reads every shard" not in err  # 8 shards for at most 2 readers
+
+
+def test_fewer_shards_than_readers_is_reported(shards, tmp_path, capsys):
+    """8 shards of 4 read by 9 DataLoader workers: each reads all 32 samples to keep 3 or 4."""
+    cfg = tiny_config(shards, tmp_path / "run", log=NO_PICTURES, max_steps=1, data={"num_workers": 9},
+                      optim={"batch_size": 2, "accum_iter": 1})
+    pretrain(cfg)
+    assert "8 shards for 9 readers (1 process(es) x 9 DataLoader worker(s))" in capsys.readouterr().err

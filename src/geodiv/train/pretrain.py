@@ -162,7 +162,7 @@ def make_loader_factory(
         transform_on=resolve_transform_on(dcfg.transform_on, env.device),
     )
     batch_transform = stream.batch_transform().to(env.device) if stream.transform_on == "device" else None
-    _warn_partial_passes(stream, config, env)
+    _warn_about_passes(stream, config, env)
 
     if dcfg.num_workers > 0 and env.world_size == 1:
         # Once here, not in every worker (the workers copy the verified set). Under DDP each rank would hash every
@@ -189,14 +189,20 @@ def make_loader_factory(
     return make, batch_transform
 
 
-def _warn_partial_passes(stream: Any, config: PretrainConfig, env: DistEnv) -> None:
-    """Say so when DataLoader workers leave much of each pass unused: each worker makes whole batches of its own
-    share, so ``workers x batch`` close to a process's share drops up to half of it every pass."""
+def _warn_about_passes(stream: Any, config: PretrainConfig, env: DistEnv) -> None:
+    """Say so when the split of the shards over processes and DataLoader workers wastes work: fewer shards than
+    workers in all (every worker then reads every shard and keeps every k-th sample), or workers that leave much of
+    each pass unused (each makes whole batches of its own share)."""
+    workers = config.data.num_workers
+    readers = env.world_size * max(1, workers)
+    if env.is_main and len(stream.shards) < readers:
+        log(f"{len(stream.shards)} shards for {readers} readers ({env.world_size} process(es) x {max(1, workers)} "
+            f"DataLoader worker(s)): every reader reads every shard and keeps every {readers}th sample. Write at "
+            f"least {readers} shards (a smaller shard_size) or use fewer data.num_workers")
     stream.load_state_dict({"epoch": 0, "batches_done": 0, "batch_size": config.optim.batch_size})
-    used = stream.samples_per_epoch(config.data.num_workers)
+    used = stream.samples_per_epoch(workers)
     share = stream.n_samples // env.world_size
     if env.is_main and used < 0.9 * share:
-        workers = config.data.num_workers
         who = (f"each of the {workers} DataLoader workers makes whole batches of {config.optim.batch_size} from its "
                "own share" if workers else f"a pass makes whole batches of {config.optim.batch_size}")
         log(f"each pass uses {used} of this process's {share} samples: {who}, and the rest waits for a later pass "
