@@ -52,7 +52,7 @@ class BatchSource:
     One loader serves the whole run: its DataLoader workers start once and go from one pass to the next on their
     own. A loader per pass (as before) made every pass boundary wait for the next loader: forking the workers from
     the training process, opening shards, filling the shuffle buffer. Starting the next pass's loader ahead hid part
-    of it; on an H200, `tiny` at 64 px still lost 0.8 s per pass of 1.4 s (docs/scaling.md).
+    of it; on an H200, `tiny` at 64 px still lost about 0.5 s per pass of 1.4 s (docs/scaling.md).
     """
 
     def __init__(self, make_loader: Callable[[int, int], Iterable[Any]], position: tuple[int, int] = (0, 0)) -> None:
