@@ -197,24 +197,38 @@ def build_pipeline_dataset(out: str, n: int = 16384, size: int = 64, workers: in
     return out
 
 
+def pipeline_config(root: str, out: str, *, batch: int, workers: int, epochs: int, preset: str = "tiny",
+                    size: int = 64, compile_model: bool = False, transform_on: str = "auto"):
+    """The ``geodiv pretrain`` config of the input-pipeline rows (``measure_loader`` uses its data section)."""
+    from geodiv.data import read_manifest
+    from geodiv.train import PretrainConfig
+
+    steps_per_epoch = int(read_manifest(root)["n_samples"]) // batch
+    return PretrainConfig.model_validate({
+        "data": {"dirs": [root], "img_size": size, "num_workers": workers, "shuffle_buffer": 1000,
+                 "transform_on": transform_on},
+        "model": {"preset": preset, "patch_size": 8},
+        "optim": {"epochs": epochs, "warmup_epochs": 1, "batch_size": batch, "blr": 1.5e-4},
+        "compile": compile_model, "checkpoint_every": epochs, "out_dir": out,
+        "log": {"every_steps": max(1, steps_per_epoch // 4), "visualize": False, "tensorboard": False,
+                "progress": False},
+    })
+
+
 def measure_loader(root: str, *, batch: int = 1024, workers: int = 8, epochs: int = 4, size: int = 64,
                    transform_on: str = "device") -> dict:
     """The input pipeline alone, as ``geodiv pretrain`` runs it (its loader factory and one endless loader, pinned
     batches copied to the GPU and, for ``transform_on="device"``, finished there), with no model: the rate a
     training step could be fed at. One row."""
     from geodiv.data import read_manifest
-    from geodiv.train import PretrainConfig
     from geodiv.train.batches import BatchSource
     from geodiv.train.distributed import DistEnv
 
     pretrain_module = sys.modules["geodiv.train.pretrain"]
     dev = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     n = int(read_manifest(root)["n_samples"])
-    cfg = PretrainConfig.model_validate({
-        "data": {"dirs": [root], "img_size": size, "num_workers": workers, "shuffle_buffer": 1000,
-                 "transform_on": transform_on},
-        "model": {"preset": "tiny", "patch_size": 8}, "optim": {"batch_size": batch}, "out_dir": "/tmp/unused",
-    })
+    cfg = pipeline_config(root, "/tmp/unused", batch=batch, workers=workers, epochs=epochs, size=size,
+                          transform_on=transform_on)
     env = DistEnv(rank=0, world_size=1, local_rank=0, device=dev)
     make, finish = pretrain_module.make_loader_factory(cfg, env)
     source = BatchSource(make, (0, 0))
@@ -287,22 +301,14 @@ def measure_pipeline(root: str, out: str, *, batch: int = 256, workers: int = 6,
     import statistics
 
     from geodiv.data import read_manifest
-    from geodiv.train import PretrainConfig, pretrain
+    from geodiv.train import pretrain
     from geodiv.train.logs import read_log
 
     pretrain_module = sys.modules["geodiv.train.pretrain"]  # the package's name ``pretrain`` is the function
 
     n = int(read_manifest(root)["n_samples"])
-    steps_per_epoch = n // batch
-    cfg = PretrainConfig.model_validate({
-        "data": {"dirs": [root], "img_size": size, "num_workers": workers, "shuffle_buffer": 1000,
-                 "transform_on": transform_on},
-        "model": {"preset": preset, "patch_size": 8},
-        "optim": {"epochs": epochs, "warmup_epochs": 1, "batch_size": batch, "blr": 1.5e-4},
-        "compile": compile_model, "checkpoint_every": epochs, "out_dir": out,
-        "log": {"every_steps": max(1, steps_per_epoch // 4), "visualize": False, "tensorboard": False,
-                "progress": False},
-    })
+    cfg = pipeline_config(root, out, batch=batch, workers=workers, epochs=epochs, preset=preset, size=size,
+                          compile_model=compile_model, transform_on=transform_on)
     shutil.rmtree(out, ignore_errors=True)
     original_source = pretrain_module.BatchSource
     if per_pass:

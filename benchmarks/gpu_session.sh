@@ -57,10 +57,8 @@ timeout $T3 $B --batch $((PB * 2)) | row
 timeout $T3 $B --batch $PB --transform-on workers | row
 timeout $((T3 + 30)) $B --batch $PB --compile | row  # fewer kernel launches for a step whose host side leads
 [ "${ONLY:-}" = pipeline ] && { step "done in ${SECONDS} s"; exit 0; }
-timeout $T3 python3 -m benchmarks.bench_gpu --pipeline /tmp/pipe --workers $PW --batch $PB --epochs 4 --loader-only \
-  --transform-on workers | row
-timeout $T3 python3 -m benchmarks.bench_gpu --pipeline /tmp/pipe --workers $PW --batch $PB --epochs 4 --loader-only \
-  --transform-on device | row
+timeout $T3 $B --batch $PB --epochs 4 --loader-only --transform-on workers | row
+timeout $T3 $B --batch $PB --epochs 4 --loader-only | row
 # where the time of a step goes (host and GPU operators, 20 steps)
 timeout $T3 $B --batch $PB --epochs 2 --profile 2>&1 | grep -v '^{' | tail -60
 

@@ -216,7 +216,8 @@ class ShardStream(IterableDataset):
         skip = len(range(role, self.batches_done, nw)) * self.batch_size
         epoch, empty = self.epoch, 0
         while self.epochs is None or epoch < self.epoch + self.epochs:
-            limit = self._limit(epoch, gid, gworld)[2]
+            plan = self._limit(epoch, gid, gworld)
+            limit = plan[2]
             empty = empty + 1 if limit == 0 else 0
             if self.epochs is None and empty == 3:  # an endless stream that never yields would hang its loader
                 raise DataError(
@@ -227,7 +228,7 @@ class ShardStream(IterableDataset):
             if skip >= limit:
                 skip -= limit
             else:
-                yield from self._epoch(epoch, gid, gworld, skip)
+                yield from self._epoch(epoch, gid, plan, skip)
                 skip = 0
             epoch += 1
 
@@ -250,8 +251,9 @@ class ShardStream(IterableDataset):
                     raise
                 skips.add(str(err))
 
-    def _epoch(self, epoch: int, gid: int, gworld: int, skip: int) -> Iterator[Any]:
-        shards, stride, limit = self._limit(epoch, gid, gworld)
+    def _epoch(self, epoch: int, gid: int, plan: tuple[list[int], int, int], skip: int) -> Iterator[Any]:
+        """One global worker's samples of one epoch (``plan``: its ``_limit``), the first ``skip`` not decoded."""
+        shards, stride, limit = plan
         rng = np.random.default_rng([self.seed, epoch, gid])
         skips = SkipReport()
         emitted = 0
@@ -321,7 +323,7 @@ class ShardStream(IterableDataset):
     def batch_transform(self) -> BatchCropResample:
         """For ``transform_on="device"``: the module that makes a batch's model input from what the stream
         yields (``module(pixels, crops)``; move it to the batch's device first)."""
-        return BatchCropResample(self.normalizer.table, self.augment, self.stored_size)
+        return BatchCropResample(self.normalizer, self.augment, self.stored_size)
 
     @staticmethod
     def collate(batch: list[Any]) -> Any:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geodiv.data.normalize import Normalizer, lookup
 from geodiv.errors import ConfigError
 
 AugmentMode = Literal["train", "eval", "none"]
@@ -277,7 +278,7 @@ class BatchCropResample(torch.nn.Module):
     in float64 as ``resize_weights`` builds them; a batch gathers its own.
     """
 
-    def __init__(self, table: np.ndarray, augment: Augment, stored_size: int) -> None:
+    def __init__(self, normalizer: Normalizer, augment: Augment, stored_size: int) -> None:
         super().__init__()
         s = int(stored_size)
         out = augment.geometry(s, s, False).out_h  # a whole stored image's output size (every mode)
@@ -287,8 +288,8 @@ class BatchCropResample(torch.nn.Module):
             if g.out_h == out:  # lengths another mode never crops to (e.g. "none" below full size) stay zero
                 rows[length, :, :length] = resize_weights(length, g.row_n)[g.row_start : g.row_start + out]
         self.stored_size, self.out_size = s, out
-        self.register_buffer("table", torch.from_numpy(np.ascontiguousarray(table, np.float32)).reshape(-1))
-        self.register_buffer("offsets", torch.arange(table.shape[0], dtype=torch.int32).reshape(-1, 1, 1) * 65536)
+        self.register_buffer("table", normalizer.flat)
+        self.register_buffer("offsets", normalizer.offsets)
         self.register_buffer("rows", rows)
 
     def _placed(self, start: torch.Tensor, length: torch.Tensor, flip: torch.Tensor | None) -> torch.Tensor:
@@ -313,8 +314,7 @@ class BatchCropResample(torch.nn.Module):
         index = pixels.to(torch.int32)
         index &= 0xFFFF  # the uint16 levels back from their int16 bit patterns
         index += self.offsets  # each band in its own table
-        # index_select takes int32 indices (documented for every device): half the memory of take's int64
-        x = self.table.index_select(0, index.reshape(-1)).reshape(index.shape)
+        x = lookup(self.table, index)
         top, left, height, width, flip = crops.unbind(1)
         wy = self._placed(top, height, None)
         wx = self._placed(left, width, flip.bool())

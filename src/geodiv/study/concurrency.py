@@ -152,7 +152,8 @@ def run_concurrently(
         if error is None:
             for i in startable(steps, deps, pending, complete, [i for i, _ in running.values()], jobs, len(free),
                                demand):
-                devices, free = free[: demand(steps[i])], free[demand(steps[i]):]
+                need = demand(steps[i])
+                devices, free = free[:need], free[need:]
                 pending.remove(i)
                 announce(i, len(steps), steps[i], devices, len(running) + 1)
                 running[submit(i, steps[i], devices)] = (i, devices)

@@ -199,8 +199,9 @@ def _warn_about_passes(stream: Any, config: PretrainConfig, env: DistEnv) -> Non
         log(f"{len(stream.shards)} shards for {readers} readers ({env.world_size} process(es) x {max(1, workers)} "
             f"DataLoader worker(s)): every reader reads every shard and keeps every {readers}th sample. Write at "
             f"least {readers} shards (a smaller shard_size) or use fewer data.num_workers")
-    stream.load_state_dict({"epoch": 0, "batches_done": 0, "batch_size": config.optim.batch_size})
-    used = stream.samples_per_epoch(workers)
+    probe = copy.copy(stream)  # the loaders' template keeps its state
+    probe.load_state_dict({"epoch": 0, "batches_done": 0, "batch_size": config.optim.batch_size})
+    used = probe.samples_per_epoch(workers)
     share = stream.n_samples // env.world_size
     if env.is_main and used < 0.9 * share:
         who = (f"each of the {workers} DataLoader workers makes whole batches of {config.optim.batch_size} from its "
