@@ -24,7 +24,8 @@ def test_first_estimates_come_from_the_measured_unit_costs(tmp_path, monkeypatch
 
     est = estimates()
     assert est[("dataset", "global")] == pytest.approx(plan.SIM_SETUP_S + 24 * px / plan.SIM_PATCHES_PER_S)
-    assert est[("task", "landcover")] == pytest.approx(plan.SIM_SETUP_S + 60 * px / plan.SIM_PATCHES_PER_S)
+    assert est[("task", "landcover")] == pytest.approx(  # a task patch costs TASK_PATCH_COST dataset patches
+        plan.TASK_PATCH_COST * (plan.SIM_SETUP_S + 60 * px / plan.SIM_PATCHES_PER_S))
     assert est[("pretrain", "global seed 0")] == pytest.approx(  # 1 epoch of 24 samples in batches of 8
         24 * px / plan.TRAIN_SAMPLES_PER_S_TINY + math.ceil(24 / 8) * plan.TRAIN_STEP_S)
     features = 60 * px / plan.FORWARD_SAMPLES_PER_S_TINY  # the task's 60 samples through the encoder

@@ -73,14 +73,19 @@ def test_dry_run_plans_every_step_with_estimates(tmp_path, micro):
     text = run_study(study=micro, out=tmp_path, dry_run=True)
     assert "27 steps, 0 cached" in text and not (tmp_path / "cache").exists() and "--jobs" not in text
     # with --jobs: the wall clock of the steps scheduled as the study runs them, each slowed by its share of cores
-    from geodiv.study.concurrency import concurrent_step_factor, describe_wall_clock, makespan
+    from geodiv.study.concurrency import (
+        THREADS_EXPONENT,
+        concurrent_step_factor,
+        describe_wall_clock,
+        makespan,
+    )
 
-    assert concurrent_step_factor(1, 2) == 1.0 and concurrent_step_factor(2, 2) == pytest.approx(2**0.63)
-    assert concurrent_step_factor(2, 16) == pytest.approx(2**0.63)  # 8 threads instead of 16
-    assert concurrent_step_factor(8, 2) == pytest.approx(2**0.63 * 4)  # 8 one-thread steps share 2 cores
-    wall = makespan(steps, set(), lambda s: s.estimate_s * 2**0.63, 2)
+    assert concurrent_step_factor(1, 2) == 1.0 and concurrent_step_factor(2, 2) == pytest.approx(2**THREADS_EXPONENT)
+    assert concurrent_step_factor(2, 16) == pytest.approx(2**THREADS_EXPONENT)  # 8 threads instead of 16
+    assert concurrent_step_factor(8, 2) == pytest.approx(2**THREADS_EXPONENT * 4)  # 8 one-thread steps share 2 cores
+    wall = makespan(steps, set(), lambda s: s.estimate_s * 2**THREADS_EXPONENT, 2)
     assert describe_wall_clock(steps, set(), 2, 2).startswith(f"with --jobs 2 on 2 cores: about {wall / 60:.1f} min")
-    assert wall < sum(s.estimate_s for s in steps) * 2**0.63
+    assert wall < sum(s.estimate_s for s in steps) * 2**THREADS_EXPONENT
     assert "with --jobs 3 on" in run_study(study=micro, out=tmp_path, dry_run=True, jobs=3)
     # Changing the pretraining changes the pretrain keys and everything downstream, not the datasets.
     other = micro_study(seeds=[1])

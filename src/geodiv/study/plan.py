@@ -26,29 +26,34 @@ BASELINES = (ZERO, SPECTRAL_BASELINE)
 
 #: Single-process CPU costs per unit on the reference 2-core machine (idle), for --dry-run estimates and the first
 #: ETA; the runner then rescales each cost class by the times it observes. Units count "96-px samples": a sample of
-#: size s counts (s / 96)^2. Where each number comes from (docs/study.md, "Estimates and the ETA"):
-#: - SimEarth builds (datasets, held-out set, tasks): 173 patches/s (BENCHMARKS.md, data: build_dataset from SimEarth
+#: size s counts (s / 96)^2. Where each number comes from (docs/study.md, "Estimates and the ETA"; the pretraining
+#: and evaluation rates were refitted on 2026-11-28 from a quick study run with one job, every step timed):
+#: - SimEarth builds (datasets, held-out set): 173 patches/s (BENCHMARKS.md, data: build_dataset from SimEarth
 #:   96 px), plus 2.3 s per build (catalog and candidates: BENCHMARKS.md's quick study spent 40.8 s on its 10 dataset
-#:   and task builds of 6,776 patches at 64 px, of which 17.4 s at the simulator's rate).
+#:   and task builds of 6,776 patches at 64 px, of which 17.4 s at the simulator's rate). A task patch costs 2.2 of
+#:   them (its labels; `scene` and `settlement` draw a structure at every patch centre): the quick study's four tasks
+#:   took 36 s against 16.5 s at the dataset rate.
 SIM_PATCHES_PER_S = 173.0
 SIM_SETUP_S = 2.3
-#: - Pretraining (tiny): 43 sample-steps/s plus 0.105 s per optimiser step, from BENCHMARKS.md's quick study (7 x 3
-#:   epochs of 768 samples at 64 px, batch 32: 220 s) and docs/study.md's recipe table (the same run at batch 8 took
-#:   1.72x as long as at batch 32). Check: at batch 8 and 96 px this gives 27.5 samples/s, BENCHMARKS.md's models
-#:   row (2 threads) 28.9.
-TRAIN_SAMPLES_PER_S_TINY = 43.0
-TRAIN_STEP_S = 0.105
-#: - Evaluation: the quick profile's evaluation steps of one zero-pretraining model were timed under load (branch
-#:   scale3, 2026-11-27) and scaled by 0.21, BENCHMARKS.md's idle evaluate total (359.7 s) over the same steps'
-#:   total under that load. The first frozen-feature protocol of a model and task (features, heads, metrics):
-#:   35 samples/s; a later one, reading the cached features: 0.1 of that; a segmentation linear probe: 12,800
-#:   (patch token x grid value) fits/s on its train + val tokens; fine-tuning: 12 sample-steps/s (every token and
-#:   the whole encoder's backward pass: about a quarter of the masked MAE rate), plus one feature pass for the
-#:   probe initialisation of the head.
-FORWARD_SAMPLES_PER_S_TINY = 35.0
-LATER_PROTOCOL_SHARE = 0.1
-LINEAR_TOKEN_FITS_PER_S = 12_800.0
-FINETUNE_SAMPLES_PER_S_TINY = 12.0
+TASK_PATCH_COST = 2.2
+#: - Pretraining (tiny): 32 sample-steps/s plus 0.026 s per optimiser step: the quick recipe (3 epochs of 768
+#:   samples at 64 px) took 49.7 s at batch 4 and 36.6 s at batch 32 in one process with 2 threads, and 47 s per set
+#:   inside the one-job quick study. Check: the standard-cpu study's pretrainings (26 epochs of 2,048 at batch 32,
+#:   beside another job) took 1,118-1,224 s; this gives 782 s x the 1.5 slowdown of `concurrency` = 1,174 s.
+TRAIN_SAMPLES_PER_S_TINY = 32.0
+TRAIN_STEP_S = 0.026
+#: - Evaluation, from the same one-job run (36 first frozen-feature steps, 36 later ones, 9 fine-tunings): the first
+#:   frozen-feature protocol of a model and task (features, heads, metrics): 49 samples/s; a later one, reading the
+#:   cached features: 0.34 of that (the linear probe's C grid and its per-continent heads); fine-tuning: 20
+#:   sample-steps/s (every token and the whole encoder's backward pass), plus one feature pass for the probe
+#:   initialisation of the head; a segmentation linear probe: 3,300 (patch token x grid value) fits/s on its
+#:   train + val tokens, fitted to the standard-cpu study's nine (the quick profile has none): 414 s with
+#:   `--jobs 2`, i.e. 276 s before the 1.5 slowdown of `concurrency`, where 12,800/s (timed under load and
+#:   rescaled) had given 83 s.
+FORWARD_SAMPLES_PER_S_TINY = 49.0
+LATER_PROTOCOL_SHARE = 0.34
+LINEAR_TOKEN_FITS_PER_S = 3_300.0
+FINETUNE_SAMPLES_PER_S_TINY = 20.0
 #: Cost of a preset relative to tiny (FLOPs per sample, satmae.md: tiny 3.02, base 132 GFLOP per step).
 PRESET_COST = {"tiny": 1.0, "small": 3.6, "base": 44.0, "large": 150.0}
 #: Similarity FLOP/s of the kNN search (float32 matmul on one CPU core): kNN on segmentation compares every test
@@ -279,7 +284,7 @@ def _task_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str]) -> tu
         key = step_key("task", inputs)
         task_keys[task.name] = key
         n = task.n_train + task.n_val + task.n_test
-        steps.append(Step("task", task.name, key, _build_estimate(n, _task_size(cfg, task)), inputs,
+        steps.append(Step("task", task.name, key, TASK_PATCH_COST * _build_estimate(n, _task_size(cfg, task)), inputs,
                           {"dir": str(out / "tasks" / f"{task.name}-{key[:8]}")}, work=n))
     return steps, task_keys
 
