@@ -96,3 +96,35 @@ def test_geobench_aggregate_normalises_and_takes_iqm():
     assert agg["m1"].ci_low <= agg["m1"].value <= agg["m1"].ci_high
     with pytest.raises(InputError):
         geobench_aggregate([])
+
+
+def test_group_metrics_split_accuracy_into_groups_and_members():
+    from geodiv.evaluate.metrics import class_group_ids
+
+    groups = class_group_ids(["a", "b", "c", "d", "e"], {"ab": ["a", "b"], "cd": ["c", "d"]})
+    assert groups.tolist() == [0, 0, 1, 1, 2]  # 'e' is a group of its own
+    y = np.array([0, 0, 1, 2, 3, 4, 4])
+    p = np.array([0, 1, 0, 3, 4, 4, 0])
+    r = compute_metrics("classification", y, p, n_classes=5, n_boot=200, class_group=groups,
+                        metrics=["accuracy", "group_accuracy", "within_group_accuracy"])
+    # right group: samples 0, 1, 2, 3 and 5 (5 of 7); of the grouped samples in the right group (0-3) only 0 is exact
+    assert r["group_accuracy"].value == pytest.approx(5 / 7)
+    assert r["within_group_accuracy"].value == pytest.approx(1 / 4)
+    assert r["accuracy"].value == pytest.approx(2 / 7)
+    assert r["within_group_accuracy"].ci_low <= 0.25 <= r["within_group_accuracy"].ci_high
+    # a prediction in the wrong group is not counted inside the groups at all
+    r = compute_metrics("classification", np.array([0, 1]), np.array([0, 4]), n_classes=5, n_boot=0,
+                        class_group=groups, metrics=["within_group_accuracy"])
+    assert r["within_group_accuracy"].value == 1.0
+
+
+def test_group_metrics_need_groups():
+    from geodiv.evaluate.metrics import class_group_ids
+
+    with pytest.raises(InputError, match="needs a classification task with class groups"):
+        compute_metrics("classification", np.array([0, 1]), np.array([0, 1]), metrics=["group_accuracy"])
+    with pytest.raises(InputError, match="not a class of the task"):
+        class_group_ids(["a", "b"], {"g": ["a", "z"]})
+    with pytest.raises(InputError, match="in two class groups"):
+        class_group_ids(["a", "b", "c"], {"g": ["a", "b"], "h": ["b", "c"]})
+    assert class_group_ids(["a", "b"], None) is None

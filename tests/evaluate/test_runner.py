@@ -39,6 +39,31 @@ def test_other_task_types(type_, tiny_config):
     assert value > 0.5
 
 
+def test_class_groups_add_the_group_metrics(tiny_config, monkeypatch):
+    # classes "a" and "b" form a group ("c" is alone): every head's records gain the two group metrics, computed on
+    # the head's own predictions
+    from geodiv.evaluate import runner
+
+    task = SyntheticTask()
+    plain = evaluate("random", task, "linear", config=tiny_config)
+    assert {r["metric"] for r in plain} == {"accuracy", "macro_f1"}
+    task.class_groups = {"ab": ["a", "b"]}
+    seen = []
+    real = runner.compute_metrics
+    monkeypatch.setattr(runner, "compute_metrics", lambda t, y, p, **kw: seen.append((y, p)) or real(t, y, p, **kw))
+    records = evaluate("random", task, "linear", config=tiny_config)
+    glob = {r["metric"]: r for r in records if r["region"] == "global" and r["train_region"] == "global"}
+    assert set(glob) == {"accuracy", "macro_f1", "group_accuracy", "within_group_accuracy"}
+    y, p = seen[0]  # the global head on the global test set comes first
+    group = np.array([0, 0, 1])
+    right = group[y] == group[p]
+    assert glob["group_accuracy"]["value"] == pytest.approx(right.mean())
+    inside = right & (y < 2)
+    assert glob["within_group_accuracy"]["value"] == pytest.approx((p[inside] == y[inside]).mean())
+    assert glob["accuracy"]["value"] == next(r["value"] for r in plain if r["metric"] == "accuracy"
+                                             and r["region"] == "global" and r["train_region"] == "global")
+
+
 def test_finetune_protocol_runs(tiny_config):
     tiny_config["finetune"] = {"epochs": 1, "warmup_epochs": 0, "batch_size": 8}
     records = evaluate("random", SyntheticTask(n=(16, 4, 6)), "finetune", config=tiny_config)

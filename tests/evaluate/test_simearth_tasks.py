@@ -64,7 +64,7 @@ def test_simearth_task_shards_are_byte_identical_with_workers(tmp_path):
 
 
 def test_scene_task_is_class_stratified_and_follows_prevalence(tmp_path):
-    from geodiv.simearth import STRUCTURES
+    from geodiv.simearth import ARRANGEMENT_GROUPS, STRUCTURES
     from geodiv.simearth.structures import prevalence
     from geodiv.simearth.world import lookup
 
@@ -73,6 +73,8 @@ def test_scene_task_is_class_stratified_and_follows_prevalence(tmp_path):
     task = simearth_task("scene", n_train=2 * n, n_val=n, n_test=n, size=16, out_dir=tmp_path / "s",
                          exclude=(ex_lat, ex_lon), min_km=20.0)
     assert task.type == "classification" and list(task.classes) == list(STRUCTURES)
+    # the look-alike groups travel with the task (group metrics)
+    assert task.class_groups == {g: list(m) for g, m in ARRANGEMENT_GROUPS.items()}
     for split, per_class in (("train", 2), ("test", 1)):
         labels = [s.label for s in task.iter_split(split)]
         assert np.bincount(labels, minlength=n).tolist() == [per_class] * n  # stratified by class

@@ -119,3 +119,20 @@ def test_a_one_seed_yes_carries_the_selection_caveat():
     spec["spectral-baseline"] = [(0.78, 0.74, 0.82)] * 3  # a "no" needs no caveat
     assert "One seed" not in checks.sensitivity_sentence(
         checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear"), "linear")
+
+
+def test_class_groups_are_compared_part_by_part():
+    between = {"a": [(0.70, 0.66, 0.74)], "spectral-baseline": [(0.74, 0.70, 0.78)], "zero-pretraining": [(0.65, 0.61, 0.69)]}
+    inside = {"a": [(0.60, 0.55, 0.64)], "spectral-baseline": [(0.45, 0.41, 0.50)], "zero-pretraining": [(0.40, 0.35, 0.44)]}
+    results = pd.concat([_rows(between, task="scene", metric="group_accuracy"),
+                         _rows(inside, task="scene", metric="within_group_accuracy"),
+                         _rows(between, task="landcover")])
+    table = checks.group_decomposition(results, "linear")
+    assert table[["task", "metric"]].values.tolist() == [["scene", "group_accuracy"], ["scene", "within_group_accuracy"]]
+    assert table["sensitive"].tolist() == [False, True]
+    sentence = checks.group_sentence(table, "linear")
+    assert ("scene: telling the groups apart, best pretrained 'a' 0.700 [0.660, 0.740] against 0.740 [0.700, 0.780] "
+            "(spectral baseline)") in sentence
+    assert "inside the groups, best pretrained 'a' 0.600 [0.550, 0.640] against 0.450" in sentence
+    assert checks.check_facts(results, {"scene": "accuracy"}, "linear")["groups"] == sentence
+    assert checks.group_decomposition(_rows(between), "linear").empty and checks.group_sentence(pd.DataFrame(), "linear") == ""

@@ -31,6 +31,13 @@ METRICS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 #: Metrics for which a smaller value is better (the GEO-Bench aggregate flips them).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse"})
+#: Extra metrics of a classification task that declares class groups (``Task.class_groups``: classes that look alike
+#: by design, e.g. SimEarth's arrangement groups): ``group_accuracy``, the share of test samples whose predicted
+#: class is in the true class's group (a class outside every group is a group of its own); ``within_group_accuracy``,
+#: among the samples of grouped classes whose prediction falls in the right group, the share predicted exactly.
+#: Accuracy on the grouped classes is their product, so they split it into telling the groups apart and telling a
+#: group's members apart.
+GROUP_METRICS: tuple[str, ...] = ("group_accuracy", "within_group_accuracy")
 
 # Bootstrap replicates are evaluated in chunks so that the (replicates x samples) weight matrix stays small.
 _MAX_WEIGHT_ELEMENTS = 4_000_000
@@ -131,6 +138,37 @@ def _mean_average_precision(y_true: np.ndarray, scores: np.ndarray) -> WeightedM
     return fn
 
 
+def class_group_ids(classes: Sequence[str], class_groups: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
+    """Group index of each class (``class_groups``' groups first, then one group per class outside them), or None
+    without groups. The groups must name known classes, each at most once (``InputError`` otherwise)."""
+    if not class_groups:
+        return None
+    index = {c: i for i, c in enumerate(classes)}
+    ids = np.full(len(classes), -1, dtype=np.int64)
+    for g, (name, members) in enumerate(class_groups.items()):
+        for member in members:
+            if member not in index:
+                raise InputError(f"class group {name!r} names {member!r}, which is not a class of the task")
+            if ids[index[member]] >= 0:
+                raise InputError(f"class {member!r} is in two class groups; each class may be in one group at most")
+            ids[index[member]] = g
+    alone = np.nonzero(ids < 0)[0]
+    ids[alone] = len(class_groups) + np.arange(alone.size)
+    return ids
+
+
+def _group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray) -> WeightedMetric:
+    hits = (group[y_true] == group[y_pred]).astype(np.float64)
+    return lambda w: _safe_div(w @ hits, w.sum(axis=1))
+
+
+def _within_group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, group: np.ndarray) -> WeightedMetric:
+    grouped = np.bincount(group)[group] > 1  # per class: in a group of two or more
+    right_group = (grouped[y_true] & (group[y_true] == group[y_pred])).astype(np.float64)
+    exact = right_group * (y_true == y_pred)
+    return lambda w: _safe_div(w @ exact, w @ right_group)
+
+
 def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> WeightedMetric:
     # Centre y first (R^2 is shift invariant) so that syy - sy^2/n does not cancel catastrophically.
     y = y_true.astype(np.float64)
@@ -186,7 +224,13 @@ def _kernel(
     prediction: np.ndarray,
     n_classes: int | None,
     threshold: float,
+    class_group: np.ndarray | None = None,
 ) -> WeightedMetric:
+    if metric in GROUP_METRICS:
+        if task_type != "classification" or class_group is None:
+            raise InputError(f"metric {metric!r} needs a classification task with class groups (class_group)")
+        kernel = _group_accuracy if metric == "group_accuracy" else _within_group_accuracy
+        return kernel(y_true, prediction, class_group)
     if metric == "accuracy":
         return _accuracy(y_true, prediction)
     if metric == "macro_f1":
@@ -233,12 +277,14 @@ def compute_metrics(
     level: float = 0.95,
     seed: int = 0,
     threshold: float = 0.5,
+    class_group: np.ndarray | None = None,
 ) -> dict[str, MetricResult]:
     """Metrics of one test set with percentile bootstrap intervals (the same replicates for every metric).
 
     ``prediction`` is: class indices (n,) for classification, per-label scores in [0, 1] (n, K) for multilabel
     (``threshold`` turns them into decisions for micro-F1; mAP uses the scores), values (n,) for regression, and
-    predicted masks (n, H, W) for segmentation (truth pixels outside [0, K) are ignored).
+    predicted masks (n, H, W) for segmentation (truth pixels outside [0, K) are ignored). ``class_group``: the
+    group index of each class (:func:`class_group_ids`), needed by ``GROUP_METRICS``.
     An empty test set gives ``MetricResult(None, None, None, 0)`` for every metric.
     """
     if task_type not in METRICS_BY_TYPE:
@@ -255,7 +301,7 @@ def compute_metrics(
         return {m: MetricResult(None, None, None, 0) for m in names}
     if task_type in ("classification", "segmentation") and n_classes is None:
         n_classes = int(max(y_true.max(), prediction.max())) + 1
-    kernels = {m: _kernel(m, task_type, y_true, prediction, n_classes, threshold) for m in names}
+    kernels = {m: _kernel(m, task_type, y_true, prediction, n_classes, threshold, class_group) for m in names}
     ones = np.ones((1, n))
     points = {m: float(k(ones)[0]) for m, k in kernels.items()}
     replicates: dict[str, list[np.ndarray]] = {m: [] for m in names}

@@ -28,7 +28,13 @@ from geodiv.evaluate.finetune import finetune, predict
 from geodiv.evaluate.inputs import BandPlan, EvalTransform, plan_bands
 from geodiv.evaluate.knn import knn_predict_many
 from geodiv.evaluate.linear import fit_linear_probe
-from geodiv.evaluate.metrics import METRICS_BY_TYPE, as_prediction, compute_metrics
+from geodiv.evaluate.metrics import (
+    GROUP_METRICS,
+    METRICS_BY_TYPE,
+    as_prediction,
+    class_group_ids,
+    compute_metrics,
+)
 from geodiv.evaluate.regions import GLOBAL, HeadSpec, fill_continents, plan_regions
 from geodiv.evaluate.segmentation import patch_fractions, upsample_patch_scores
 from geodiv.evaluate.tasks.base import TASK_TYPES
@@ -408,6 +414,9 @@ def _head_records(head: Callable, region_plan: Any, task_obj: Any, proto: str, t
                   checkpoint_id: str) -> list[dict]:
     """The records of one protocol: every head's metrics on every test region (a collapsed global head logged)."""
     records: list[dict] = []
+    metrics, class_group = METRICS_BY_TYPE[task_obj.type], None
+    if task_obj.type == "classification" and getattr(task_obj, "class_groups", None):
+        metrics, class_group = metrics + GROUP_METRICS, class_group_ids(task_obj.classes, task_obj.class_groups)
     for spec in region_plan.heads:
         for params, pred in head(spec):
             for region, rows in region_plan.test_regions:
@@ -417,8 +426,8 @@ def _head_records(head: Callable, region_plan: Any, task_obj: Any, proto: str, t
                         f"{share:.0%} of the test predictions (collapsed head; the report flags it)")
                 results = compute_metrics(
                     task_obj.type, test_labels[rows], pred[rows], n_classes=n_classes,
-                    metrics=METRICS_BY_TYPE[task_obj.type], n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
-                    seed=seed, threshold=cfg.metrics.multilabel_threshold,
+                    metrics=metrics, n_boot=cfg.metrics.n_boot, level=cfg.metrics.level,
+                    seed=seed, threshold=cfg.metrics.multilabel_threshold, class_group=class_group,
                 )
                 for metric, r in results.items():
                     records.append({

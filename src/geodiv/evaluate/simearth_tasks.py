@@ -310,6 +310,7 @@ def _write_task_json(out: Path, name: str, spec: dict[str, Any], counts: dict[st
     write_json(out / TASK_JSON, task_folder.task_json(
         f"simearth-{name}", spec["type"], classes, list(S2_BANDS), has_location=True,
         splits={s: s for s, n in counts.items() if n > 0}, info={"source": "simearth", "params": params},
+        class_groups=spec.get("class_groups"),
     ))
 
 

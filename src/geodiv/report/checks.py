@@ -12,6 +12,11 @@ ranking of pretraining sets says little about what pretraining taught.
 ``COLLAPSE_SHARE`` of the global test set (``max_class_share`` in results.csv). Per-continent test subsets are not
 flagged: one class may legitimately dominate a continent's subset.
 
+*Class groups*: for a task whose classes come in groups of look-alikes (``Task.class_groups``, e.g. SimEarth's
+``scene``), the same comparison on ``group_accuracy`` (telling the groups apart) and ``within_group_accuracy``
+(telling a group's members apart, where the group is right): it shows which of the two a pretrained encoder gains
+on, and where the baselines keep up.
+
 *Reconstruction check*: each pretraining run's masked-patch loss on held-out samples divided by the loss of
 predicting every masked patch as the mean of the sample's visible patches (``geodiv.train.heldout``, mean over
 seeds). Below 1 the reconstructions follow the input beyond its mean colour.
@@ -24,7 +29,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from geodiv.evaluate.metrics import LOWER_IS_BETTER
+from geodiv.evaluate.metrics import GROUP_METRICS, LOWER_IS_BETTER
 from geodiv.evaluate.runner import COLLAPSE_SHARE
 from geodiv.study.plan import BASELINES, SPECTRAL_BASELINE, ZERO
 
@@ -141,6 +146,36 @@ def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
             "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + "." + caveat)
 
 
+def group_decomposition(results: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """:func:`representation_sensitivity` on each group metric of every task that has them (one row per task and
+    metric: ``group_accuracy``, then ``within_group_accuracy``)."""
+    tasks = [str(t) for t in results.loc[results["metric"].isin(GROUP_METRICS), "task"].drop_duplicates()]
+    parts = [representation_sensitivity(results, {task: metric}, protocol) for task in tasks for metric in GROUP_METRICS]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def group_sentence(table: pd.DataFrame, protocol: str) -> str:
+    """The summary's statement of the class-group split: per task, each part's best pretrained encoder and the
+    baselines."""
+    if table.empty:
+        return ""
+    parts = []
+    for task, rows in table.groupby("task", sort=False):
+        said = []
+        for _, r in rows.iterrows():
+            what = "telling the groups apart" if r["metric"] == "group_accuracy" else "inside the groups"
+            if pd.isna(r.get("best")):
+                said.append(f"{what}: {verdict(r)}")
+                continue
+            said.append(f"{what}, best pretrained '{r['best']}' {_fmt(r['best_value'], r['best_low'], r['best_high'])}"
+                        f" against {_fmt(r['spectral_value'], r['spectral_low'], r['spectral_high'])} (spectral "
+                        f"baseline) and {_fmt(r['zero_value'], r['zero_low'], r['zero_high'])} (zero pretraining)")
+        parts.append(f"{task}: " + "; ".join(said))
+    return (f"Class groups ({protocol}; accuracy split into telling the groups of look-alike classes apart and "
+            "telling a group's members apart). " + ". ".join(parts) + ".")
+
+
 def collapsed_heads(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) -> pd.DataFrame:
     """Rows of results (global test set, one per head and seed) whose most frequent predicted class exceeds
     ``threshold`` of the predictions; empty when results.csv has no ``max_class_share`` column."""
@@ -188,8 +223,8 @@ def collapse_markdown(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) 
 
 def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str,
                 reconstruction_losses: Mapping[str, list[dict]] | None = None) -> dict[str, str]:
-    """The summary's sentences: ``sensitivity`` (under ``protocol``), ``collapse`` and ``reconstruction`` (from
-    study.json's ``reconstruction_losses``), where there is something to say."""
+    """The summary's sentences: ``sensitivity`` and ``groups`` (under ``protocol``), ``collapse`` and
+    ``reconstruction`` (from study.json's ``reconstruction_losses``), where there is something to say."""
     facts = {}
     recon = reconstruction_sentence(reconstruction_losses or {})
     if recon:
@@ -197,6 +232,9 @@ def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol
     sens = representation_sensitivity(results, task_metrics, protocol)
     if not sens.empty:
         facts["sensitivity"] = sensitivity_sentence(sens, protocol)
+    groups = group_sentence(group_decomposition(results, protocol), protocol)
+    if groups:
+        facts["groups"] = groups
     collapse = collapse_sentence(results)
     if collapse:
         facts["collapse"] = collapse

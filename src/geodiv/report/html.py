@@ -160,6 +160,11 @@ def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, tas
         lines = checks.sensitivity_markdown(sens)
         sec.markdown += f"\n\n**{protocol}**\n\n" + "\n".join(lines)
         sec.html += f"<h3>{html.escape(protocol)}</h3>" + _md_table_to_html(lines)
+    groups = checks.group_decomposition(results, main_protocol)
+    if not groups.empty:
+        lines = checks.sensitivity_markdown(groups)
+        sec.markdown += f"\n\n**{main_protocol}, inside and between class groups**\n\n" + "\n".join(lines)
+        sec.html += f"<h3>{html.escape(main_protocol)}, inside and between class groups</h3>" + _md_table_to_html(lines)
     facts.update(checks.check_facts(results, task_metrics, main_protocol, meta.get("reconstruction_losses")))
     collapse = facts.get("collapse")
     if collapse:

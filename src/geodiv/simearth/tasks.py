@@ -24,7 +24,7 @@ import numpy as np
 
 from geodiv.errors import InputError
 from geodiv.simearth.layout import BUILT_CODES, FOREST_CODES, SIM_CLASSES
-from geodiv.simearth.structures import SETTLEMENTS, STRUCTURES
+from geodiv.simearth.structures import ARRANGEMENT_GROUPS, SETTLEMENTS, STRUCTURES
 
 #: Tasks that are functions of the patch's class composition.
 COMPOSITION_TASKS: tuple[str, ...] = ("landcover", "treecover", "foresttype", "builtup")
@@ -73,7 +73,10 @@ TASK_SPECS: dict[str, dict[str, Any]] = {
     "builtup": {"type": "regression", "classes": None, "metric": ("r2",),
                 "description": "fraction of the patch's pixels that are buildings or roads"},
     "scene": {"type": "classification", "classes": STRUCTURES, "metric": ("accuracy", "macro_f1"),
-              "description": "structure at the patch centre (fields, settlements, infrastructure, water, forest)"},
+              "description": "structure at the patch centre (fields, settlements, infrastructure, water, forest)",
+              # look-alike classes (same materials and area shares, other geometry): the group metrics split the
+              # accuracy into telling the groups apart and telling a group's members apart
+              "class_groups": {g: list(m) for g, m in ARRANGEMENT_GROUPS.items()}},
     "settlement": {"type": "regression", "classes": None, "metric": ("r2",),
                    "description": "buildings per km^2 of a patch centred on a settlement"},
 }

@@ -53,3 +53,26 @@ def test_bad_task_json(tmp_path):
     (out / "task.json").write_text(json.dumps(spec))
     with pytest.raises(DataError, match=r"task\.json: split 'test' points at .*missing, which does not exist"):
         load_task(out)
+
+
+def test_class_groups_round_trip_and_bad_groups_are_named(tmp_path):
+    groups = {"look-alikes": ["a", "b"]}
+    out = write_task(tmp_path / "g", name="toy", type="classification", classes=["a", "b", "c"],
+                     bands=["B2", "B3", "B4"], splits={"train": _samples(3, "classification", 0)},
+                     class_groups=groups)
+    task = load_task(out)
+    assert task.class_groups == groups and task.describe()["class_groups"] == groups
+    spec = json.loads((out / "task.json").read_text())
+    for bad, message in (({"g": ["a", "z"]}, "names 'z', which is not in 'classes'"),
+                         ({"g": ["a"]}, "has 1 class"),
+                         ({"g": ["a", "b"], "h": ["b", "c"]}, "class 'b' is in groups 'g' and 'h'"),
+                         (["a", "b"], "must map each group name to a list")):
+        (out / "task.json").write_text(json.dumps({**spec, "class_groups": bad}))
+        with pytest.raises(DataError, match=r"task\.json: .*" + message):
+            load_task(out)
+    (out / "task.json").write_text(json.dumps({**spec, "type": "segmentation", "class_groups": groups}))
+    with pytest.raises(DataError, match="applies to classification tasks"):
+        load_task(out)
+    plain = write_task(tmp_path / "p", name="toy", type="classification", classes=["a", "b", "c"],
+                       bands=["B2", "B3", "B4"], splits={"train": _samples(3, "classification", 0)})
+    assert load_task(plain).class_groups is None and "class_groups" not in load_task(plain).describe()

@@ -75,7 +75,9 @@ class Task(abc.ABC):
     ``None`` for regression), ``bands`` (``geodiv.bands`` names of the image channels, in order),
     ``has_location``, ``source`` (format name), ``path`` (``None`` for generated tasks),
     ``filled_bands`` (bands mean-filled because the data lacks them; reported with results) and
-    ``info`` (source facts, JSON-able).
+    ``info`` (source facts, JSON-able). A classification task may also set ``class_groups`` (group name ->
+    class names): classes that look alike by design; evaluation then reports ``GROUP_METRICS`` too
+    (``geodiv.evaluate.metrics``).
     """
 
     name: str
@@ -87,6 +89,7 @@ class Task(abc.ABC):
     path: Path | None = None
     filled_bands: list[str]
     info: dict[str, Any]
+    class_groups: dict[str, list[str]] | None = None
 
     @abc.abstractmethod
     def splits(self) -> list[str]:
@@ -122,6 +125,7 @@ class Task(abc.ABC):
             "source": self.source,
             "path": None if self.path is None else str(self.path),
             "classes": self.classes,
+            **({"class_groups": self.class_groups} if self.class_groups else {}),
             "bands": list(self.bands),
             "filled_bands": list(self.filled_bands),
             "has_location": self.has_location,

@@ -4,7 +4,8 @@ Layout::
 
     TASK/
       task.json     {"format": "geodiv-task", "version": 1, "name": ..., "type": ..., "classes": [...] | null,
-                     "bands": [...], "has_location": true, "splits": {"train": "train", "val": "val", "test": "test"}}
+                     "bands": [...], "has_location": true, "splits": {"train": "train", "val": "val", "test": "test"},
+                     optional "class_groups": {"group": ["class", ...], ...} (classification: look-alike classes)}
       train/        shards written by geodiv.data.write_shards (KEY.npy image, KEY.json metadata with
       val/          lat, lon, continent, ... and the task label as "label"; masks as KEY.label.npy)
       test/
@@ -80,6 +81,7 @@ class ShardTask(ReaderTask):
         self.classes = list(spec["classes"]) if spec.get("classes") is not None else None
         if self.type != "regression" and not self.classes:
             raise DataError(f"{spec_file}: a {self.type} task needs 'classes'")
+        self.class_groups = _class_groups(spec.get("class_groups"), self.type, self.classes, spec_file)
         self.source_bands = list(spec["bands"])
         self.info = {k: v for k, v in spec.get("info", {}).items()}
         self._split_dirs = {canonical_split(s): self.path / d for s, d in spec["splits"].items()}
@@ -120,6 +122,30 @@ class ShardTask(ReaderTask):
                 )
 
 
+def _class_groups(value: Any, type: str, classes: list[str] | None, where: Any) -> dict[str, list[str]] | None:
+    """``class_groups`` of a task.json, checked: a classification task's groups of two or more known classes, each
+    class in one group at most."""
+    if value is None:
+        return None
+    fix = "fix or remove 'class_groups' in task.json"
+    if type != "classification":
+        raise DataError(f"{where}: 'class_groups' applies to classification tasks, not {type}; {fix}")
+    if not isinstance(value, dict) or not all(isinstance(m, list) for m in value.values()):
+        raise DataError(f"{where}: 'class_groups' must map each group name to a list of class names; {fix}")
+    seen: dict[str, str] = {}
+    for name, members in value.items():
+        if len(members) < 2:
+            raise DataError(f"{where}: class group {name!r} has {len(members)} class(es); a group needs two or more; "
+                            f"{fix}")
+        for member in members:
+            if member not in (classes or []):
+                raise DataError(f"{where}: class group {name!r} names {member!r}, which is not in 'classes'; {fix}")
+            if member in seen:
+                raise DataError(f"{where}: class {member!r} is in groups {seen[member]!r} and {name!r}; {fix}")
+            seen[member] = name
+    return {str(k): [str(m) for m in v] for k, v in value.items()}
+
+
 def load(spec: str | os.PathLike[str], **options: Any) -> ShardTask:
     common, extra = split_options(options)
     if extra:
@@ -129,16 +155,25 @@ def load(spec: str | os.PathLike[str], **options: Any) -> ShardTask:
 
 
 def task_json(name: str, type: str, classes: list[str] | None, bands: list[str], *, has_location: bool = True,
-              splits: dict[str, str] | None = None, info: dict[str, Any] | None = None) -> dict[str, Any]:
+              splits: dict[str, str] | None = None, info: dict[str, Any] | None = None,
+              class_groups: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """The ``task.json`` content of a geodiv task folder (for writers such as the SimEarth task builder)."""
     if type not in TASK_TYPES:
         raise InputError(f"task type {type!r} is not one of {', '.join(TASK_TYPES)}")
+    groups = {}
+    if class_groups:
+        try:
+            groups = {"class_groups": _class_groups({k: list(v) for k, v in class_groups.items()}, type, classes,
+                                                    f"task {name!r}")}
+        except DataError as err:
+            raise InputError(str(err)) from None
     return {
         "format": TASK_FORMAT,
         "version": TASK_VERSION,
         "name": name,
         "type": type,
         "classes": classes,
+        **groups,
         "bands": list(bands),
         "has_location": has_location,
         "splits": splits or {s: s for s in SPLITS},
@@ -157,6 +192,7 @@ def write_task(
     shard_size: int = 1000,
     has_location: bool = True,
     info: dict[str, Any] | None = None,
+    class_groups: dict[str, list[str]] | None = None,
 ) -> Path:
     """Write a geodiv task folder: one shard folder per split (``geodiv.data.write_shards``), then task.json.
 
@@ -187,5 +223,5 @@ def write_task(
         write_shards(items(), out / split, shard_size, bands=bands,
                      required_meta=("lat", "lon") if has_location else (), desc=f"{name} {split}")
     write_json(out / TASK_JSON, task_json(name, type, classes, bands, has_location=has_location,
-                                          splits=names, info=info))
+                                          splits=names, info=info, class_groups=class_groups))
     return out
