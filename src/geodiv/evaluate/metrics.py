@@ -20,7 +20,7 @@ import numpy as np
 from scipy.stats import trim_mean
 
 from geodiv.errors import InputError
-from geodiv.evaluate.tasks.base import TASK_TYPES
+from geodiv.evaluate.tasks.base import TASK_TYPES, check_class_groups
 
 #: Metrics reported for each task type, in report order (the first is the headline metric).
 METRICS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -140,20 +140,16 @@ def _mean_average_precision(y_true: np.ndarray, scores: np.ndarray) -> WeightedM
 
 def class_group_ids(classes: Sequence[str], class_groups: Mapping[str, Sequence[str]] | None) -> np.ndarray | None:
     """Group index of each class (``class_groups``' groups first, then one group per class outside them), or None
-    without groups. The groups must name known classes, each at most once (``InputError`` otherwise)."""
-    if not class_groups:
+    without groups; the groups are checked first (``tasks.base.check_class_groups``: ``InputError``)."""
+    groups = check_class_groups(dict(class_groups) if class_groups else None, "classification", classes)
+    if not groups:
         return None
     index = {c: i for i, c in enumerate(classes)}
     ids = np.full(len(classes), -1, dtype=np.int64)
-    for g, (name, members) in enumerate(class_groups.items()):
-        for member in members:
-            if member not in index:
-                raise InputError(f"class group {name!r} names {member!r}, which is not a class of the task")
-            if ids[index[member]] >= 0:
-                raise InputError(f"class {member!r} is in two class groups; each class may be in one group at most")
-            ids[index[member]] = g
+    for g, members in enumerate(groups.values()):
+        ids[[index[m] for m in members]] = g
     alone = np.nonzero(ids < 0)[0]
-    ids[alone] = len(class_groups) + np.arange(alone.size)
+    ids[alone] = len(groups) + np.arange(alone.size)
     return ids
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from geodiv.errors import DataError
+from geodiv.errors import DataError, InputError
 from geodiv.evaluate.tasks.base import TaskSample
 from geodiv.evaluate.tasks.registry import detect_format, load_task
 from geodiv.evaluate.tasks.task_folder import write_task
@@ -63,7 +63,7 @@ def test_class_groups_round_trip_and_bad_groups_are_named(tmp_path):
     task = load_task(out)
     assert task.class_groups == groups and task.describe()["class_groups"] == groups
     spec = json.loads((out / "task.json").read_text())
-    for bad, message in (({"g": ["a", "z"]}, "names 'z', which is not in 'classes'"),
+    for bad, message in (({"g": ["a", "z"]}, "names 'z', which is not one of the task's classes"),
                          ({"g": ["a"]}, "has 1 class"),
                          ({"g": ["a", "b"], "h": ["b", "c"]}, "class 'b' is in groups 'g' and 'h'"),
                          (["a", "b"], "must map each group name to a list")):
@@ -71,8 +71,12 @@ def test_class_groups_round_trip_and_bad_groups_are_named(tmp_path):
         with pytest.raises(DataError, match=r"task\.json: .*" + message):
             load_task(out)
     (out / "task.json").write_text(json.dumps({**spec, "type": "segmentation", "class_groups": groups}))
-    with pytest.raises(DataError, match="applies to classification tasks"):
+    with pytest.raises(DataError, match="applies to classification tasks.*fix or remove 'class_groups'"):
         load_task(out)
+    with pytest.raises(InputError, match="has 1 class"):  # the writer checks them too
+        write_task(tmp_path / "w", name="toy", type="classification", classes=["a", "b"], bands=["B2", "B3", "B4"],
+                   splits={"train": _samples(2, "classification", 0)}, class_groups={"g": ["a"]})
+    assert not (tmp_path / "w").exists()  # before writing anything
     plain = write_task(tmp_path / "p", name="toy", type="classification", classes=["a", "b", "c"],
                        bands=["B2", "B3", "B4"], splits={"train": _samples(3, "classification", 0)})
     assert load_task(plain).class_groups is None and "class_groups" not in load_task(plain).describe()

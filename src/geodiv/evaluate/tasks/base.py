@@ -61,6 +61,29 @@ class TaskSample:
     continent: str | None = None
 
 
+def check_class_groups(class_groups: Any, task_type: str, classes: Sequence[str] | None) -> dict[str, list[str]] | None:
+    """A task's ``class_groups`` checked (``InputError`` saying what is wrong): a classification task's groups of
+    two or more of its classes, each class in one group at most. Returns them as ``{str: [str, ...]}``."""
+    if class_groups is None:
+        return None
+    if task_type != "classification":
+        raise InputError(f"'class_groups' applies to classification tasks, not {task_type}")
+    if not isinstance(class_groups, dict) or not all(isinstance(m, (list, tuple)) for m in class_groups.values()):
+        raise InputError("'class_groups' must map each group name to a list of class names")
+    seen: dict[str, str] = {}
+    for name, members in class_groups.items():
+        if len(members) < 2:
+            raise InputError(f"class group {name!r} has {len(members)} class(es); a group needs two or more")
+        for member in members:
+            if member not in (classes or []):
+                raise InputError(f"class group {name!r} names {member!r}, which is not one of the task's classes")
+            if member in seen:
+                raise InputError(f"class {member!r} is in groups {seen[member]!r} and {name!r}; a class may be in "
+                                 "one group at most")
+            seen[member] = name
+    return {str(k): [str(m) for m in v] for k, v in class_groups.items()}
+
+
 def canonical_split(name: str) -> str:
     try:
         return SPLIT_ALIASES[name.strip().lower()]

@@ -34,6 +34,7 @@ from geodiv.evaluate.tasks.base import (
     TaskOptions,
     TaskSample,
     canonical_split,
+    check_class_groups,
     is_task_folder,
     split_options,
 )
@@ -123,27 +124,11 @@ class ShardTask(ReaderTask):
 
 
 def _class_groups(value: Any, type: str, classes: list[str] | None, where: Any) -> dict[str, list[str]] | None:
-    """``class_groups`` of a task.json, checked: a classification task's groups of two or more known classes, each
-    class in one group at most."""
-    if value is None:
-        return None
-    fix = "fix or remove 'class_groups' in task.json"
-    if type != "classification":
-        raise DataError(f"{where}: 'class_groups' applies to classification tasks, not {type}; {fix}")
-    if not isinstance(value, dict) or not all(isinstance(m, list) for m in value.values()):
-        raise DataError(f"{where}: 'class_groups' must map each group name to a list of class names; {fix}")
-    seen: dict[str, str] = {}
-    for name, members in value.items():
-        if len(members) < 2:
-            raise DataError(f"{where}: class group {name!r} has {len(members)} class(es); a group needs two or more; "
-                            f"{fix}")
-        for member in members:
-            if member not in (classes or []):
-                raise DataError(f"{where}: class group {name!r} names {member!r}, which is not in 'classes'; {fix}")
-            if member in seen:
-                raise DataError(f"{where}: class {member!r} is in groups {seen[member]!r} and {name!r}; {fix}")
-            seen[member] = name
-    return {str(k): [str(m) for m in v] for k, v in value.items()}
+    """``class_groups`` of a task.json (``check_class_groups``; a problem is a ``DataError`` naming the file)."""
+    try:
+        return check_class_groups(value, type, classes)
+    except InputError as err:
+        raise DataError(f"{where}: {err}; fix or remove 'class_groups' in task.json") from None
 
 
 def load(spec: str | os.PathLike[str], **options: Any) -> ShardTask:
@@ -160,13 +145,7 @@ def task_json(name: str, type: str, classes: list[str] | None, bands: list[str],
     """The ``task.json`` content of a geodiv task folder (for writers such as the SimEarth task builder)."""
     if type not in TASK_TYPES:
         raise InputError(f"task type {type!r} is not one of {', '.join(TASK_TYPES)}")
-    groups = {}
-    if class_groups:
-        try:
-            groups = {"class_groups": _class_groups({k: list(v) for k, v in class_groups.items()}, type, classes,
-                                                    f"task {name!r}")}
-        except DataError as err:
-            raise InputError(str(err)) from None
+    groups = {"class_groups": check_class_groups(class_groups, type, classes)} if class_groups else {}
     return {
         "format": TASK_FORMAT,
         "version": TASK_VERSION,
@@ -202,6 +181,7 @@ def write_task(
     from geodiv.atomic import write_json
     from geodiv.data import write_shards
 
+    check_class_groups(class_groups, type, classes)  # before any shard is written
     out = Path(out)
     names = {}
     for split, samples in splits.items():
