@@ -4,7 +4,7 @@ import torch
 
 from geodiv.bands import SATMAE_BANDS, satmae_stats
 from geodiv.errors import InputError
-from geodiv.evaluate.encoders import load_encoder
+from geodiv.evaluate.encoders import load_encoder, weights_id
 from geodiv.evaluate.feature_cache import FeatureStore
 from geodiv.evaluate.inputs import EvalTransform, plan_bands, prepare_inputs, resize_center_crop
 from geodiv.evaluate.segmentation import patch_fractions
@@ -112,3 +112,25 @@ def test_extract_batches_on_a_device_and_restores_the_module():
     assert enc.training and next(enc.parameters()).device.type == "cpu"
     with pytest.raises(InputError, match="unknown feature kind"):
         extract_features(enc, x, kind="pixels")
+
+
+def test_a_checkpoint_is_known_by_its_weights_not_its_file(tmp_path):
+    # the same weights saved by two runs (other paths in args, other optimiser state) share one id; other weights
+    # or other bands get their own
+    from geodiv.models import build_mae, save_checkpoint
+
+    mae = build_mae("tiny", img_size=16, depth=1, decoder_depth=1)
+    paths = []
+    for run, epoch in (("a", 0), ("b", 7)):
+        path = tmp_path / run / "checkpoint.pth"
+        path.parent.mkdir()
+        save_checkpoint(path, mae, epoch=epoch, args={"out_dir": str(path.parent), "bands": list(SATMAE_BANDS)})
+        paths.append(path)
+    assert paths[0].read_bytes() != paths[1].read_bytes()
+    a, b = (load_encoder(str(p)) for p in paths)
+    assert a.checkpoint_id == b.checkpoint_id and len(a.checkpoint_id) == 64
+    with torch.no_grad():
+        mae.blocks[0].mlp.fc1.bias.add_(1.0)
+    save_checkpoint(tmp_path / "c.pth", mae, args={"bands": list(SATMAE_BANDS)})
+    assert load_encoder(str(tmp_path / "c.pth")).checkpoint_id != a.checkpoint_id
+    assert weights_id(a.module, a.bands[:-1]) != a.checkpoint_id

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,27 +29,6 @@ class Encoder:
     bands: tuple[str, ...]
     img_size: int
     source: str  # path, "random", or "module"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-_FILE_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def file_id(path: str | os.PathLike[str]) -> str:
-    """Content hash of a checkpoint (memoised by path, size and mtime)."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _FILE_HASHES:
-        _FILE_HASHES[key] = _sha256_file(p)
-    return _FILE_HASHES[key]
 
 
 def module_id(module: torch.nn.Module) -> str:
@@ -133,5 +111,13 @@ def load_encoder(
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist; give a checkpoint file, or 'random' for zero pretraining")
     module = models.load_pretrained(path, kind="encoder")
-    recorded = _bands_from_args(models.load_checkpoint(path).get("args"))
-    return Encoder(module, file_id(path), encoder_bands(module, recorded), encoder_img_size(module), str(path))
+    bands = encoder_bands(module, _bands_from_args(models.load_checkpoint(path).get("args")))
+    return Encoder(module, weights_id(module, bands), bands, encoder_img_size(module), str(path))
+
+
+def weights_id(module: torch.nn.Module, bands: Sequence[str]) -> str:
+    """The id of a loaded checkpoint's encoder: what its features depend on (:func:`module_id`: weights, class and
+    ``repr``; and the bands it reads), not the file's other bytes. A checkpoint records its run's paths and
+    optimiser state, so the same weights saved by two runs in two folders (a fresh clone's study, say) hash
+    differently as files; by weights they share cached features and one ``checkpoint_id`` in results.csv."""
+    return hashlib.sha256(f"{module_id(module)}\n{','.join(bands)}".encode()).hexdigest()
