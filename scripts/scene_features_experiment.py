@@ -43,9 +43,10 @@ def location_features(table) -> np.ndarray:
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat), np.abs(np.sin(lat))], 1)
 
 
-def within_group(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], members: list[int], seed: int,
+def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], members: list[int], seed: int,
                  rng: np.random.Generator) -> tuple[float, float, float]:
-    """Test accuracy [95 % CI] of the study's linear probe trained on the rows of ``members`` only."""
+    """Test accuracy [95 % CI] of the study's linear probe trained and scored on the rows whose label is in ``members``
+    (relabelled 0..k-1): one group's classes, or every coarse class."""
     from geodiv.evaluate.linear import fit_linear_probe
 
     rows = {s: np.isin(labels[s], members) for s in SPLITS}
@@ -134,7 +135,7 @@ def main() -> None:
         row = {"classes": len(ids), "chance": round(1 / len(ids), 3),
                "n_test": int(np.isin(labels["test"], ids).sum())}
         for name, f in probes.items():
-            row[name] = [round(v, 3) for v in within_group(f, labels, ids, a.seed, rng)]
+            row[name] = [round(v, 3) for v in subset_probe(f, labels, ids, a.seed, rng)]
         results["within_group"][group] = row
         print(group, json.dumps(row), flush=True)
     # Between groups: the same probe on the group of each class (a class outside every group is its own group),
@@ -145,7 +146,7 @@ def main() -> None:
               for s in SPLITS}
     row = {"classes": len(coarse_names), "chance": round(1 / len(coarse_names), 3), "n_test": len(coarse["test"])}
     for name, f in probes.items():
-        row[name] = [round(v, 3) for v in within_group(f, coarse, list(range(len(coarse_names))), a.seed, rng)]
+        row[name] = [round(v, 3) for v in subset_probe(f, coarse, list(range(len(coarse_names))), a.seed, rng)]
     results["between_groups"] = row
     print("between groups", json.dumps(row), flush=True)
     if a.knn:
