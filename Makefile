@@ -6,10 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 OUT ?= study-out
-# quick: the README's main job (about 12 min on 2 cores); standard-cpu: the 2-hour CPU study (docs/study.md, "Profiles").
+# quick: the README's main job (11-14 min on 2 cores); standard-cpu: the 2-hour CPU study (docs/study.md, "Profiles").
 PROFILE ?= quick
-# Two study steps at a time, one thread each: the quick study took 704 s of steps against 811 s with one job on the
-# 2-core reference machine (docs/study.md, "Concurrent steps and GPUs").
+# Two study steps at a time, one thread each: the quick study took 11.1 min against 14.2 min with one job on the
+# 2-core reference machine, 2026-11-28 (docs/study.md, "Concurrent steps and GPUs").
 JOBS ?= 2
 
 .PHONY: setup setup-dev study test test-all lint bench layers clean
