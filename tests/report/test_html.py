@@ -101,3 +101,24 @@ def test_per_task_correlations_match_scipy(study_dir):
     y = perf["landcover"].drop("zero-pretraining")
     rho, p = stats.spearmanr(diversity.loc[y.index, "landscape_entropy"], y)
     assert per_task.loc["landscape_entropy", "landcover"] == f"{rho:.2f} ({p:.2g})"
+
+
+def test_class_group_metrics_get_their_own_table_and_sentence(study_dir):
+    # a task with class groups carries group_accuracy and within_group_accuracy rows: the checks section compares
+    # the best pretrained encoder with the baselines on each, and the summary says it
+    results = pd.read_csv(study_dir / "results.csv")
+    extra = results[(results["task"] == "landcover") & (results["metric"] == "accuracy")].copy()
+    parts = []
+    for metric, shift in (("group_accuracy", 0.1), ("within_group_accuracy", -0.1)):
+        part = extra.copy()
+        part["metric"] = metric
+        part[["value", "ci_low", "ci_high"]] += shift
+        parts.append(part)
+    pd.concat([results, *parts]).to_csv(study_dir / "results.csv", index=False)
+    page = write_report(study_dir).read_text()
+    md = (study_dir / "report" / "report.md").read_text()
+    assert "linear, inside and between class groups" in page
+    best = extra[(extra["dataset"] == "one-hot-europe") & (extra["protocol"] == "linear") & (extra["region"] == "global")]
+    value = best["value"].mean() - 0.1
+    assert f"| landcover (within_group_accuracy) | one-hot-europe: {value:.3f}" in md
+    assert "Class groups (linear;" in md and "landcover: telling the groups apart, best pretrained 'one-hot-europe'" in md
