@@ -111,7 +111,7 @@ def load_encoder(
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist; give a checkpoint file, or 'random' for zero pretraining")
     module = models.load_pretrained(path, kind="encoder")
-    bands = encoder_bands(module, _bands_from_args(models.load_checkpoint(path).get("args")))
+    bands = encoder_bands(module, _bands_from_args(module.checkpoint_args))
     return Encoder(module, weights_id(module, bands), bands, encoder_img_size(module), str(path))
 
 

@@ -332,7 +332,8 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
     What the checkpoint determines is inferred (see ``infer_config``); ``overrides`` use the builder's names.
     ``img_size`` may differ from the checkpoint's: position tables are interpolated (bicubic) to the new grid.
     An MAE loads strictly. An encoder accepts an MAE checkpoint (leaving ``channel_cls_embed``, ``fc_norm.*``
-    and ``head.*`` freshly initialised) or an encoder checkpoint.
+    and ``head.*`` freshly initialised) or an encoder checkpoint. The model keeps the checkpoint's ``args`` as
+    ``checkpoint_args`` (None without), so a caller need not read the file a second time for them.
     """
     if kind not in ("mae", "encoder"):
         raise ConfigError(f"kind must be 'mae' or 'encoder', got {kind!r}")
@@ -387,4 +388,5 @@ def load_pretrained(path: str | os.PathLike[str], kind: str = "mae", **overrides
             raise DataError(f"checkpoint {path} does not fit the SatMAE encoder: missing {bad_missing[:8]}, "
                             f"unexpected {result.unexpected_keys[:8]}")
         model.loaded_missing_keys = list(result.missing_keys)
+    model.checkpoint_args = ckpt.get("args")
     return model

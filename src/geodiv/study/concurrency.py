@@ -86,12 +86,13 @@ def startable(
 
 def makespan(
     steps: list[Step], done: set[int], seconds: Callable[[Step], float], jobs: int,
-    running: dict[int, float] | None = None,
+    running: dict[int, float] | None = None, deps: dict[int, set[int]] | None = None,
 ) -> float:
     """Wall-clock seconds until every step not in ``done`` has run, ``jobs`` at a time as ``run_concurrently``
     starts them (CPU steps), each taking ``seconds(step)``; ``running`` maps steps already started to the seconds
-    they still need. For the dry run's estimate and the ETA of ``--jobs N``."""
-    deps = dependencies(steps)
+    they still need. For the dry run's estimate and the ETA of ``--jobs N`` (which passes ``deps``, the steps'
+    :func:`dependencies`, computed once for the run)."""
+    deps = dependencies(steps) if deps is None else deps
     ends = {i: max(0.0, left) for i, left in (running or {}).items()}
     complete = set(done)
     pending = [i for i in range(len(steps)) if i not in complete and i not in ends]

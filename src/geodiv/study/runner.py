@@ -377,11 +377,12 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     start, started, complete = time.perf_counter(), {}, set(done)
     observed: dict[str, list[float]] = {}
     unseen = concurrency.concurrent_step_factor(jobs, os.cpu_count() or 1)
+    deps = concurrency.dependencies(steps)
 
     def eta() -> float:
         now = time.perf_counter()
         left = {j: _expected_s(steps[j], observed, unseen) - (now - t) for j, t in started.items() if j not in complete}
-        return concurrency.makespan(steps, complete, lambda s: _expected_s(s, observed, unseen), jobs, left)
+        return concurrency.makespan(steps, complete, lambda s: _expected_s(s, observed, unseen), jobs, left, deps)
 
     def submit(i: int, step: Step, devices: list[int]):
         started[i] = time.perf_counter()

@@ -193,9 +193,11 @@ def _warn_about_passes(stream: Any, config: PretrainConfig, env: DistEnv) -> Non
     """Say so when the split of the shards over processes and DataLoader workers wastes work: fewer shards than
     workers in all (every worker then reads every shard and keeps every k-th sample), or workers that leave much of
     each pass unused (each makes whole batches of its own share)."""
+    if not env.is_main:  # the main process speaks for all (the split is the same arithmetic on every rank)
+        return
     workers = config.data.num_workers
     readers = env.world_size * max(1, workers)
-    if env.is_main and len(stream.shards) < readers:
+    if len(stream.shards) < readers:
         log(f"{len(stream.shards)} shards for {readers} readers ({env.world_size} process(es) x {max(1, workers)} "
             f"DataLoader worker(s)): every reader reads every shard and keeps every {readers}th sample. Write at "
             f"least {readers} shards (a smaller shard_size) or use fewer data.num_workers")
@@ -203,7 +205,7 @@ def _warn_about_passes(stream: Any, config: PretrainConfig, env: DistEnv) -> Non
     probe.load_state_dict({"epoch": 0, "batches_done": 0, "batch_size": config.optim.batch_size})
     used = probe.samples_per_epoch(workers)
     share = stream.n_samples // env.world_size
-    if env.is_main and used < 0.9 * share:
+    if used < 0.9 * share:
         who = (f"each of the {workers} DataLoader workers makes whole batches of {config.optim.batch_size} from its "
                "own share" if workers else f"a pass makes whole batches of {config.optim.batch_size}")
         log(f"each pass uses {used} of this process's {share} samples: {who}, and the rest waits for a later pass "
