@@ -11,7 +11,7 @@ extraction and feature cache.
    members apart, against chance ``1 / k``. Besides the three encoders it probes parts of the spectral baseline
    (the per-band means alone: the matched area shares; everything but the means: the spread and percentiles of
    the pixel values) and the location alone (latitude and longitude as a unit vector, plus |sin latitude|: where
-   each class occurs, ``structures.prevalence``). Accuracy with a 95 % bootstrap interval (1,000 resamples). The
+   each class occurs, ``structures.prevalence``). Accuracy with a 95 % bootstrap interval (``compute_metrics``, 1,000 resamples). The
    same probes also predict the group of every test patch (a class outside every group is its own group): how
    well the features tell the groups apart.
 2. **kNN similarity** (``--knn``). The study's kNN (cosine, k 20, T 0.07, train + val as memory) on the raw
@@ -43,11 +43,12 @@ def location_features(table) -> np.ndarray:
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat), np.abs(np.sin(lat))], 1)
 
 
-def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], members: list[int], seed: int,
-                 rng: np.random.Generator) -> tuple[float, float, float]:
+def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], members: list[int],
+                 seed: int) -> tuple[float, float, float]:
     """Test accuracy [95 % CI] of the study's linear probe trained and scored on the rows whose label is in ``members``
     (relabelled 0..k-1): one group's classes, or every coarse class."""
     from geodiv.evaluate.linear import fit_linear_probe
+    from geodiv.evaluate.metrics import compute_metrics
 
     rows = {s: np.isin(labels[s], members) for s in SPLITS}
     index = {c: i for i, c in enumerate(members)}
@@ -55,9 +56,9 @@ def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], me
     probe = fit_linear_probe(feats["train"][rows["train"]], y["train"], feats["val"][rows["val"]], y["val"],
                              task_type="classification", n_classes=len(members), grid=[0.01, 0.1, 1.0, 10.0],
                              seed=seed, threads=None)
-    right = (probe.scores(feats["test"][rows["test"]]).argmax(1) == y["test"]).astype(float)
-    boots = right[rng.integers(0, len(right), (1000, len(right)))].mean(1)
-    return float(right.mean()), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    accuracy = compute_metrics("classification", y["test"], probe.scores(feats["test"][rows["test"]]).argmax(1),
+                               n_classes=len(members), metrics=["accuracy"], seed=seed)["accuracy"]
+    return accuracy.value, accuracy.ci_low, accuracy.ci_high
 
 
 def feature_geometry(memory: np.ndarray, seed: int) -> dict[str, float]:
@@ -128,14 +129,13 @@ def main() -> None:
               "location_only": {s: location_features(tables[s]) for s in SPLITS}}
 
     classes = list(task.classes)
-    rng = np.random.default_rng(a.seed)
     results: dict[str, dict] = {"within_group": {}}
     for group, members in dict(ARRANGEMENT_GROUPS).items():
         ids = [classes.index(m) for m in members]
         row = {"classes": len(ids), "chance": round(1 / len(ids), 3),
                "n_test": int(np.isin(labels["test"], ids).sum())}
         for name, f in probes.items():
-            row[name] = [round(v, 3) for v in subset_probe(f, labels, ids, a.seed, rng)]
+            row[name] = [round(v, 3) for v in subset_probe(f, labels, ids, a.seed)]
         results["within_group"][group] = row
         print(group, json.dumps(row), flush=True)
     # Between groups: the same probe on the group of each class (a class outside every group is its own group),
@@ -146,7 +146,7 @@ def main() -> None:
               for s in SPLITS}
     row = {"classes": len(coarse_names), "chance": round(1 / len(coarse_names), 3), "n_test": len(coarse["test"])}
     for name, f in probes.items():
-        row[name] = [round(v, 3) for v in subset_probe(f, coarse, list(range(len(coarse_names))), a.seed, rng)]
+        row[name] = [round(v, 3) for v in subset_probe(f, coarse, list(range(len(coarse_names))), a.seed)]
     results["between_groups"] = row
     print("between groups", json.dumps(row), flush=True)
     if a.knn:

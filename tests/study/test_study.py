@@ -10,7 +10,7 @@ from geodiv.errors import ConfigError
 from geodiv.study import run_study
 from geodiv.study.cache import StepCache, step_key
 from geodiv.study.config import StudyConfig, load_study_config, paper_datasets
-from geodiv.study.plan import format_plan, plan_study
+from geodiv.study.plan import cached_steps, format_plan, plan_study
 
 from .conftest import micro_study
 
@@ -138,7 +138,8 @@ def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro, monkeypatch):
     # Losing a step's marker reruns that step only.
     evaluate_step = [s for s in plan_study(micro, out) if s.kind == "evaluate"][0]
     cache.marker("evaluate", evaluate_step.key).unlink()
-    assert "27 steps, 26 cached" in format_plan(plan_study(micro, out), cache)
+    steps = plan_study(micro, out)
+    assert "27 steps, 26 cached" in format_plan(steps, cached_steps(steps, cache))
     run_study(study=micro, out=out)
     assert cache.get("evaluate", evaluate_step.key) is not None
     # The folder is self-contained: moved, and rerun from another working directory, every step is still cached

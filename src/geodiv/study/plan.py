@@ -337,16 +337,23 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
     return steps
 
 
-def format_plan(steps: list[Step], cache: StepCache) -> str:
-    """The plan as a table: step kind, name, cached or not, estimated seconds; totals at the end."""
+def cached_steps(steps: list[Step], cache: StepCache) -> set[int]:
+    """The indices of the steps whose cache marker is written (done in an earlier run)."""
+    return {i for i, s in enumerate(steps) if cache.get(s.kind, s.key) is not None}
+
+
+def format_plan(steps: list[Step], done: set[int]) -> str:
+    """The plan as a table: step kind, name, cached or not (``done``: :func:`cached_steps`), estimated seconds;
+    totals at the end."""
     lines = [f"{'#':>4}  {'step':9s}  {'name':48s}  {'status':7s}  {'est. s':>8s}"]
     todo = 0.0
     n_done = 0
-    for i, s in enumerate(steps, 1):
-        done = cache.get(s.kind, s.key) is not None
-        n_done += done
-        todo += 0.0 if done else s.estimate_s
-        lines.append(f"{i:4d}  {s.kind:9s}  {s.name[:48]:48s}  {'cached' if done else 'to do':7s}  {s.estimate_s:8.1f}")
+    for i, s in enumerate(steps):
+        cached = i in done
+        n_done += cached
+        todo += 0.0 if cached else s.estimate_s
+        lines.append(f"{i + 1:4d}  {s.kind:9s}  {s.name[:48]:48s}  {'cached' if cached else 'to do':7s}  "
+                     f"{s.estimate_s:8.1f}")
     lines.append(f"{len(steps)} steps, {n_done} cached; estimated {todo / 60:.1f} min of work left "
                  "(single-process CPU estimate; GPUs are far faster for pretraining)")
     return "\n".join(lines)

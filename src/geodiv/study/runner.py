@@ -31,6 +31,7 @@ from geodiv.study.plan import (
     SPECTRAL_BASELINE,
     ZERO,
     Step,
+    cached_steps,
     check_sections,
     dataset_config,
     format_plan,
@@ -70,12 +71,12 @@ def run_study(
     steps = plan_study(cfg, out)
     _check_task_options(cfg)
     if dry_run:
-        plan = format_plan(steps, cache)
+        done = cached_steps(steps, cache)  # one read of each marker
+        plan = format_plan(steps, done)
         if jobs == 1:
             return plan
         from geodiv.study import concurrency
 
-        done = {i for i, s in enumerate(steps) if cache.get(s.kind, s.key) is not None}
         return plan + "\n" + concurrency.describe_wall_clock(steps, done, jobs, os.cpu_count() or 1)
     for s in steps:
         s.runtime.update(workers=workers, scheduler=scheduler)
@@ -107,13 +108,13 @@ def _run_in_turn(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: Pat
     observed: dict[str, list[float]] = {}
     # Steps cached before the run, read once for the ETA (not once per step for every later step). The marker of
     # the step at hand is still read right before it runs: an equal earlier step may have just written it.
-    cached_at_start = [cache.get(s.kind, s.key) is not None for s in steps]
+    cached_at_start = cached_steps(steps, cache)
     for i, step in enumerate(steps, 1):
         record = cache.get(step.kind, step.key)
         if record is not None:
             step.outputs.update(_recorded_outputs(record, out))
             continue
-        pending = [s for s, done in zip(steps[i - 1:], cached_at_start[i - 1:]) if not done]
+        pending = [s for j, s in enumerate(steps[i - 1:], i - 1) if j not in cached_at_start]
         log(f"[{i}/{len(steps)}] {step.kind} {step.name} (elapsed {_fmt(time.perf_counter() - start)}, "
             f"ETA {_fmt(_eta(pending, observed))})")
         t0 = time.perf_counter()
