@@ -18,6 +18,11 @@ def test_smooth_field_scale_and_variance():
     assert big.shape == (1, 200, 150)
 
 
+#: The numpy whose float32 arithmetic _linear_quantile_inplace repeats to the bit (2.4); the world's renders use
+#: the function, never np.quantile, so they do not depend on the numpy installed.
+EXACT_NUMPY = np.lib.NumpyVersion(np.__version__) >= "2.4.0"
+
+
 def test_fast_quantile_and_compaction_equal_numpy():
     rng = np.random.default_rng(3)
     for n in (1, 2, 7, 500, 9216):
@@ -25,7 +30,11 @@ def test_fast_quantile_and_compaction_equal_numpy():
         for q in (0.0, 0.03, 0.5, 0.9, 0.97, 1.0, float(rng.uniform())):
             got = _linear_quantile_inplace(vals.copy(), q)
             ref = np.quantile(vals, q)
-            assert got == ref and np.asarray(got).dtype == np.asarray(ref).dtype
+            assert np.asarray(got).dtype == np.asarray(ref).dtype
+            if EXACT_NUMPY:
+                assert got == ref
+            else:  # an older numpy interpolates float32 in another order (seen: 10 ulp, 8e-7 relative, numpy 2.3.5)
+                np.testing.assert_allclose(got, ref, rtol=1e-5)
         key = rng.integers(0, 3 * n, n)
         for got, ref in zip(_compact(key), np.unique(key, return_inverse=True)):
             np.testing.assert_array_equal(got, ref)
