@@ -136,3 +136,23 @@ def test_class_groups_are_compared_part_by_part():
     assert "inside the groups, best pretrained 'a' 0.600 [0.550, 0.640] against 0.450" in sentence
     assert checks.check_facts(results, {"scene": "accuracy"}, "linear")["groups"] == sentence
     assert checks.group_decomposition(_rows(between), "linear").empty and checks.group_sentence(pd.DataFrame(), "linear") == ""
+
+
+def test_summary_names_a_task_sensitive_under_another_protocol_only():
+    linear = {"a": [(0.80, 0.76, 0.84)], "spectral-baseline": [(0.79, 0.75, 0.83)],
+              "zero-pretraining": [(0.60, 0.55, 0.65)]}
+    knn = {"a": [(0.19, 0.13, 0.24)], "spectral-baseline": [(0.06, 0.00, 0.10)],
+           "zero-pretraining": [(0.07, 0.01, 0.12)]}
+    results = pd.concat([_rows(linear), _rows(knn, protocol="knn")])
+    metrics = {"landcover": "accuracy"}
+    sentence = checks.check_facts(results, metrics, "linear", other_protocols=["linear", "knn", "finetune"])[
+        "sensitivity"]
+    assert "landcover: no (best pretrained 'a'" in sentence  # the main protocol, task by task
+    assert ("Representation-sensitive under another protocol: landcover under knn (best pretrained 'a' "
+            "0.190 [0.130, 0.240], spectral baseline 0.060 [0.000, 0.100]") in sentence
+    assert "One seed" in sentence
+    # nothing found elsewhere is said too; without other protocols the sentence is the main protocol's alone
+    quiet = pd.concat([_rows(linear), _rows(linear, protocol="knn")])
+    assert checks.check_facts(quiet, metrics, "linear", other_protocols=["knn"])["sensitivity"].endswith(
+        "Under knn no task is representation-sensitive either.")
+    assert "another protocol" not in checks.check_facts(results, metrics, "linear")["sensitivity"]

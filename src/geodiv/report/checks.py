@@ -25,7 +25,7 @@ seeds). Below 1 the reconstructions follow the input beyond its mean colour.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -124,6 +124,13 @@ def sensitivity_markdown(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _comparison(r: Mapping) -> str:
+    """One row of a sensitivity table in words: the best pretrained encoder and both baselines, with intervals."""
+    return (f"best pretrained '{r['best']}' {_fmt(r['best_value'], r['best_low'], r['best_high'])}, spectral baseline "
+            f"{_fmt(r['spectral_value'], r['spectral_low'], r['spectral_high'])}, zero pretraining "
+            f"{_fmt(r['zero_value'], r['zero_low'], r['zero_high'])}")
+
+
 def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
     """The summary's statement, per task, of whether it is representation-sensitive."""
     parts = []
@@ -131,19 +138,18 @@ def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
         if r["sensitive"] is None:
             parts.append(f"{r['task']}: {verdict(r)}")
             continue
-        parts.append(
-            f"{r['task']}: {'yes' if r['sensitive'] else 'no'} (best pretrained '{r['best']}' "
-            f"{_fmt(r['best_value'], r['best_low'], r['best_high'])}, spectral baseline "
-            f"{_fmt(r['spectral_value'], r['spectral_low'], r['spectral_high'])}, zero pretraining "
-            f"{_fmt(r['zero_value'], r['zero_low'], r['zero_high'])})"
-        )
-    caveat = ""
-    if "n_seeds" in table and (table["sensitive"] == True).any() and (table["n_seeds"] == 1).any():  # noqa: E712
-        # The best of several encoders, picked on the test set of one seed, favours a "yes": say so.
-        caveat = (" One seed: the best pretrained encoder is picked among several on one seed's test set, which "
-                  "favours a 'yes'; more seeds can overturn it.")
+        parts.append(f"{r['task']}: {'yes' if r['sensitive'] else 'no'} ({_comparison(r)})")
     return (f"Representation-sensitive tasks ({protocol}: the best pretrained encoder beats both the spectral "
-            "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + "." + caveat)
+            "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + "."
+            + _one_seed_caveat(table))
+
+
+def _one_seed_caveat(table: pd.DataFrame) -> str:
+    """The best of several encoders, picked on the test set of one seed, favours a "yes": say so."""
+    if "n_seeds" in table and (table["sensitive"] == True).any() and (table["n_seeds"] == 1).any():  # noqa: E712
+        return (" One seed: the best pretrained encoder is picked among several on one seed's test set, which "
+                "favours a 'yes'; more seeds can overturn it.")
+    return ""
 
 
 def group_decomposition(results: pd.DataFrame, protocol: str) -> pd.DataFrame:
@@ -221,17 +227,40 @@ def collapse_markdown(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) 
     return lines
 
 
+def other_protocols_sentence(results: pd.DataFrame, task_metrics: Mapping[str, str],
+                             protocols: Sequence[str]) -> str:
+    """Where the other ``protocols`` find a task representation-sensitive (the summary states the main protocol
+    task by task; a "yes" under another protocol would otherwise be seen only in the report's tables)."""
+    found, checked, caveat = [], [], ""
+    for protocol in protocols:
+        table = representation_sensitivity(results, task_metrics, protocol)
+        if table.empty:
+            continue
+        checked.append(protocol)
+        for _, r in table[table["sensitive"] == True].iterrows():  # noqa: E712 (None: undetermined)
+            found.append(f"{r['task']} under {protocol} ({_comparison(r)})")
+        caveat = caveat or _one_seed_caveat(table)
+    if not checked:
+        return ""
+    if not found:
+        return f"Under {' and '.join(checked)} no task is representation-sensitive either."
+    return "Representation-sensitive under another protocol: " + "; ".join(found) + "." + caveat
+
+
 def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str,
-                reconstruction_losses: Mapping[str, list[dict]] | None = None) -> dict[str, str]:
-    """The summary's sentences: ``sensitivity`` and ``groups`` (under ``protocol``), ``collapse`` and
-    ``reconstruction`` (from study.json's ``reconstruction_losses``), where there is something to say."""
+                reconstruction_losses: Mapping[str, list[dict]] | None = None,
+                other_protocols: Sequence[str] = ()) -> dict[str, str]:
+    """The summary's sentences: ``sensitivity`` (under ``protocol``, then where ``other_protocols`` find a task
+    representation-sensitive) and ``groups`` (under ``protocol``), ``collapse`` and ``reconstruction`` (from
+    study.json's ``reconstruction_losses``), where there is something to say."""
     facts = {}
     recon = reconstruction_sentence(reconstruction_losses or {})
     if recon:
         facts["reconstruction"] = recon
     sens = representation_sensitivity(results, task_metrics, protocol)
     if not sens.empty:
-        facts["sensitivity"] = sensitivity_sentence(sens, protocol)
+        others = other_protocols_sentence(results, task_metrics, [p for p in other_protocols if p != protocol])
+        facts["sensitivity"] = sensitivity_sentence(sens, protocol) + (f" {others}" if others else "")
     groups = group_sentence(group_decomposition(results, protocol), protocol)
     if groups:
         facts["groups"] = groups

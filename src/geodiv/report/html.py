@@ -165,7 +165,8 @@ def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, tas
         lines = checks.sensitivity_markdown(groups)
         sec.markdown += f"\n\n**{main_protocol}, inside and between class groups**\n\n" + "\n".join(lines)
         sec.html += f"<h3>{html.escape(main_protocol)}, inside and between class groups</h3>" + _md_table_to_html(lines)
-    facts.update(checks.check_facts(results, task_metrics, main_protocol, meta.get("reconstruction_losses")))
+    facts.update(checks.check_facts(results, task_metrics, main_protocol, meta.get("reconstruction_losses"),
+                                    protocols))
     collapse = facts.get("collapse")
     if collapse:
         sec.markdown += f"\n\n{collapse}"
@@ -388,7 +389,8 @@ def format_summary(study_dir: str | Path) -> str:
     protocol = meta.get("main_protocol", "linear")
     table = tables.main_table(results, task_metrics, protocol=protocol)
     facts = {"main_protocol": protocol, "task_metrics": task_metrics, "main_table": table,
-             **checks.check_facts(results, task_metrics, protocol, meta.get("reconstruction_losses"))}
+             **checks.check_facts(results, task_metrics, protocol, meta.get("reconstruction_losses"),
+                                  meta.get("protocols", ()))}
     return f"{protocol} results (global test sets):\n\n{tables.table_markdown(table, task_metrics)}\n\n" + summarise(
         facts, meta
     )
