@@ -18,8 +18,7 @@ def test_smooth_field_scale_and_variance():
     assert big.shape == (1, 200, 150)
 
 
-#: The numpy whose float32 arithmetic _linear_quantile_inplace repeats to the bit (2.4); the world's renders use
-#: the function, never np.quantile, so they do not depend on the numpy installed.
+#: The numpy whose float32 arithmetic _linear_quantile_inplace repeats to the bit (2.4, what `make setup` installs).
 EXACT_NUMPY = np.lib.NumpyVersion(np.__version__) >= "2.4.0"
 
 
