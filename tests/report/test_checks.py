@@ -156,3 +156,9 @@ def test_summary_names_a_task_sensitive_under_another_protocol_only():
     assert checks.check_facts(quiet, metrics, "linear", other_protocols=["knn"])["sensitivity"].endswith(
         "Under knn no task is representation-sensitive either.")
     assert "another protocol" not in checks.check_facts(results, metrics, "linear")["sensitivity"]
+    # the report passes the tables it has already computed: the same sentences
+    tables = checks.sensitivity_tables(results, metrics, ["linear", "knn", "finetune"])
+    assert list(tables) == ["linear", "knn"]  # no finetune results: no table
+    assert checks.check_facts(results, metrics, "linear", other_protocols=["knn"], tables=tables,
+                              groups=checks.group_decomposition(results, "linear")) == checks.check_facts(
+        results, metrics, "linear", other_protocols=["knn"])

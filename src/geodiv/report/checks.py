@@ -227,43 +227,59 @@ def collapse_markdown(results: pd.DataFrame, threshold: float = COLLAPSE_SHARE) 
     return lines
 
 
-def other_protocols_sentence(results: pd.DataFrame, task_metrics: Mapping[str, str],
-                             protocols: Sequence[str]) -> str:
-    """Where the other ``protocols`` find a task representation-sensitive (the summary states the main protocol
-    task by task; a "yes" under another protocol would otherwise be seen only in the report's tables)."""
-    found, checked, caveat = [], [], ""
-    for protocol in protocols:
+def sensitivity_tables(results: pd.DataFrame, task_metrics: Mapping[str, str],
+                       protocols: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """:func:`representation_sensitivity` under each of ``protocols`` that has results, in that order (computed
+    once per report: its tables and its summary sentences both read them)."""
+    tables = {}
+    for protocol in dict.fromkeys(protocols):
         table = representation_sensitivity(results, task_metrics, protocol)
-        if table.empty:
-            continue
-        checked.append(protocol)
+        if not table.empty:
+            tables[protocol] = table
+    return tables
+
+
+def other_protocols_sentence(tables: Mapping[str, pd.DataFrame]) -> str:
+    """Where the other protocols' sensitivity ``tables`` (from :func:`sensitivity_tables`) find a task
+    representation-sensitive (the summary states the main protocol task by task; a "yes" under another protocol
+    would otherwise be seen only in the report's tables)."""
+    found, caveat = [], ""
+    for protocol, table in tables.items():
         for _, r in table[table["sensitive"] == True].iterrows():  # noqa: E712 (None: undetermined)
             found.append(f"{r['task']} under {protocol} ({_comparison(r)})")
         caveat = caveat or _one_seed_caveat(table)
-    if not checked:
+    if not tables:
         return ""
     if not found:
-        return f"Under {' and '.join(checked)} no task is representation-sensitive either."
+        return f"Under {' and '.join(tables)} no task is representation-sensitive either."
     return "Representation-sensitive under another protocol: " + "; ".join(found) + "." + caveat
 
 
 def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol: str,
                 reconstruction_losses: Mapping[str, list[dict]] | None = None,
-                other_protocols: Sequence[str] = ()) -> dict[str, str]:
+                other_protocols: Sequence[str] = (), *, tables: Mapping[str, pd.DataFrame] | None = None,
+                groups: pd.DataFrame | None = None) -> dict[str, str]:
     """The summary's sentences: ``sensitivity`` (under ``protocol``, then where ``other_protocols`` find a task
     representation-sensitive) and ``groups`` (under ``protocol``), ``collapse`` and ``reconstruction`` (from
-    study.json's ``reconstruction_losses``), where there is something to say."""
+    study.json's ``reconstruction_losses``), where there is something to say. ``tables`` (from
+    :func:`sensitivity_tables`) and ``groups`` (from :func:`group_decomposition`), when the caller has them, are
+    used instead of computing them again."""
     facts = {}
     recon = reconstruction_sentence(reconstruction_losses or {})
     if recon:
         facts["reconstruction"] = recon
-    sens = representation_sensitivity(results, task_metrics, protocol)
-    if not sens.empty:
-        others = other_protocols_sentence(results, task_metrics, [p for p in other_protocols if p != protocol])
+    if tables is None:
+        tables = sensitivity_tables(results, task_metrics, [protocol, *other_protocols])
+    sens = tables.get(protocol)
+    if sens is not None:
+        others = other_protocols_sentence({p: t for p, t in tables.items()
+                                           if p != protocol and p in other_protocols})
         facts["sensitivity"] = sensitivity_sentence(sens, protocol) + (f" {others}" if others else "")
-    groups = group_sentence(group_decomposition(results, protocol), protocol)
-    if groups:
-        facts["groups"] = groups
+    if groups is None:
+        groups = group_decomposition(results, protocol)
+    group_text = group_sentence(groups, protocol)
+    if group_text:
+        facts["groups"] = group_text
     collapse = collapse_sentence(results)
     if collapse:
         facts["collapse"] = collapse

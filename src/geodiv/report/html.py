@@ -153,10 +153,8 @@ def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, tas
     """1b. Representation sensitivity (each protocol) and collapsed heads; the checks' sentences (the
     reconstruction check's too) into ``facts``."""
     sec = Section("Representation sensitivity and collapse checks")
-    for protocol in [main_protocol] + [p for p in protocols if p != main_protocol]:
-        sens = checks.representation_sensitivity(results, task_metrics, protocol)
-        if sens.empty:
-            continue
+    sens_tables = checks.sensitivity_tables(results, task_metrics, [main_protocol, *protocols])
+    for protocol, sens in sens_tables.items():
         lines = checks.sensitivity_markdown(sens)
         sec.markdown += f"\n\n**{protocol}**\n\n" + "\n".join(lines)
         sec.html += f"<h3>{html.escape(protocol)}</h3>" + _md_table_to_html(lines)
@@ -166,7 +164,7 @@ def _add_checks(sections: list[Section], facts: dict, results: pd.DataFrame, tas
         sec.markdown += f"\n\n**{main_protocol}, inside and between class groups**\n\n" + "\n".join(lines)
         sec.html += f"<h3>{html.escape(main_protocol)}, inside and between class groups</h3>" + _md_table_to_html(lines)
     facts.update(checks.check_facts(results, task_metrics, main_protocol, meta.get("reconstruction_losses"),
-                                    protocols))
+                                    protocols, tables=sens_tables, groups=groups))
     collapse = facts.get("collapse")
     if collapse:
         sec.markdown += f"\n\n{collapse}"

@@ -85,7 +85,7 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
     return out
 
 
-def _linear_quantile_inplace(vals: np.ndarray, q: float) -> np.floating:
+def linear_quantile_inplace(vals: np.ndarray, q: float) -> np.floating:
     """``np.quantile(vals, q)`` (method 'linear', numpy 2.4's arithmetic, same value and dtype; an older numpy may
     differ in the last float32 digits) for a 1-D float array,
     by partitioning ``vals`` in place around the two order statistics it needs: np.quantile also partitions at
@@ -112,7 +112,7 @@ def _quantile_mask(field: np.ndarray, share: float | np.ndarray, where: np.ndarr
         vals = field[where] if where is not None else field.ravel().copy()
         if vals.size == 0 or share <= 0:
             return np.zeros(field.shape, bool)
-        return field >= _linear_quantile_inplace(vals, 1.0 - min(float(share), 1.0))
+        return field >= linear_quantile_inplace(vals, 1.0 - min(float(share), 1.0))
     # Spatially varying share: compare the field's normal scores with the local share's normal quantile.
     from scipy.special import ndtri
 
