@@ -37,6 +37,32 @@ def test_sensitive_only_when_the_best_interval_clears_both_baselines():
         checks.representation_sensitivity(_rows(spec), {"landcover": "accuracy"}, "linear"), "linear")
 
 
+def test_each_baseline_alone_is_judged_and_stated():
+    # 'a' clears zero pretraining but not the spectral baseline on landcover; on treecover it clears neither
+    landcover = {"a": [(0.80, 0.76, 0.84)], "spectral-baseline": [(0.78, 0.74, 0.82)],
+                 "zero-pretraining": [(0.60, 0.55, 0.65)]}
+    treecover = {"a": [(0.50, 0.40, 0.60)], "spectral-baseline": [(0.50, 0.41, 0.59)],
+                 "zero-pretraining": [(0.45, 0.35, 0.55)]}
+    results = pd.concat([_rows(landcover), _rows(treecover, "treecover", "r2")])
+    table = checks.representation_sensitivity(results, {"landcover": "accuracy", "treecover": "r2"}, "linear")
+    assert table["beats_zero"].tolist() == [True, False] and table["beats_spectral"].tolist() == [False, False]
+    assert table["sensitive"].tolist() == [False, False]
+    sentence = checks.sensitivity_sentence(table, "linear")
+    assert ("Against each baseline alone, the best pretrained encoder's interval lies clear of zero pretraining's "
+            "on landcover, and of the spectral baseline's on no task.") in sentence
+    assert "One seed" in sentence  # a win over one baseline is picked on one seed's test set too
+    lines = checks.sensitivity_markdown(table)
+    assert lines[0].split("|")[5:8] == [" beats spectral ", " beats zero ", " representation-sensitive "]
+    assert lines[2].endswith("| no | yes | no |") and lines[3].endswith("| no | no | no |")
+    # undecided rows say nothing against either baseline
+    undecided = checks.representation_sensitivity(_rows({"a": [(0.8, 0.7, 0.9)]}), {"landcover": "accuracy"},
+                                                  "linear")
+    assert undecided.iloc[0]["beats_zero"] is None and "baseline alone" not in checks.sensitivity_sentence(
+        undecided, "linear")
+    assert checks.sensitivity_markdown(undecided)[2].endswith("| - | - | undetermined (no spectral baseline or "
+                                                             "zero pretraining rows) |")
+
+
 def test_seeds_widen_the_interval_to_the_union():
     spec = {"a": [(0.80, 0.78, 0.84), (0.78, 0.74, 0.82)], "spectral-baseline": [(0.70, 0.65, 0.75)] * 2,
             "zero-pretraining": [(0.70, 0.66, 0.76)] * 2}

@@ -34,6 +34,8 @@ from geodiv.evaluate.runner import COLLAPSE_SHARE
 from geodiv.study.plan import BASELINES, SPECTRAL_BASELINE, ZERO
 
 _LABELS = {SPECTRAL_BASELINE: "spectral baseline", ZERO: "zero pretraining"}
+#: A sensitivity table's verdict columns (True / False / None where undecided).
+_VERDICTS = ("beats_spectral", "beats_zero", "sensitive")
 
 
 def _global_rows(results: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +61,8 @@ def representation_sensitivity(
     """One row per task: the best pretrained encoder, both baselines (value and interval) and the verdict.
 
     Columns: task, metric, best, best_value, best_low, best_high, then ``spectral_*`` and ``zero_*`` the same,
-    ``sensitive`` (True / False / None when it cannot be decided) and ``reason`` (why None).
+    ``beats_spectral`` and ``beats_zero`` (the best pretrained encoder's interval clear of that baseline's alone),
+    ``sensitive`` (both; True / False / None when it cannot be decided) and ``reason`` (why None).
     """
     sel = _global_rows(results[results["protocol"] == protocol])
     out = []
@@ -69,7 +72,8 @@ def representation_sensitivity(
             continue
         lower = metric in LOWER_IS_BETTER
         stats = {str(d): _interval(g) for d, g in part.groupby("dataset", sort=False)}
-        row: dict = {"task": task, "metric": metric, "sensitive": None, "reason": ""}
+        row: dict = {"task": task, "metric": metric, "beats_spectral": None, "beats_zero": None, "sensitive": None,
+                     "reason": ""}
         pretrained = {d: s for d, s in stats.items() if d not in BASELINES and not math.isnan(s[0])}
         if not pretrained:
             row["reason"] = "no pretrained encoder was evaluated"
@@ -88,14 +92,15 @@ def representation_sensitivity(
             row["reason"] = f"no {' or '.join(missing)} rows"
         elif any(math.isnan(b) for b in bounds):
             row["reason"] = "no bootstrap intervals (metrics.n_boot: 0)"
-        elif lower:
-            row["sensitive"] = bool(row["best_high"] < min(row["spectral_low"], row["zero_low"]))
         else:
-            row["sensitive"] = bool(row["best_low"] > max(row["spectral_high"], row["zero_high"]))
+            for prefix in ("spectral", "zero"):
+                row[f"beats_{prefix}"] = bool(row["best_high"] < row[f"{prefix}_low"] if lower
+                                              else row["best_low"] > row[f"{prefix}_high"])
+            row["sensitive"] = row["beats_spectral"] and row["beats_zero"]
         out.append(row)
     table = pd.DataFrame(out)
-    if not table.empty:
-        table["sensitive"] = pd.Series([r["sensitive"] for r in out], dtype=object)  # True / False / None as such
+    for col in _VERDICTS if not table.empty else ():
+        table[col] = pd.Series([r[col] for r in out], dtype=object)  # True / False / None as such
     return table
 
 
@@ -111,16 +116,21 @@ def verdict(row: Mapping) -> str:
     return "yes" if row["sensitive"] else "no"
 
 
+def _yes_no(value: object) -> str:
+    return "-" if value is None or pd.isna(value) else ("yes" if value else "no")
+
+
 def sensitivity_markdown(table: pd.DataFrame) -> list[str]:
-    """Markdown lines: task, best pretrained encoder, both baselines (value [95% interval]) and the verdict."""
-    lines = ["| task | best pretrained | spectral baseline | zero pretraining | representation-sensitive |",
-             "|---|---|---|---|---|"]
+    """Markdown lines: task, best pretrained encoder, both baselines (value [95% interval]), whether it beats each
+    baseline alone and the verdict."""
+    lines = ["| task | best pretrained | spectral baseline | zero pretraining | beats spectral | beats zero "
+             "| representation-sensitive |", "|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         best = "-" if pd.isna(r.get("best")) else f"{r['best']}: {_fmt(r['best_value'], r['best_low'], r['best_high'])}"
         lines.append(f"| {r['task']} ({r['metric']}) | {best} | "
                      f"{_fmt(r.get('spectral_value', math.nan), r.get('spectral_low', math.nan), r.get('spectral_high', math.nan))} | "
                      f"{_fmt(r.get('zero_value', math.nan), r.get('zero_low', math.nan), r.get('zero_high', math.nan))} | "
-                     f"{verdict(r)} |")
+                     f"{_yes_no(r.get('beats_spectral'))} | {_yes_no(r.get('beats_zero'))} | {verdict(r)} |")
     return lines
 
 
@@ -132,21 +142,32 @@ def _comparison(r: Mapping) -> str:
 
 
 def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
-    """The summary's statement, per task, of whether it is representation-sensitive."""
+    """The summary's statement, per task, of whether it is representation-sensitive, then against each baseline
+    alone: beating zero pretraining says pretraining taught the encoder something the task reads, beating the
+    spectral baseline says it reads more than band statistics."""
     parts = []
     for _, r in table.iterrows():
         if r["sensitive"] is None:
             parts.append(f"{r['task']}: {verdict(r)}")
             continue
         parts.append(f"{r['task']}: {'yes' if r['sensitive'] else 'no'} ({_comparison(r)})")
+    decided = table[table["sensitive"].notna()]
+    alone = ""
+    if not decided.empty:
+        def tasks(col: str) -> str:
+            won = decided.loc[decided[col] == True, "task"].tolist()  # noqa: E712
+            return " and ".join([", ".join(won[:-1]), won[-1]] if len(won) > 1 else won) or "no task"
+        alone = (f" Against each baseline alone, the best pretrained encoder's interval lies clear of zero "
+                 f"pretraining's on {tasks('beats_zero')}, and of the spectral baseline's on {tasks('beats_spectral')}.")
     return (f"Representation-sensitive tasks ({protocol}: the best pretrained encoder beats both the spectral "
-            "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + "."
+            "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + "." + alone
             + _one_seed_caveat(table))
 
 
 def _one_seed_caveat(table: pd.DataFrame) -> str:
     """The best of several encoders, picked on the test set of one seed, favours a "yes": say so."""
-    if "n_seeds" in table and (table["sensitive"] == True).any() and (table["n_seeds"] == 1).any():  # noqa: E712
+    won = pd.concat([table[c] == True for c in _VERDICTS if c in table], axis=1).any(axis=1)  # noqa: E712
+    if "n_seeds" in table and (won & (table["n_seeds"] == 1)).any():
         return (" One seed: the best pretrained encoder is picked among several on one seed's test set, which "
                 "favours a 'yes'; more seeds can overturn it.")
     return ""
