@@ -13,7 +13,10 @@ extraction and feature cache.
    the pixel values) and the location alone (latitude and longitude as a unit vector, plus |sin latitude|: where
    each class occurs, ``structures.prevalence``). Accuracy with a 95 % bootstrap interval (``compute_metrics``, 1,000 resamples). The
    same probes also predict the group of every test patch (a class outside every group is its own group): how
-   well the features tell the groups apart.
+   well the features tell the groups apart, and on all classes (the whole task). Two more feature sets ask whether
+   an encoder carries what the band statistics lack: each encoder's features concatenated with the spectral
+   baseline's (the probe standardises every feature), the pretrained one and, as the control for the extra
+   dimensions alone, zero pretraining's.
 2. **kNN similarity** (``--knn``). The study's kNN (cosine, k 20, T 0.07, train + val as memory) on the raw
    features, on features centred on the memory's mean, and on standardised features; with the geometry of each
    feature set: mean cosine between random pairs, the top principal component's share of the variance and the
@@ -126,7 +129,9 @@ def main() -> None:
     probes = {**feats,
               "spectral_means_only": {s: v[:, 0::per_band] for s, v in spectral.items()},
               "spectral_without_means": {s: np.delete(v, np.s_[0::per_band], axis=1) for s, v in spectral.items()},
-              "location_only": {s: location_features(tables[s]) for s in SPLITS}}
+              "location_only": {s: location_features(tables[s]) for s in SPLITS},
+              **{f"{name}_and_spectral": {s: np.concatenate([feats[name][s], spectral[s]], 1) for s in SPLITS}
+                 for name in ("pretrained", "zero_pretraining")}}
 
     classes = list(task.classes)
     results: dict[str, dict] = {"within_group": {}}
@@ -149,6 +154,11 @@ def main() -> None:
         row[name] = [round(v, 3) for v in subset_probe(f, coarse, list(range(len(coarse_names))), a.seed)]
     results["between_groups"] = row
     print("between groups", json.dumps(row), flush=True)
+    row = {"classes": len(classes), "chance": round(1 / len(classes), 3), "n_test": len(labels["test"])}
+    for name, f in probes.items():
+        row[name] = [round(v, 3) for v in subset_probe(f, labels, list(range(len(classes))), a.seed)]
+    results["whole_task"] = row
+    print("whole task", json.dumps(row), flush=True)
     if a.knn:
         results["knn"] = {}
         for name, f in feats.items():
