@@ -16,7 +16,9 @@ extraction and feature cache.
    well the features tell the groups apart, and on all classes (the whole task). Two more feature sets ask whether
    an encoder carries what the band statistics lack: each encoder's features concatenated with the spectral
    baseline's (the probe standardises every feature), the pretrained one and, as the control for the extra
-   dimensions alone, zero pretraining's.
+   dimensions alone, zero pretraining's. On the whole task, paired bootstrap intervals (same test patches) of the
+   accuracy differences that matter: encoder + statistics against zero pretraining + statistics and against the
+   statistics alone, the encoder alone against each baseline.
 2. **kNN similarity** (``--knn``). The study's kNN (cosine, k 20, T 0.07, train + val as memory) on the raw
    features, on features centred on the memory's mean, and on standardised features; with the geometry of each
    feature set: mean cosine between random pairs, the top principal component's share of the variance and the
@@ -47,9 +49,10 @@ def location_features(table) -> np.ndarray:
 
 
 def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], members: list[int],
-                 seed: int) -> tuple[float, float, float]:
+                 seed: int, correct: list | None = None) -> tuple[float, float, float]:
     """Test accuracy [95 % CI] of the study's linear probe trained and scored on the rows whose label is in ``members``
-    (relabelled 0..k-1): one group's classes, or every coarse class."""
+    (relabelled 0..k-1): one group's classes, or every coarse class. ``correct``, if given, receives whether each
+    test row was predicted right (for paired comparisons)."""
     from geodiv.evaluate.linear import fit_linear_probe
     from geodiv.evaluate.metrics import compute_metrics
 
@@ -59,9 +62,26 @@ def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], me
     probe = fit_linear_probe(feats["train"][rows["train"]], y["train"], feats["val"][rows["val"]], y["val"],
                              task_type="classification", n_classes=len(members), grid=[0.01, 0.1, 1.0, 10.0],
                              seed=seed, threads=None)
-    accuracy = compute_metrics("classification", y["test"], probe.scores(feats["test"][rows["test"]]).argmax(1),
-                               n_classes=len(members), metrics=["accuracy"], seed=seed)["accuracy"]
+    predicted = probe.scores(feats["test"][rows["test"]]).argmax(1)
+    if correct is not None:
+        correct.append(predicted == y["test"])
+    accuracy = compute_metrics("classification", y["test"], predicted, n_classes=len(members), metrics=["accuracy"],
+                               seed=seed)["accuracy"]
     return accuracy.value, accuracy.ci_low, accuracy.ci_high
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, seed: int) -> list[float]:
+    """Accuracy of ``a`` minus that of ``b`` (per-row correctness on the same test rows) with a paired percentile
+    bootstrap 95 % interval (1,000 resamples of the test rows): stricter than comparing two independent intervals."""
+    import inspect
+
+    from scipy.stats import bootstrap
+
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    seed_kw = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"  # scipy < 1.15
+    ci = bootstrap((diff,), np.mean, n_resamples=1000, method="percentile",
+                   **{seed_kw: np.random.default_rng(seed)}).confidence_interval
+    return [round(float(diff.mean()), 3), round(float(ci.low), 3), round(float(ci.high), 3)]
 
 
 def feature_geometry(memory: np.ndarray, seed: int) -> dict[str, float]:
@@ -96,6 +116,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--knn", action="store_true", help="also the kNN similarity diagnostics")
+    ap.add_argument("--whole-task-only", action="store_true",
+                    help="only the whole-task probes and their paired comparisons (no per-group probes)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -135,7 +157,7 @@ def main() -> None:
 
     classes = list(task.classes)
     results: dict[str, dict] = {"within_group": {}}
-    for group, members in dict(ARRANGEMENT_GROUPS).items():
+    for group, members in dict(ARRANGEMENT_GROUPS).items() if not a.whole_task_only else ():
         ids = [classes.index(m) for m in members]
         row = {"classes": len(ids), "chance": round(1 / len(ids), 3),
                "n_test": int(np.isin(labels["test"], ids).sum())}
@@ -150,13 +172,22 @@ def main() -> None:
     coarse = {s: np.array([coarse_names.index(group_of.get(int(v), classes[int(v)])) for v in labels[s]])
               for s in SPLITS}
     row = {"classes": len(coarse_names), "chance": round(1 / len(coarse_names), 3), "n_test": len(coarse["test"])}
-    for name, f in probes.items():
+    for name, f in probes.items() if not a.whole_task_only else ():
         row[name] = [round(v, 3) for v in subset_probe(f, coarse, list(range(len(coarse_names))), a.seed)]
     results["between_groups"] = row
     print("between groups", json.dumps(row), flush=True)
     row = {"classes": len(classes), "chance": round(1 / len(classes), 3), "n_test": len(labels["test"])}
+    correct: dict[str, np.ndarray] = {}
     for name, f in probes.items():
-        row[name] = [round(v, 3) for v in subset_probe(f, labels, list(range(len(classes))), a.seed)]
+        right: list = []
+        row[name] = [round(v, 3) for v in subset_probe(f, labels, list(range(len(classes))), a.seed, right)]
+        correct[name] = right[0]
+    # Paired differences on the same test patches: does the pretrained encoder add to the band statistics beyond
+    # what a random encoder's extra dimensions add, and does it beat them alone?
+    for first, second in (("pretrained_and_spectral", "zero_pretraining_and_spectral"),
+                          ("pretrained_and_spectral", "spectral_baseline"),
+                          ("pretrained", "spectral_baseline"), ("pretrained", "zero_pretraining")):
+        row[f"{first} - {second}"] = paired_difference(correct[first], correct[second], a.seed)
     results["whole_task"] = row
     print("whole task", json.dumps(row), flush=True)
     if a.knn:
