@@ -166,7 +166,9 @@ def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
 
 def _one_seed_caveat(table: pd.DataFrame) -> str:
     """The best of several encoders, picked on the test set of one seed, favours a "yes": say so."""
-    won = pd.concat([table[c] == True for c in _VERDICTS if c in table], axis=1).any(axis=1)  # noqa: E712
+    won = pd.Series(False, index=table.index)
+    for col in (c for c in _VERDICTS if c in table):
+        won |= table[col] == True  # noqa: E712 (None: undecided)
     if "n_seeds" in table and (won & (table["n_seeds"] == 1)).any():
         return (" One seed: the best pretrained encoder is picked among several on one seed's test set, which "
                 "favours a 'yes'; more seeds can overturn it.")
@@ -268,7 +270,7 @@ def other_protocols_sentence(tables: Mapping[str, pd.DataFrame]) -> str:
     for protocol, table in tables.items():
         for _, r in table[table["sensitive"] == True].iterrows():  # noqa: E712 (None: undetermined)
             found.append(f"{r['task']} under {protocol} ({_comparison(r)})")
-        caveat = caveat or _one_seed_caveat(table)
+        caveat = caveat or _one_seed_caveat(table[table["sensitive"] == True])  # noqa: E712 (what it names)
     if not tables:
         return ""
     if not found:
