@@ -174,8 +174,9 @@ def main() -> None:
     row = {"classes": len(coarse_names), "chance": round(1 / len(coarse_names), 3), "n_test": len(coarse["test"])}
     for name, f in probes.items() if not a.whole_task_only else ():
         row[name] = [round(v, 3) for v in subset_probe(f, coarse, list(range(len(coarse_names))), a.seed)]
-    results["between_groups"] = row
-    print("between groups", json.dumps(row), flush=True)
+    if not a.whole_task_only:
+        results["between_groups"] = row
+        print("between groups", json.dumps(row), flush=True)
     row = {"classes": len(classes), "chance": round(1 / len(classes), 3), "n_test": len(labels["test"])}
     correct: dict[str, np.ndarray] = {}
     for name, f in probes.items():
