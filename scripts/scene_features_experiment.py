@@ -49,10 +49,10 @@ def location_features(table) -> np.ndarray:
 
 
 def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], members: list[int],
-                 seed: int, correct: list | None = None) -> tuple[float, float, float]:
+                 seed: int) -> tuple[list[float], np.ndarray]:
     """Test accuracy [95 % CI] of the study's linear probe trained and scored on the rows whose label is in ``members``
-    (relabelled 0..k-1): one group's classes, or every coarse class. ``correct``, if given, receives whether each
-    test row was predicted right (for paired comparisons)."""
+    (relabelled 0..k-1): one group's classes, or every coarse class; and whether each test row was predicted right
+    (for paired comparisons)."""
     from geodiv.evaluate.linear import fit_linear_probe
     from geodiv.evaluate.metrics import compute_metrics
 
@@ -63,24 +63,20 @@ def subset_probe(feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], me
                              task_type="classification", n_classes=len(members), grid=[0.01, 0.1, 1.0, 10.0],
                              seed=seed, threads=None)
     predicted = probe.scores(feats["test"][rows["test"]]).argmax(1)
-    if correct is not None:
-        correct.append(predicted == y["test"])
     accuracy = compute_metrics("classification", y["test"], predicted, n_classes=len(members), metrics=["accuracy"],
                                seed=seed)["accuracy"]
-    return accuracy.value, accuracy.ci_low, accuracy.ci_high
+    return [round(v, 3) for v in (accuracy.value, accuracy.ci_low, accuracy.ci_high)], predicted == y["test"]
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, seed: int) -> list[float]:
     """Accuracy of ``a`` minus that of ``b`` (per-row correctness on the same test rows) with a paired percentile
     bootstrap 95 % interval (1,000 resamples of the test rows): stricter than comparing two independent intervals."""
-    import inspect
-
     from scipy.stats import bootstrap
 
+    from geodiv.diversity.correlate import bootstrap_seed
+
     diff = a.astype(np.float64) - b.astype(np.float64)
-    seed_kw = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"  # scipy < 1.15
-    ci = bootstrap((diff,), np.mean, n_resamples=1000, method="percentile",
-                   **{seed_kw: np.random.default_rng(seed)}).confidence_interval
+    ci = bootstrap((diff,), np.mean, n_resamples=1000, method="percentile", **bootstrap_seed(seed)).confidence_interval
     return [round(float(diff.mean()), 3), round(float(ci.low), 3), round(float(ci.high), 3)]
 
 
@@ -162,7 +158,7 @@ def main() -> None:
         row = {"classes": len(ids), "chance": round(1 / len(ids), 3),
                "n_test": int(np.isin(labels["test"], ids).sum())}
         for name, f in probes.items():
-            row[name] = [round(v, 3) for v in subset_probe(f, labels, ids, a.seed)]
+            row[name] = subset_probe(f, labels, ids, a.seed)[0]
         results["within_group"][group] = row
         print(group, json.dumps(row), flush=True)
     # Between groups: the same probe on the group of each class (a class outside every group is its own group),
@@ -173,16 +169,14 @@ def main() -> None:
               for s in SPLITS}
     row = {"classes": len(coarse_names), "chance": round(1 / len(coarse_names), 3), "n_test": len(coarse["test"])}
     for name, f in probes.items() if not a.whole_task_only else ():
-        row[name] = [round(v, 3) for v in subset_probe(f, coarse, list(range(len(coarse_names))), a.seed)]
+        row[name] = subset_probe(f, coarse, list(range(len(coarse_names))), a.seed)[0]
     if not a.whole_task_only:
         results["between_groups"] = row
         print("between groups", json.dumps(row), flush=True)
     row = {"classes": len(classes), "chance": round(1 / len(classes), 3), "n_test": len(labels["test"])}
     correct: dict[str, np.ndarray] = {}
     for name, f in probes.items():
-        right: list = []
-        row[name] = [round(v, 3) for v in subset_probe(f, labels, list(range(len(classes))), a.seed, right)]
-        correct[name] = right[0]
+        row[name], correct[name] = subset_probe(f, labels, list(range(len(classes))), a.seed)
     # Paired differences on the same test patches: does the pretrained encoder add to the band statistics beyond
     # what a random encoder's extra dimensions add, and does it beat them alone?
     for first, second in (("pretrained_and_spectral", "zero_pretraining_and_spectral"),

@@ -59,12 +59,17 @@ def enough_defined(n_defined: int, n_boot: int, confidence: float = 0.95) -> boo
     return n_defined > 0 and n_defined >= confidence * n_boot
 
 
+def bootstrap_seed(seed: int) -> dict[str, np.random.Generator]:
+    """The keyword that seeds ``scipy.stats.bootstrap``: scipy >= 1.15 calls the generator ``rng``, older releases
+    ``random_state``."""
+    keyword = "rng" if "rng" in inspect.signature(st.bootstrap).parameters else "random_state"
+    return {keyword: np.random.default_rng(seed)}
+
+
 def _bootstrap_distribution(x: np.ndarray, y: np.ndarray, method: str, n_boot: int, seed: int) -> np.ndarray:
     def statistic(a, b, axis=-1):
         return _ROW_STATISTICS[method](np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1))
 
-    # scipy >= 1.15 calls the generator ``rng``; older releases ``random_state``.
-    seed_kw = "rng" if "rng" in inspect.signature(st.bootstrap).parameters else "random_state"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate resamples are counted and reported instead
         res = st.bootstrap(
@@ -74,7 +79,7 @@ def _bootstrap_distribution(x: np.ndarray, y: np.ndarray, method: str, n_boot: i
             vectorized=True,
             n_resamples=n_boot,
             method="percentile",
-            **{seed_kw: np.random.default_rng(seed)},
+            **bootstrap_seed(seed),
         )
     return np.asarray(res.bootstrap_distribution, dtype=np.float64)
 

@@ -151,24 +151,25 @@ def sensitivity_sentence(table: pd.DataFrame, protocol: str) -> str:
             parts.append(f"{r['task']}: {verdict(r)}")
             continue
         parts.append(f"{r['task']}: {'yes' if r['sensitive'] else 'no'} ({_comparison(r)})")
-    decided = table[table["sensitive"].notna()]
     alone = ""
-    if not decided.empty:
-        def tasks(col: str) -> str:
-            won = decided.loc[decided[col] == True, "task"].tolist()  # noqa: E712
-            return " and ".join([", ".join(won[:-1]), won[-1]] if len(won) > 1 else won) or "no task"
+    if table["sensitive"].notna().any():
         alone = (f" Against each baseline alone, the best pretrained encoder's interval lies clear of zero "
-                 f"pretraining's on {tasks('beats_zero')}, and of the spectral baseline's on {tasks('beats_spectral')}.")
+                 f"pretraining's on {_tasks_where(table, 'beats_zero')}, and of the spectral baseline's on "
+                 f"{_tasks_where(table, 'beats_spectral')}.")
     return (f"Representation-sensitive tasks ({protocol}: the best pretrained encoder beats both the spectral "
             "baseline and zero pretraining with non-overlapping 95% intervals). " + "; ".join(parts) + "." + alone
             + _one_seed_caveat(table))
 
 
+def _tasks_where(table: pd.DataFrame, column: str) -> str:
+    """The tasks whose verdict ``column`` is True, in words ("a, b and c"; "no task")."""
+    names = table.loc[table[column] == True, "task"].tolist()  # noqa: E712 (None: undecided)
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "no task"
+
+
 def _one_seed_caveat(table: pd.DataFrame) -> str:
     """The best of several encoders, picked on the test set of one seed, favours a "yes": say so."""
-    won = pd.Series(False, index=table.index)
-    for col in (c for c in _VERDICTS if c in table):
-        won |= table[col] == True  # noqa: E712 (None: undecided)
+    won = table.reindex(columns=list(_VERDICTS)).eq(True).any(axis=1)
     if "n_seeds" in table and (won & (table["n_seeds"] == 1)).any():
         return (" One seed: the best pretrained encoder is picked among several on one seed's test set, which "
                 "favours a 'yes'; more seeds can overturn it.")

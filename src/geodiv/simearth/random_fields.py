@@ -87,9 +87,9 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale_px: flo
 
 def linear_quantile_inplace(vals: np.ndarray, q: float) -> np.floating:
     """``np.quantile(vals, q)`` (method 'linear', numpy 2.4's arithmetic, same value and dtype; an older numpy may
-    differ in the last float32 digits) for a 1-D float array,
-    by partitioning ``vals`` in place around the two order statistics it needs: np.quantile also partitions at
-    the extremes and carries ~150 us of generic overhead, several times the work itself at patch sizes."""
+    differ in the last float32 digits) for a 1-D float array, by partitioning ``vals`` in place around the two order
+    statistics it needs: np.quantile also partitions at the extremes and carries ~150 us of generic overhead,
+    several times the work itself at patch sizes."""
     n = vals.size
     virtual = n * q + (1 + q * (1 - 1 - 1)) - 1  # numpy's virtual index for alpha = beta = 1
     if virtual >= n - 1:
