@@ -20,6 +20,25 @@ def test_random_resized_crops_stay_inside_and_flip():
     assert (steps < 0).all(dim=1).any() and (steps > 0).all(dim=1).any()
 
 
+def test_quarter_turns_turn_each_crop_by_a_multiple_of_90_degrees():
+    import torch.nn.functional as F
+
+    x = torch.arange(3 * 2 * 8 * 8, dtype=torch.float32).reshape(3, 2, 8, 8).repeat(20, 1, 1, 1)
+    # Turns are drawn after the crops and flips, so the same seed gives the same crops with and without them.
+    plain = random_resized_crop_grid(60, 8, (0.5, 1.0), hflip=True, gen=torch.Generator().manual_seed(0))
+    turned = random_resized_crop_grid(60, 8, (0.5, 1.0), hflip=True, gen=torch.Generator().manual_seed(0),
+                                      quarter_turns=True)
+    a, b = (F.grid_sample(x, g, mode="bilinear", padding_mode="border", align_corners=False) for g in (plain, turned))
+    turns = []
+    for crop, image in zip(a, b):
+        match = [k for k in range(4) if torch.allclose(image, torch.rot90(crop, k, dims=(-2, -1)), atol=1e-4)]
+        assert len(match) == 1  # each training image is its crop turned, pixel for pixel
+        turns.append(match[0])
+    assert sorted(set(turns)) == [0, 1, 2, 3]
+    assert torch.equal(plain, random_resized_crop_grid(60, 8, (0.5, 1.0), hflip=True,
+                                                       gen=torch.Generator().manual_seed(0), quarter_turns=False))
+
+
 def test_finetune_learns_and_layer_decay_scales():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 24)
@@ -43,6 +62,12 @@ def test_finetune_is_deterministic_for_a_seed():
     a = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=cfg, seed=3)
     b = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=cfg, seed=3)
     np.testing.assert_allclose(predict(a, x, batch_size=4), predict(b, x, batch_size=4))
+    # The config's quarter_turns reach the augmentation: other training images, so another model, again repeatable.
+    turned = cfg.model_copy(update={"quarter_turns": True})
+    c = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=turned, seed=3)
+    d = finetune(tiny_encoder(), x, t, None, None, task_type="regression", n_classes=None, config=turned, seed=3)
+    np.testing.assert_allclose(predict(c, x, batch_size=4), predict(d, x, batch_size=4))
+    assert not np.allclose(predict(a, x, batch_size=4), predict(c, x, batch_size=4))
 
 
 def _imbalanced_separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,7 @@ class FinetuneConfig(StrictModel):
     cutmix: float = Field(0.0, ge=0)
     rrc_scale: tuple[float, float] = (0.2, 1.0)
     hflip: bool = True
+    quarter_turns: bool = False  # random 0/90/180/270-degree turns of each training image (with hflip: all 8 symmetries)
     decoder_channels: int = Field(64, ge=4)
     #: probe: the new head starts as a linear probe fitted on the frozen encoder's features of the training set
     #: (LP-FT, Kumar et al. 2022; classification and regression heads); zero: SatMAE's near-zero init (std 2e-5)

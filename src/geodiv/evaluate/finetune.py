@@ -99,9 +99,11 @@ def finetune_param_groups(model: FinetuneModel, weight_decay: float, layer_decay
 
 # ------------------------------------------------------------------------------------ augmentation
 def random_resized_crop_grid(
-    n: int, size: int, scale: tuple[float, float], hflip: bool, gen: torch.Generator
+    n: int, size: int, scale: tuple[float, float], hflip: bool, gen: torch.Generator, quarter_turns: bool = False
 ) -> torch.Tensor:
-    """Sampling grids (n, S, S, 2) of random resized crops (aspect 3/4..4/3) with optional horizontal flips."""
+    """Sampling grids (n, S, S, 2) of random resized crops (aspect 3/4..4/3) with optional horizontal flips and
+    optional random quarter turns (with the flips: the eight symmetries of the square; an overhead image has no
+    up). The quarter turns are drawn last, so grids without them are the same as before they existed."""
     area = torch.empty(n).uniform_(scale[0], scale[1], generator=gen)
     log_ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
     ratio = torch.exp(log_ratio)
@@ -115,6 +117,12 @@ def random_resized_crop_grid(
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = h
     theta[:, 1, 2] = cy
+    if quarter_turns:
+        k = torch.randint(0, 4, (n,), generator=gen)
+        cos = torch.tensor([1.0, 0.0, -1.0, 0.0])[k]
+        sin = torch.tensor([0.0, 1.0, 0.0, -1.0])[k]
+        rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (n, 2, 2)
+        theta[:, :, :2] = theta[:, :, :2] @ rot  # crop and flip, then turn the result
     return F.affine_grid(theta, [n, 1, size, size], align_corners=False)
 
 
@@ -332,7 +340,7 @@ def _augmented_batch(x_all: torch.Tensor, y_all: torch.Tensor, idx: torch.Tensor
     """Images ``idx`` after a random resized crop and flip (masks follow them), then mixup/cutmix for
     classification; every draw from ``gen``, in this order."""
     size = x_all.shape[-1]
-    grid = random_resized_crop_grid(len(idx), size, config.rrc_scale, config.hflip, gen)
+    grid = random_resized_crop_grid(len(idx), size, config.rrc_scale, config.hflip, gen, config.quarter_turns)
     x = F.grid_sample(x_all[idx], grid, mode="bicubic", padding_mode="border", align_corners=False)
     y = y_all[idx]
     if task_type == "segmentation":
