@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from geodiv.evaluate.config import FinetuneConfig
 from geodiv.evaluate.finetune import finetune, mix_batch, predict, random_resized_crop_grid
@@ -21,8 +22,6 @@ def test_random_resized_crops_stay_inside_and_flip():
 
 
 def test_quarter_turns_turn_each_crop_by_a_multiple_of_90_degrees():
-    import torch.nn.functional as F
-
     x = torch.arange(3 * 2 * 8 * 8, dtype=torch.float32).reshape(3, 2, 8, 8).repeat(20, 1, 1, 1)
     # Turns are drawn after the crops and flips, so the same seed gives the same crops with and without them.
     plain = random_resized_crop_grid(60, 8, (0.5, 1.0), hflip=True, gen=torch.Generator().manual_seed(0))

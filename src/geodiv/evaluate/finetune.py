@@ -3,9 +3,9 @@
 AdamW with layer-wise learning-rate decay (block i of n gets ``layer_decay ** (n + 1 - (i + 1))`` of the rate;
 embeddings ``layer_decay ** (n + 1)``, the head 1), stochastic depth in the encoder, per-iteration linear warmup then
 half-cosine to ``min_lr``, no weight decay on biases, norms and embeddings. Training augmentation: random resized
-crop (scale 0.2-1, aspect 3/4-4/3, bicubic) and horizontal flip, optionally mixup/cutmix for single-label
-classification. After every epoch the model is scored on the validation split (the task's headline metric) and the
-best epoch's weights are kept.
+crop (scale 0.2-1, aspect 3/4-4/3, bicubic) and horizontal flip, optionally quarter turns, optionally mixup/cutmix
+for single-label classification. After every epoch the model is scored on the validation split (the task's headline
+metric) and the best epoch's weights are kept.
 
 The head starts as a linear probe on the frozen features (``head_init: probe``, LP-FT): with SatMAE's near-zero
 head init, the rate ``blr x batch / 256`` and the few steps a small task gives, the head never left the majority
@@ -118,11 +118,10 @@ def random_resized_crop_grid(
     theta[:, 1, 1] = h
     theta[:, 1, 2] = cy
     if quarter_turns:
-        k = torch.randint(0, 4, (n,), generator=gen)
-        cos = torch.tensor([1.0, 0.0, -1.0, 0.0])[k]
-        sin = torch.tensor([0.0, 1.0, 0.0, -1.0])[k]
-        rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (n, 2, 2)
-        theta[:, :, :2] = theta[:, :, :2] @ rot  # crop and flip, then turn the result
+        # rotation matrices by 0, 90, 180 and 270 degrees; theta @ turn: crop and flip, then turn the result
+        turns = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, -1.0], [1.0, 0.0]],
+                              [[-1.0, 0.0], [0.0, -1.0]], [[0.0, 1.0], [-1.0, 0.0]]])
+        theta[:, :, :2] = theta[:, :, :2] @ turns[torch.randint(0, 4, (n,), generator=gen)]
     return F.affine_grid(theta, [n, 1, size, size], align_corners=False)
 
 
@@ -337,7 +336,7 @@ def _loss_fn(task_type: str, label_smoothing: float) -> Callable:
 
 def _augmented_batch(x_all: torch.Tensor, y_all: torch.Tensor, idx: torch.Tensor, task_type: str, n_out: int,
                      config: FinetuneConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``idx`` after a random resized crop and flip (masks follow them), then mixup/cutmix for
+    """Images ``idx`` after a random resized crop, flip and quarter turn (masks follow them), then mixup/cutmix for
     classification; every draw from ``gen``, in this order."""
     size = x_all.shape[-1]
     grid = random_resized_crop_grid(len(idx), size, config.rrc_scale, config.hflip, gen, config.quarter_turns)
