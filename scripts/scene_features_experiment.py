@@ -80,6 +80,34 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int) -> list[float]:
     return [round(float(diff.mean()), 3), round(float(ci.low), 3), round(float(ci.high), 3)]
 
 
+def group_probes(probes: dict[str, dict[str, np.ndarray]], labels: dict[str, np.ndarray], classes: list[str],
+                 seed: int) -> dict[str, dict]:
+    """Every feature set probed inside each arrangement group (its classes only), and between the groups: the same
+    probe on the group of each class (a class outside every group is its own group), so the accuracy says how well
+    the features tell the groups and the other classes apart. Each row is printed as it is done."""
+    from geodiv.simearth import ARRANGEMENT_GROUPS
+
+    out: dict[str, dict] = {"within_group": {}}
+    for group, members in dict(ARRANGEMENT_GROUPS).items():
+        ids = [classes.index(m) for m in members]
+        row = {"classes": len(ids), "chance": round(1 / len(ids), 3),
+               "n_test": int(np.isin(labels["test"], ids).sum())}
+        for name, f in probes.items():
+            row[name] = subset_probe(f, labels, ids, seed)[0]
+        out["within_group"][group] = row
+        print(group, json.dumps(row), flush=True)
+    group_of = {classes.index(m): g for g, members in dict(ARRANGEMENT_GROUPS).items() for m in members}
+    coarse_names = sorted({group_of.get(i, classes[i]) for i in range(len(classes))})
+    coarse = {s: np.array([coarse_names.index(group_of.get(int(v), classes[int(v)])) for v in labels[s]])
+              for s in SPLITS}
+    row = {"classes": len(coarse_names), "chance": round(1 / len(coarse_names), 3), "n_test": len(coarse["test"])}
+    for name, f in probes.items():
+        row[name] = subset_probe(f, coarse, list(range(len(coarse_names))), seed)[0]
+    out["between_groups"] = row
+    print("between groups", json.dumps(row), flush=True)
+    return out
+
+
 def feature_geometry(memory: np.ndarray, seed: int) -> dict[str, float]:
     unit = memory / np.linalg.norm(memory, axis=1, keepdims=True)
     i, j = np.random.default_rng(seed).integers(0, len(unit), (2, 4000))
@@ -123,7 +151,6 @@ def main() -> None:
     from geodiv.evaluate.feature_cache import FeatureStore
     from geodiv.evaluate.inputs import EvalTransform, plan_bands
     from geodiv.evaluate.tasks.registry import load_task
-    from geodiv.simearth import ARRANGEMENT_GROUPS
     from geodiv.study.config import load_study_config
     from geodiv.study.plan import evaluation_config
 
@@ -153,26 +180,8 @@ def main() -> None:
 
     classes = list(task.classes)
     results: dict[str, dict] = {"within_group": {}}
-    for group, members in dict(ARRANGEMENT_GROUPS).items() if not a.whole_task_only else ():
-        ids = [classes.index(m) for m in members]
-        row = {"classes": len(ids), "chance": round(1 / len(ids), 3),
-               "n_test": int(np.isin(labels["test"], ids).sum())}
-        for name, f in probes.items():
-            row[name] = subset_probe(f, labels, ids, a.seed)[0]
-        results["within_group"][group] = row
-        print(group, json.dumps(row), flush=True)
-    # Between groups: the same probe on the group of each class (a class outside every group is its own group),
-    # so the accuracy says how well the features tell the groups and the other classes apart.
-    group_of = {classes.index(m): g for g, members in dict(ARRANGEMENT_GROUPS).items() for m in members}
-    coarse_names = sorted({group_of.get(i, classes[i]) for i in range(len(classes))})
-    coarse = {s: np.array([coarse_names.index(group_of.get(int(v), classes[int(v)])) for v in labels[s]])
-              for s in SPLITS}
-    row = {"classes": len(coarse_names), "chance": round(1 / len(coarse_names), 3), "n_test": len(coarse["test"])}
-    for name, f in probes.items() if not a.whole_task_only else ():
-        row[name] = subset_probe(f, coarse, list(range(len(coarse_names))), a.seed)[0]
     if not a.whole_task_only:
-        results["between_groups"] = row
-        print("between groups", json.dumps(row), flush=True)
+        results.update(group_probes(probes, labels, classes, a.seed))
     row = {"classes": len(classes), "chance": round(1 / len(classes), 3), "n_test": len(labels["test"])}
     correct: dict[str, np.ndarray] = {}
     for name, f in probes.items():
