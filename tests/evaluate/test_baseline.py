@@ -6,6 +6,7 @@ import torch
 
 from geodiv.evaluate import evaluate
 from geodiv.evaluate.baseline import PERCENTILES, SpectralStats, band_centre_scale, spectral_encoder
+from geodiv.evaluate.runner import _FrozenFeatureHeads as _FROZEN_HEADS
 
 from .synthetic import SyntheticTask
 
@@ -87,3 +88,70 @@ def test_cli_baseline_flag(tmp_path, cli_eval_config):
 def test_other_task_types_have_no_class_share(type_, tiny_config):
     records = evaluate("spectral", SyntheticTask(type_, n=(12, 4, 6)), "linear", config=tiny_config)
     assert all(r["max_class_share"] is None for r in records)
+
+
+def _captured_features(monkeypatch, checkpoint, task, config) -> tuple[dict, list[dict]]:
+    """The frozen features the linear head is trained on, and the records."""
+    from geodiv.evaluate import runner
+
+    seen: dict = {}
+    heads = _FROZEN_HEADS
+
+    def capture(task_, tables, feats, *args, **kwargs):
+        seen.update(feats)
+        return heads(task_, tables, feats, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_FrozenFeatureHeads", capture)
+    records = evaluate(checkpoint, task, "linear", config=config)
+    return seen, records
+
+
+@pytest.mark.parametrize("type_", ["classification", "segmentation"])
+def test_band_statistics_are_appended_to_an_encoders_features(monkeypatch, tiny_config, type_):
+    task = SyntheticTask(type_, n=(12, 4, 6))
+    own, own_records = _captured_features(monkeypatch, "random", task, tiny_config)
+    stats, stats_records = _captured_features(monkeypatch, "spectral", task, tiny_config)
+    with_stats = {**tiny_config, "features": {**tiny_config.get("features", {}), "band_statistics": True}}
+    both, records = _captured_features(monkeypatch, "random", task, with_stats)
+    for split in ("train", "val", "test"):
+        d = own[split].shape[-1]
+        assert both[split].shape == (*own[split].shape[:-1], d + stats[split].shape[-1])
+        np.testing.assert_array_equal(both[split][..., :d], own[split])
+        np.testing.assert_array_equal(both[split][..., d:], stats[split].astype(own[split].dtype))
+    assert {r["checkpoint_id"] for r in records} == {own_records[0]["checkpoint_id"] + "+band_statistics"}
+    assert all(any("band statistics appended" in n for n in r["notes"]) for r in records)
+    # The baseline's own rows are the same with the option on: nothing is appended to the statistics themselves.
+    again, again_records = _captured_features(monkeypatch, "spectral", task, with_stats)
+    np.testing.assert_array_equal(again["test"], stats["test"])
+    assert [r["value"] for r in again_records] == [r["value"] for r in stats_records]
+    assert all(r["checkpoint_id"].startswith("spectral:") and "+" not in r["checkpoint_id"] for r in again_records)
+
+
+def test_band_statistics_leave_fine_tuning_alone(tiny_config):
+    tiny_config["finetune"] = {"epochs": 1, "warmup_epochs": 0, "batch_size": 8}
+    task = SyntheticTask(n=(12, 4, 6))
+    plain = evaluate("random", task, "finetune", config=tiny_config)
+    tiny_config["features"] = {**tiny_config.get("features", {}), "band_statistics": True}
+    appended = evaluate("random", task, "finetune", config=tiny_config)
+    assert [(r["value"], r["checkpoint_id"], r["notes"]) for r in appended] == \
+        [(r["value"], r["checkpoint_id"], r["notes"]) for r in plain]
+
+
+def test_band_statistics_need_the_encoders_token_grid(tiny_config):
+    from geodiv import models
+    from geodiv.errors import InputError
+
+    class NoConfig(torch.nn.Module):
+        """A SatMAE encoder of patch 4 that does not say its patch size: the statistics would use 8."""
+
+        def __init__(self):
+            super().__init__()
+            self.inner = models.build_encoder("tiny", img_size=16, patch_size=4)
+            self.in_chans, self.img_size = 10, 16
+
+        def forward_tokens(self, x):
+            return self.inner.forward_tokens(x)
+
+    tiny_config["features"] = {**tiny_config.get("features", {}), "band_statistics": True}
+    with pytest.raises(InputError, match="another patch size"):
+        evaluate(NoConfig(), SyntheticTask("segmentation", n=(12, 4, 6)), "linear", config=tiny_config)

@@ -188,3 +188,22 @@ def test_summary_names_a_task_sensitive_under_another_protocol_only():
     assert checks.check_facts(results, metrics, "linear", other_protocols=["knn"], tables=tables,
                               groups=checks.group_decomposition(results, "linear")) == checks.check_facts(
         results, metrics, "linear", other_protocols=["knn"])
+
+
+def test_band_statistics_appended_are_stated_in_the_summary():
+    spec = {"a": [(0.80, 0.76, 0.84)], "spectral-baseline": [(0.70, 0.65, 0.75)],
+            "zero-pretraining": [(0.60, 0.55, 0.65)]}
+    results = pd.concat([_rows(spec), _rows(spec, protocol="finetune")], ignore_index=True)
+    results["checkpoint_id"] = "abc"
+    assert checks.band_statistics_sentence(results) == ""
+    assert "band_statistics" not in checks.check_facts(results, {"landcover": "accuracy"}, "linear")
+    appended = (results["protocol"] == "linear") & (results["dataset"] != "spectral-baseline")
+    results.loc[appended, "checkpoint_id"] = "abc+band_statistics"
+    sentence = checks.band_statistics_sentence(results)
+    assert sentence.startswith("Band statistics appended (linear):") and "features.band_statistics" in sentence
+    facts = checks.check_facts(results, {"landcover": "accuracy"}, "linear")
+    assert facts["band_statistics"] == sentence
+    from geodiv.report.summary import summarise
+
+    assert sentence in summarise(facts, {})
+    assert checks.band_statistics_sentence(results.drop(columns="checkpoint_id")) == ""

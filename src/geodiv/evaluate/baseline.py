@@ -116,6 +116,13 @@ def spectral_encoder(
     """The baseline on the inputs the zero-pretraining encoder would see (its bands, input size and patch size)."""
     reference = load_encoder("random", random_preset=random_preset, random_overrides=random_overrides,
                              random_bands=random_bands, seed=0)
+    return spectral_encoder_like(reference, scheme)
+
+
+def spectral_encoder_like(reference: Encoder, scheme: str) -> Encoder:
+    """The baseline on the inputs ``reference`` sees: its bands, input size and patch size (the token grid of
+    ``forward_tokens``). Its id depends on those alone, so the statistics of one task's inputs are extracted once
+    and shared by the baseline's own rows and by every encoder that appends them (``features.band_statistics``)."""
     patch = int(getattr(getattr(reference.module, "config", None), "patch_size", 8) or 8)
     centre, scale = band_centre_scale(reference.bands, scheme)
     module = SpectralStats(reference.bands, reference.img_size, patch, centre, scale)

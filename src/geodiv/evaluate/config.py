@@ -21,6 +21,10 @@ class FeatureConfig(StrictModel):
     pool: Literal["global", "cls"] = "global"
     missing_bands: Literal["error", "mean"] = "error"
     batch_size: int = Field(64, ge=1)
+    #: append the spectral baseline's band statistics (geodiv.evaluate.baseline) to every encoder's frozen features,
+    #: pooled and per token, for kNN and the linear probe (fine-tuning is unchanged; the baseline's own rows too):
+    #: does an encoder add to the statistics? (docs/evaluation.md, "Encoder features with band statistics")
+    band_statistics: bool = False
     cache_dir: str | None = None  # default: <out folder>/feature_cache, or memory only without --out
     #: where features are extracted and kNN searches run: "cpu", "cuda", "cuda:1"; default: cuda if available
     device: str | None = None

@@ -20,7 +20,7 @@ import numpy as np
 
 from geodiv.atomic import atomic_open, check_target, file_lock, write_json
 from geodiv.errors import DataError, InputError
-from geodiv.evaluate.baseline import is_spectral, spectral_encoder
+from geodiv.evaluate.baseline import SPECTRAL, is_spectral, spectral_encoder, spectral_encoder_like
 from geodiv.evaluate.config import EvalConfig, resolve_config
 from geodiv.evaluate.encoders import Encoder, load_encoder
 from geodiv.evaluate.feature_cache import FeatureStore, SplitTable, split_size
@@ -50,6 +50,9 @@ RECORD_FIELDS = (
 #: A classification head whose most frequent predicted class covers more than this share of a test set has
 #: collapsed (it predicts one class); its records carry ``max_class_share`` and the report flags them.
 COLLAPSE_SHARE = 0.9
+#: Appended to ``checkpoint_id`` in the records of frozen features with the band statistics appended
+#: (``features.band_statistics``), so that results.csv tells them from the encoder's own features.
+BAND_STATISTICS_SUFFIX = "+band_statistics"
 
 _STORES: dict[str, FeatureStore] = {}
 
@@ -167,9 +170,24 @@ def _feature_heads(
     if seg and protocol == "knn" and cfg.knn.segmentation == "skip":
         notes.append("kNN segmentation skipped (knn.segmentation: skip)")
         return None
-    feats = splits.features(encoder, plan, transform, "tokens" if seg else "pooled", cfg)
+    kind = "tokens" if seg else "pooled"
+    feats = splits.features(encoder, plan, transform, kind, cfg)
+    if appends_band_statistics(encoder, cfg):  # the statistics of the same inputs, on the same token grid
+        stats = splits.features(spectral_encoder_like(encoder, cfg.features.normalize), plan, transform, kind, cfg)
+        if feats["test"].shape[:-1] != stats["test"].shape[:-1]:
+            raise InputError(
+                f"features.band_statistics on task {task.name!r}: the encoder gives {kind} features of shape "
+                f"{feats['test'].shape[1:]} per image but the statistics {stats['test'].shape[1:]} (a token grid of "
+                "another patch size: the encoder's config names none); evaluate it without features.band_statistics"
+            )
+        feats = {split: np.concatenate([f, stats[split].astype(f.dtype)], axis=-1) for split, f in feats.items()}
     frozen = _FrozenFeatureHeads(task, splits.tables, feats, cfg, n_classes, seed, heads)
     return frozen.knn_head if protocol == "knn" else frozen.linear_head
+
+
+def appends_band_statistics(encoder: Encoder, cfg: EvalConfig) -> bool:
+    """Whether ``encoder``'s frozen features get the band statistics appended (not the baseline's own)."""
+    return cfg.features.band_statistics and encoder.source != SPECTRAL
 
 
 class _FrozenFeatureHeads:
@@ -390,8 +408,12 @@ def _evaluate(
                                   region_plan.heads)
         if head is None:
             continue
+        checkpoint_id = encoder.checkpoint_id
+        if proto != "finetune" and appends_band_statistics(encoder, cfg):
+            notes.append("features: the encoder's with the band statistics appended (features.band_statistics)")
+            checkpoint_id += BAND_STATISTICS_SUFFIX
         records.extend(_head_records(head, region_plan, task_obj, proto, splits.tables["test"].labels, n_classes, cfg,
-                                     seed, notes, ckpt_name, encoder.checkpoint_id))
+                                     seed, notes, ckpt_name, checkpoint_id))
         log(f"evaluate {task_obj.name} / {proto}: {len(region_plan.heads)} head(s) in {time.perf_counter() - t0:.1f}s")
     if out is not None:
         write_results(records, out)

@@ -17,6 +17,10 @@ flagged: one class may legitimately dominate a continent's subset.
 (telling a group's members apart, where the group is right): it shows which of the two a pretrained encoder gains
 on, and where the baselines keep up.
 
+*Band statistics appended*: a study evaluated with ``features.band_statistics`` gives each encoder's frozen
+features the spectral baseline's statistics too (results.csv marks those rows' ``checkpoint_id``); the summary says
+so, since the two comparisons above then ask whether an encoder adds to the statistics.
+
 *Reconstruction check*: each pretraining run's masked-patch loss on held-out samples divided by the loss of
 predicting every masked patch as the mean of the sample's visible patches (``geodiv.train.heldout``, mean over
 seeds). Below 1 the reconstructions follow the input beyond its mean colour.
@@ -30,7 +34,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from geodiv.evaluate.metrics import GROUP_METRICS, LOWER_IS_BETTER
-from geodiv.evaluate.runner import COLLAPSE_SHARE
+from geodiv.evaluate.runner import BAND_STATISTICS_SUFFIX, COLLAPSE_SHARE
 from geodiv.study.plan import BASELINES, SPECTRAL_BASELINE, ZERO
 
 _LABELS = {SPECTRAL_BASELINE: "spectral baseline", ZERO: "zero pretraining"}
@@ -304,10 +308,28 @@ def check_facts(results: pd.DataFrame, task_metrics: Mapping[str, str], protocol
     group_text = group_sentence(groups, protocol)
     if group_text:
         facts["groups"] = group_text
+    appended = band_statistics_sentence(results)
+    if appended:
+        facts["band_statistics"] = appended
     collapse = collapse_sentence(results)
     if collapse:
         facts["collapse"] = collapse
     return facts
+
+
+def band_statistics_sentence(results: pd.DataFrame) -> str:
+    """The summary's statement that encoders were read with the band statistics appended (``features.band_statistics``),
+    which changes what beating each baseline means; empty where no row was."""
+    if "checkpoint_id" not in results:
+        return ""
+    marked = results["checkpoint_id"].astype(str).str.endswith(BAND_STATISTICS_SUFFIX)
+    if not marked.any():
+        return ""
+    protocols = sorted(results.loc[marked, "protocol"].unique())
+    return (f"Band statistics appended ({' and '.join(protocols)}): every encoder's frozen features, zero pretraining's "
+            "included, carry the spectral baseline's per-band statistics (evaluation option "
+            "features.band_statistics). Beating the spectral baseline then says an encoder adds to the statistics, "
+            "and beating zero pretraining says pretraining adds more than a random encoder's extra features.")
 
 
 def reconstruction_means(losses: Mapping[str, list[dict]]) -> dict[str, tuple[float, float, float]]:

@@ -52,7 +52,7 @@ def summarise(facts: dict, meta: dict) -> str:
             margins.append(f"{task}: '{first}' leads '{second}' by {gap:.3f} {task_metrics[task]}, {verdict}")
         if margins:
             paras.append("Margins. " + "; ".join(margins) + ".")
-    for key in ("sensitivity", "groups", "collapse", "reconstruction"):  # geodiv.report.checks
+    for key in ("band_statistics", "sensitivity", "groups", "collapse", "reconstruction"):  # geodiv.report.checks
         if facts.get(key):
             paras.append(facts[key])
     corr: dict = facts.get("correlations") or {}
