@@ -10,8 +10,10 @@ fourth readout: a small convolutional head trained on each encoder's frozen toke
 holds the statistics of each token's pixels), the same head and recipe for every encoder (the supervised
 ceiling's, ``scene_ceiling_experiment.train_supervised``; run from ``scripts/``' parent as shown). ``--groups concat``
 keeps a ViT's channel groups apart (their tokens side by side, G x D features) where the study averages them.
-``--readouts`` picks the pooled readouts to probe. A diagnostic for issue 12: it never looks at which pretraining
-region wins.
+``--readouts`` picks the pooled readouts to probe; for a ViT two more read earlier layers: ``block:K`` (the mean
+patch token after block K, 1-based, groups averaged, no norm) and ``all-blocks`` (those means of every block,
+concatenated; MAE features are known to probe better below the last block). The spectral baseline has no blocks and
+gets ``global`` in their place. A diagnostic for issue 12: it never looks at which pretraining region wins.
 
     PYTHONPATH=src python scripts/scene_pooling_experiment.py --ckpt RUN/checkpoint-29.pth --task TASK_FOLDER
 """
@@ -51,6 +53,8 @@ class PooledReadout(nn.Module):
         return tokens.permute(0, 2, 1, 3).reshape(n, 1, length, g * dim)
 
     def forward_features(self, x: torch.Tensor, pool: str | None = None) -> torch.Tensor:
+        if self.readout.startswith("block:") or self.readout == "all-blocks":
+            return self._block_means(x)
         if self._grouped():  # fc_norm of each group's mean token, concatenated: (N, G*D)
             blocks, grid = self.encoder._run_blocks(x)
             per_group = blocks[:, 1:].reshape(x.shape[0], self.encoder.num_groups, grid[0] * grid[1], -1)
@@ -75,6 +79,21 @@ class PooledReadout(nn.Module):
         return torch.cat([whole, centre], dim=1)
 
 
+    def _block_means(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean patch token after each block (cls left out), of one block (``block:K``) or all, concatenated."""
+        means = []
+        hooks = [block.register_forward_hook(lambda _m, _i, out: means.append(out[:, 1:].mean(dim=1)))
+                 for block in self.encoder.blocks]
+        try:
+            self.encoder._run_blocks(x)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        if self.readout == "all-blocks":
+            return torch.cat(means, dim=1)
+        return means[int(self.readout.split(":", 1)[1]) - 1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True, type=Path)
@@ -86,6 +105,8 @@ def main() -> None:
     ap.add_argument("--groups", choices=("mean", "concat"), default="mean",
                     help="a ViT's channel groups: averaged (the study's readout) or concatenated (G x D features)")
     ap.add_argument("--readouts", default="global,centre,global+centre", help="comma-separated readouts to probe")
+    ap.add_argument("--profile", default="quick",
+                    help="the study profile whose evaluation config (probe grid, bootstrap) to use: the checkpoint's")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -97,7 +118,7 @@ def main() -> None:
     from geodiv.study.config import load_study_config
     from geodiv.study.plan import evaluation_config
 
-    cfg = load_study_config(profile="quick")
+    cfg = load_study_config(profile=a.profile)
     econf = evaluation_config(cfg)
     task = load_task(a.task)
     ec = EvalConfig.model_validate(econf)
@@ -109,6 +130,8 @@ def main() -> None:
     results: dict[str, dict] = {}
     for name, enc in encoders.items():
         for readout in a.readouts.split(","):
+            if hasattr(enc.module, "_stats") and (readout.startswith("block:") or readout == "all-blocks"):
+                continue  # the spectral baseline has no blocks: its `global` row stands for it
             module = PooledReadout(enc.module, readout, a.k, enc.bands, enc.img_size, a.groups).eval()
             recs = evaluate.evaluate(module, task, "linear", config=econf, seed=a.seed)
             acc = [r for r in recs if r["metric"] == "accuracy" and r.get("region") in (None, "", "global", "all")][0]
