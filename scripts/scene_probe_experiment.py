@@ -72,6 +72,8 @@ def main() -> None:
                     help="SatMAE's independent masking per group, or one spatial mask for every group")
     ap.add_argument("--norm-pix-loss", action="store_true",
                     help="MAE's per-patch standardised target (off in the paper's runs and the profiles)")
+    ap.add_argument("--one-group", action="store_true",
+                    help="all bands in one channel group (one token per place, as a plain ViT) instead of SatMAE's 3")
     ap.add_argument("--task", default="scene")
     ap.add_argument("--n-train", type=int, default=480)
     ap.add_argument("--n-val", type=int, default=96)
@@ -105,6 +107,10 @@ def main() -> None:
     pre = raw["pretrain"]
     pre.setdefault("model", {}).update(preset=a.preset, patch_size=a.patch_size, mask_ratio=a.mask_ratio,
                         mask_mode=a.mask_mode, norm_pix_loss=a.norm_pix_loss)
+    if a.one_group:  # the zero-pretraining encoder follows (study.plan.encoder_overrides)
+        from geodiv.bands import SATMAE_BANDS
+
+        pre["model"]["channel_groups"] = [list(range(len(pre.get("data", {}).get("bands") or SATMAE_BANDS)))]
     pre["optim"].update(epochs=a.epochs, warmup_epochs=a.warmup, batch_size=a.batch, blr=a.blr)
     pre["optim"]["effective_batch"] = a.batch  # --batch is the effective batch (one process, no accumulation)
     pre["checkpoint_every"] = a.epochs
@@ -126,14 +132,14 @@ def main() -> None:
     times["dataset_s"] = time.perf_counter() - t
 
     tag = f"{a.preset}-p{a.patch_size}-e{a.epochs}-b{a.batch}-lr{a.blr:g}-m{a.mask_ratio:g}" + (
-        "-normpix" if a.norm_pix_loss else "") + ("" if a.mask_mode == "independent" else f"-{a.mask_mode}")
+        "-normpix" if a.norm_pix_loss else "") + ("-onegroup" if a.one_group else "") + ("" if a.mask_mode == "independent" else f"-{a.mask_mode}")
     tag_out = f"{tag}-{a.protocols.replace(',', '+')}-{a.encoders.replace(',', '+')}"
     ckpt = None
     if a.ckpt is not None:
         ckpt = a.ckpt
     elif not a.no_pretrain:
         t = time.perf_counter()
-        conf = pretrain_config(cfg, ds_dir, out / f"model-{a.dataset}-{a.size}-{tag}", a.seed)
+        conf = pretrain_config(cfg, ds_dir, out / f"model-{a.dataset}-{a.size}-{tag}-s{a.seed}", a.seed)
         ckpt = train.pretrain(train.PretrainConfig.model_validate(conf), resume=True)
         times["pretrain_s"] = time.perf_counter() - t
 
