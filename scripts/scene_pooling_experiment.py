@@ -29,6 +29,11 @@ import torch
 from torch import nn
 
 
+def reads_blocks(readout: str) -> bool:
+    """Whether a readout reads the blocks' own outputs (``block:K``, ``all-blocks``), which only a ViT has."""
+    return readout.startswith("block:") or readout == "all-blocks"
+
+
 class PooledReadout(nn.Module):
     """An encoder whose ``forward_features`` is the chosen readout of its patch tokens (``forward_tokens``)."""
 
@@ -53,7 +58,7 @@ class PooledReadout(nn.Module):
         return tokens.permute(0, 2, 1, 3).reshape(n, 1, length, g * dim)
 
     def forward_features(self, x: torch.Tensor, pool: str | None = None) -> torch.Tensor:
-        if self.readout.startswith("block:") or self.readout == "all-blocks":
+        if reads_blocks(self.readout):
             return self._block_means(x)
         if self._grouped():  # fc_norm of each group's mean token, concatenated: (N, G*D)
             blocks, grid = self.encoder._run_blocks(x)
@@ -77,7 +82,6 @@ class PooledReadout(nn.Module):
         if self.readout == "centre":
             return centre
         return torch.cat([whole, centre], dim=1)
-
 
     def _block_means(self, x: torch.Tensor) -> torch.Tensor:
         """Mean patch token after each block (cls left out), of one block (``block:K``) or all, concatenated."""
@@ -130,7 +134,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     for name, enc in encoders.items():
         for readout in a.readouts.split(","):
-            if hasattr(enc.module, "_stats") and (readout.startswith("block:") or readout == "all-blocks"):
+            if hasattr(enc.module, "_stats") and reads_blocks(readout):
                 continue  # the spectral baseline has no blocks: its `global` row stands for it
             module = PooledReadout(enc.module, readout, a.k, enc.bands, enc.img_size, a.groups).eval()
             recs = evaluate.evaluate(module, task, "linear", config=econf, seed=a.seed)
