@@ -181,8 +181,11 @@ def main() -> None:
     report = {"args": vars(a) | {"out": str(a.out)}, "results": results,
               "times": {k: round(v, 1) for k, v in times.items()}}
     print(json.dumps(report, indent=1, default=str))
-    (out / f"result-{a.task}-{tag_out}-{a.size}-{a.n_samples}-{a.n_train}.json").write_text(
-        json.dumps(report, indent=1, default=str))
+    # one file per run: the seed, the test size and a given checkpoint's folder are in the name, so runs that differ
+    # only in those no longer overwrite each other's result
+    source = f"-ckpt-{a.ckpt.parent.name}" if a.ckpt is not None else ""
+    name = f"result-{a.task}-{tag_out}-{a.size}-{a.n_samples}-{a.n_train}-{a.n_test}-s{a.seed}{source}.json"
+    (out / name).write_text(json.dumps(report, indent=1, default=str))
 
 
 def _builtup_r2(task_dir: Path) -> float:

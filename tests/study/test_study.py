@@ -53,6 +53,24 @@ def test_profiles_validate_and_unknown_profile_is_refused():
         load_study_config(profile="nope")
 
 
+def test_shipped_study_configs_validate_and_finer_tokens_is_one_group_at_patch_4():
+    # every study config in configs/study loads; the finer-tokens study (issue 12's next CPU measurement) puts all
+    # ten bands in one group at patch 4 for its pretrained models and its zero-pretraining encoder alike, and only
+    # asks about scene, on a test split four times the standard-cpu profile's
+    from geodiv.study.plan import encoder_overrides
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "study"
+    configs = {p.stem: load_study_config(p) for p in sorted(folder.glob("*.yaml"))}
+    assert {"designs", "finer_tokens", "real_data"} <= set(configs)
+    fine, cpu = configs["finer_tokens"], load_study_config(profile="standard-cpu")
+    preset, overrides, bands = encoder_overrides(fine)
+    assert (preset, overrides["patch_size"], overrides["channel_groups"]) == ("tiny", 4, [list(range(10))])
+    assert len(bands) == 10 and encoder_overrides(cpu)[1]["channel_groups"] != overrides["channel_groups"]
+    assert [d.name for d in fine.datasets] == [d.name for d in cpu.datasets]
+    scene = {t.name: t for t in cpu.tasks}["scene"]
+    assert [(t.name, t.n_train, t.n_test) for t in fine.tasks] == [("scene", scene.n_train, 4 * scene.n_test)]
+
+
 def test_bad_study_config_names_the_field(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("evaluation: {protocols: [knn], main_protocol: linear}\n")
