@@ -46,6 +46,23 @@ def test_first_estimates_come_from_the_measured_unit_costs(tmp_path, monkeypatch
         est[("pretrain", "global seed 0")] + 3 * plan.TRAIN_STEP_S / 2)
 
 
+def test_estimates_scale_with_the_models_tokens_per_sample(tmp_path):
+    # the rates were measured on three channel groups at patch 8; one group at patch 4 has 4/3 of their tokens per
+    # pixel (docs/study.md: 1.40x the pretraining time measured for 1.33x the tokens), one group at patch 8 a third
+    import copy
+
+    def pretrain_and_features(groups, patch):
+        pre = copy.deepcopy(micro_study().pretrain)
+        pre["model"].update(patch_size=patch, **({"channel_groups": groups} if groups else {}))
+        est = {(s.kind, s.name): s.estimate_s for s in plan_study(micro_study(pretrain=pre), tmp_path)}
+        steps = math.ceil(24 / 8) * plan.TRAIN_STEP_S  # the per-step overhead does not scale
+        return est[("pretrain", "global seed 0")] - steps, est[("evaluate", "global s0 / landcover / knn")]
+
+    reference = pretrain_and_features(None, 8)  # SatMAE's three groups of the ten bands
+    for groups, patch, factor in (([list(range(10))], 4, 4 / 3), ([list(range(10))], 8, 1 / 3)):
+        assert pretrain_and_features(groups, patch) == pytest.approx(tuple(factor * r for r in reference))
+
+
 def test_adding_a_protocol_keeps_the_task_and_its_other_evaluations(tmp_path):
     def keys(treecover_protocols):
         study = micro_study(tasks=[{"name": "landcover", "n_train": 24, "n_val": 12, "n_test": 24},

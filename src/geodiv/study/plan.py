@@ -56,6 +56,11 @@ LINEAR_TOKEN_FITS_PER_S = 3_300.0
 FINETUNE_SAMPLES_PER_S_TINY = 20.0
 #: Cost of a preset relative to tiny (FLOPs per sample, satmae.md: tiny 3.02, base 132 GFLOP per step).
 PRESET_COST = {"tiny": 1.0, "small": 3.6, "base": 44.0, "large": 150.0}
+#: Tokens per pixel of the models the rates above were measured on: SatMAE's three channel groups at patch 8. A
+#: model's cost scales with its tokens per sample: tiny at 64 px with one group at patch 4 (256 tokens) pretrained at
+#: 40 samples/s alone on the reference machine, against 56 for three groups at patch 8 (192 tokens): 1.40x the time
+#: for 1.33x the tokens (docs/study.md, "Pretraining seeds and a larger `scene` test set").
+REFERENCE_TOKENS_PER_PIXEL = 3 / 8**2
 #: Similarity FLOP/s of the kNN search (float32 matmul on one CPU core): kNN on segmentation compares every test
 #: patch token with every train/val patch token, so its cost grows with the product of the two, not linearly.
 KNN_FLOPS_PER_S = 2e10
@@ -210,9 +215,11 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
 
 
 def _model_preset(cfg: StudyConfig) -> tuple[str, float]:
-    """The pretrained model's size preset and its cost relative to the measured speeds."""
-    preset = str(cfg.pretrain.get("model", {}).get("preset", "base"))
-    return preset, PRESET_COST.get(preset, 1.0)
+    """The pretrained model's size preset and its cost relative to the measured speeds: the preset's, times its
+    tokens per pixel (channel groups / patch area) over the reference models'."""
+    preset, overrides, _ = encoder_overrides(cfg)
+    tokens_per_pixel = len(overrides["channel_groups"]) / overrides["patch_size"] ** 2
+    return preset, PRESET_COST.get(preset, 1.0) * tokens_per_pixel / REFERENCE_TOKENS_PER_PIXEL
 
 
 def _data_steps(cfg: StudyConfig, out: Path) -> tuple[list[Step], dict[str, str], str | None]:
