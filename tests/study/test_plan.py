@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -49,8 +50,6 @@ def test_first_estimates_come_from_the_measured_unit_costs(tmp_path, monkeypatch
 def test_estimates_scale_with_the_models_tokens_per_sample(tmp_path):
     # the rates were measured on three channel groups at patch 8; one group at patch 4 has 4/3 of their tokens per
     # pixel (docs/study.md: 1.40x the pretraining time measured for 1.33x the tokens), one group at patch 8 a third
-    import copy
-
     def pretrain_and_features(groups, patch):
         pre = copy.deepcopy(micro_study().pretrain)
         pre["model"].update(patch_size=patch, **({"channel_groups": groups} if groups else {}))

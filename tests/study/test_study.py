@@ -10,7 +10,7 @@ from geodiv.errors import ConfigError
 from geodiv.study import run_study
 from geodiv.study.cache import StepCache, step_key
 from geodiv.study.config import StudyConfig, load_study_config, paper_datasets
-from geodiv.study.plan import cached_steps, format_plan, plan_study
+from geodiv.study.plan import cached_steps, encoder_overrides, format_plan, plan_study
 
 from .conftest import micro_study
 
@@ -57,8 +57,6 @@ def test_shipped_study_configs_validate_and_finer_tokens_is_one_group_at_patch_4
     # every study config in configs/study loads; the finer-tokens study (issue 12's next CPU measurement) puts all
     # ten bands in one group at patch 4 for its pretrained models and its zero-pretraining encoder alike, and only
     # asks about scene, on a test split four times the standard-cpu profile's
-    from geodiv.study.plan import encoder_overrides
-
     folder = Path(__file__).resolve().parents[2] / "configs" / "study"
     configs = {p.stem: load_study_config(p) for p in sorted(folder.glob("*.yaml"))}
     assert {"designs", "finer_tokens", "real_data"} <= set(configs)

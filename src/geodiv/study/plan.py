@@ -214,12 +214,13 @@ def plan_study(cfg: StudyConfig, out: Path) -> list[Step]:
     return steps + pretrain_steps + task_steps + _evaluation_steps(cfg, out, model_keys, task_keys)
 
 
-def _model_preset(cfg: StudyConfig) -> tuple[str, float]:
-    """The pretrained model's size preset and its cost relative to the measured speeds: the preset's, times its
-    tokens per pixel (channel groups / patch area) over the reference models'."""
+def _model_preset(cfg: StudyConfig) -> tuple[str, float, dict[str, Any]]:
+    """The pretrained model's size preset, its cost relative to the measured speeds (the preset's, times its tokens
+    per pixel, channel groups / patch area, over the reference models') and its resolved encoder settings
+    (``encoder_overrides``: patch size, channel groups, width where overridden)."""
     preset, overrides, _ = encoder_overrides(cfg)
     tokens_per_pixel = len(overrides["channel_groups"]) / overrides["patch_size"] ** 2
-    return preset, PRESET_COST.get(preset, 1.0) * tokens_per_pixel / REFERENCE_TOKENS_PER_PIXEL
+    return preset, PRESET_COST.get(preset, 1.0) * tokens_per_pixel / REFERENCE_TOKENS_PER_PIXEL, overrides
 
 
 def _data_steps(cfg: StudyConfig, out: Path) -> tuple[list[Step], dict[str, str], str | None]:
@@ -257,7 +258,7 @@ def _pretrain_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str],
                     heldout_key: str | None) -> tuple[list[Step], dict[tuple[str, int], str]]:
     """One pretraining per dataset and seed: the steps and each (dataset, seed)'s model key."""
     steps: list[Step] = []
-    _, cost = _model_preset(cfg)
+    _, cost, _ = _model_preset(cfg)
     model_keys: dict[tuple[str, int], str] = {}
     epochs = int(cfg.pretrain.get("optim", {}).get("epochs", 50))
     batch = int(cfg.pretrain.get("optim", {}).get("batch_size", 64))
@@ -300,11 +301,10 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
                       task_keys: dict[str, str]) -> list[Step]:
     """Every model (and baseline) on every task under each of its protocols."""
     steps: list[Step] = []
-    preset, cost = _model_preset(cfg)
+    preset, cost, encoder = _model_preset(cfg)
     eval_conf = evaluation_config(cfg)
-    model_conf = cfg.pretrain.get("model", {})
-    patch = int(model_conf.get("patch_size", 8))
-    width = int(model_conf.get("overrides", {}).get("embed_dim", MODEL_SIZES.get(preset, MODEL_SIZES["base"])["embed_dim"]))
+    patch = int(encoder["patch_size"])
+    width = int(encoder.get("embed_dim", MODEL_SIZES.get(preset, MODEL_SIZES["base"])["embed_dim"]))
     models = [(ds.name, seed, model_keys[(ds.name, seed)]) for ds in cfg.datasets for seed in cfg.seeds]
     if cfg.evaluation.zero_pretraining:
         models += [(ZERO, seed, step_key("zero", {"seed": seed, "config": eval_conf})) for seed in cfg.seeds]
