@@ -1,7 +1,13 @@
-"""Progress for every long step: a bar with throughput (items/s) and ETA.
+"""Progress for every long step: throughput (items/s) and ETA, as a bar or as timestamped log lines.
 
-One helper so every stage reports the same way. Bars go to stderr and disappear when stderr is not a
-terminal unless ``GEODIV_PROGRESS=1``; set ``GEODIV_PROGRESS=0`` to silence them everywhere.
+One helper so every stage reports the same way, on stderr. ``GEODIV_PROGRESS`` chooses how:
+
+- ``bar`` (or ``1``): a tqdm bar, redrawn in place; the default when stderr is a terminal.
+- ``log``: one timestamped line (``log``) at most every ``GEODIV_PROGRESS_INTERVAL`` seconds (default 60) with
+  the count, the rate since the start, the elapsed time and the ETA; the default when stderr is not a terminal
+  (a log file, CI, a batch job), where a bar's carriage returns would pile up, and what a concurrent study's step
+  processes use, where two bars would draw over each other. A step shorter than the interval prints nothing.
+- ``0``: nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -19,11 +25,69 @@ T = TypeVar("T")
 tqdm.monitor_interval = 0
 
 
-def progress_enabled() -> bool:
+#: Seconds between two log lines of one progress counter in ``log`` mode, unless ``GEODIV_PROGRESS_INTERVAL``.
+DEFAULT_LOG_INTERVAL_S = 60.0
+_MODES = {"bar": "bar", "1": "bar", "true": "bar", "yes": "bar", "log": "log",
+          "0": "off", "false": "off", "no": "off", "": "off"}
+
+
+def progress_mode() -> str:
+    """``bar``, ``log`` or ``off``, from ``GEODIV_PROGRESS`` (default: a bar on a terminal, log lines elsewhere)."""
     flag = os.environ.get("GEODIV_PROGRESS")
-    if flag is not None:
-        return flag not in ("0", "false", "no", "")
-    return sys.stderr.isatty()
+    if flag is None:
+        return "bar" if sys.stderr.isatty() else "log"
+    mode = _MODES.get(flag.strip().lower())
+    if mode is None:
+        raise ValueError(f"GEODIV_PROGRESS={flag!r}: use bar, log or 0")
+    return mode
+
+
+def _log_interval() -> float:
+    raw = os.environ.get("GEODIV_PROGRESS_INTERVAL", "")
+    try:
+        interval = float(raw) if raw else DEFAULT_LOG_INTERVAL_S
+    except ValueError:
+        interval = -1.0
+    if not interval >= 0:
+        raise ValueError(f"GEODIV_PROGRESS_INTERVAL={raw!r}: give the seconds between progress lines, e.g. 60")
+    return interval
+
+
+class _NullFile:
+    """Where a log-mode counter's own drawing goes: it speaks through ``log`` only."""
+
+    def write(self, _text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class LogLines(tqdm):
+    """A tqdm counter that, instead of drawing a bar, logs a line at most every ``interval`` seconds.
+
+    tqdm keeps the count, the rate and the remaining time; ``display`` (which tqdm calls on updates, postfix
+    changes and close) only formats them. The rate is the average since the start (``smoothing=0``), so the ETA
+    does not jump with one slow batch.
+    """
+
+    _WITH_TOTAL = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%), {rate_fmt}, elapsed {elapsed}, ETA {remaining}{postfix}"
+    _WITHOUT_TOTAL = "{desc}: {n_fmt} {unit}, {rate_fmt}, elapsed {elapsed}{postfix}"
+
+    def __init__(self, *args: Any, interval: float = DEFAULT_LOG_INTERVAL_S, **kwargs: Any) -> None:
+        self._interval = interval
+        self._last_line = time.monotonic()
+        kwargs.update(file=_NullFile(), smoothing=0.0, mininterval=min(interval, 0.5))
+        super().__init__(*args, **kwargs)
+
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        now = time.monotonic()
+        if self.n > 0 and now - self._last_line >= self._interval:
+            self._last_line = now
+            meter = self.format_dict
+            meter["bar_format"] = self._WITH_TOTAL if self.total else self._WITHOUT_TOTAL
+            log(" ".join(self.format_meter(**meter).split()))  # tqdm pads the rate to a width
+        return True
 
 
 def progress(
@@ -34,7 +98,11 @@ def progress(
     unit: str = "it",
     disable: bool | None = None,
 ) -> tqdm:
-    """A tqdm bar showing ``unit``/s and ETA; use as an iterator wrapper or with ``.update(n)``."""
+    """A counter showing ``unit``/s and ETA (``progress_mode``); use as an iterator wrapper or with
+    ``.update(n)``. ``disable=True`` silences it whatever the mode (e.g. on every rank but the main one)."""
+    mode = "off" if disable else progress_mode()
+    if mode == "log":
+        return LogLines(iterable, total=total, desc=desc, unit=unit, unit_scale=False, interval=_log_interval())
     return tqdm(
         iterable,
         total=total,
@@ -43,7 +111,7 @@ def progress(
         unit_scale=False,
         dynamic_ncols=True,
         mininterval=0.5,
-        disable=(not progress_enabled()) if disable is None else disable,
+        disable=mode == "off",
         file=sys.stderr,
     )
 

@@ -176,7 +176,7 @@ def test_the_real_plan_has_no_dependency_on_a_later_step(micro, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path, capfd):
+def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path, capfd, monkeypatch):
     import re
 
     import pandas as pd
@@ -192,9 +192,15 @@ def test_a_study_with_jobs_gives_the_results_of_one_job(tmp_path, capfd):
     )
     run_study(study=study, out=tmp_path / "one")
     capfd.readouterr()
+    monkeypatch.setenv("GEODIV_PROGRESS", "bar")  # a terminal's choice: the step processes still write lines
+    monkeypatch.setenv("GEODIV_PROGRESS_INTERVAL", "0")
     run_study(study=study, out=tmp_path / "two", jobs=2, workers=2)
+    err = capfd.readouterr().err
+    # inside a step, progress lines carry the step's prefix, the count and the ETA; no bar is drawn
+    assert re.search(r"\] \[pretrain europe seed 0\] pretrain: \d+/\d+ step \(\d+%\), .*ETA \d\d:\d\d", err)
+    assert "\r" not in err
     # every finished step says how long the study has run and how long the rest should take
-    done = [line for line in capfd.readouterr().err.splitlines() if "] done " in line]
+    done = [line for line in err.splitlines() if "] done " in line]
     assert done and all(re.search(r"\(elapsed \d+m\d\ds, ETA \d+m\d\ds\)$", line) for line in done)
     assert done[-1].endswith("ETA 0m00s)")
     # paths differ; checkpoints agree up to float summation order (each step runs in a process of its own)

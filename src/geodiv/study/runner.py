@@ -24,7 +24,7 @@ import yaml
 from geodiv.atomic import HELD_ENV, atomic_open, folder_lock, write_json, write_text
 from geodiv.diversity import HEADLINE_MEASURES, register_scorers
 from geodiv.errors import ConfigError, DataError, InputError
-from geodiv.progress import log
+from geodiv.progress import log, progress_mode
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
 from geodiv.study.plan import (
@@ -379,6 +379,8 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     observed: dict[str, list[float]] = {}
     unseen = concurrency.concurrent_step_factor(jobs, os.cpu_count() or 1)
     deps = concurrency.dependencies(steps)
+    # Step processes report progress as log lines (prefixed with the step): two bars would draw over each other.
+    step_progress = "0" if progress_mode() == "off" else "log"
 
     def eta() -> float:
         now = time.perf_counter()
@@ -388,7 +390,7 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     def submit(i: int, step: Step, devices: list[int]):
         started[i] = time.perf_counter()
         step.runtime["port_offset"] = devices[0] if devices else 0  # side-by-side torchruns on one node
-        env = {**concurrency.device_env(devices), "GEODIV_PROGRESS": "0", "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
+        env = {**concurrency.device_env(devices), "GEODIV_PROGRESS": step_progress, "GEODIV_LOG_PREFIX": f"[{step.kind} {step.name}] ",
                HELD_ENV: os.path.realpath(out)}  # the study holds its folder's lock for its steps
         if shared is not None:
             return shared.submit(_step_process, cfg, i, steps, env, threads)
