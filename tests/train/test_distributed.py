@@ -67,7 +67,9 @@ def test_two_gloo_processes_match_one_process(shards, tmp_path, workers):
     config_file = tmp_path / "two.yaml"
     config_file.write_text(yaml.safe_dump(two.model_dump(mode="json")))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GEODIV_PROGRESS": "0"}
+    # --log-dir: torchrun's per-run folder goes under tmp_path, not a torchelastic_* folder left in /tmp
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--log-dir", str(tmp_path / "torchrun"),
            "-m", "geodiv", "pretrain", str(config_file)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -102,7 +104,9 @@ def test_a_run_resumed_on_two_processes_continues_at_a_fresh_pass(shards, tmp_pa
     config_file = tmp_path / "more.yaml"
     config_file.write_text(yaml.safe_dump(more.model_dump(mode="json")))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GEODIV_PROGRESS": "0"}
+    # --log-dir: torchrun's per-run folder goes under tmp_path, not a torchelastic_* folder left in /tmp
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--log-dir", str(tmp_path / "torchrun"),
            "-m", "geodiv", "pretrain", str(config_file), "--resume"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
