@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from geodiv.errors import ConfigError
 from geodiv.progress import LogLines, progress, progress_mode
 
 LINE = re.compile(r"^\[geodiv \d\d:\d\d:\d\d\] \[pretrain europe\] pretrain: (\d+)/40 step \((\d+)%\), "
@@ -53,11 +54,11 @@ def test_modes_come_from_the_environment_and_bad_values_say_what_to_use(monkeypa
         monkeypatch.setenv("GEODIV_PROGRESS", flag)
         assert progress_mode() == mode
     monkeypatch.setenv("GEODIV_PROGRESS", "loud")
-    with pytest.raises(ValueError, match="GEODIV_PROGRESS='loud': use bar, log or 0"):
+    with pytest.raises(ConfigError, match="GEODIV_PROGRESS='loud': use bar, log or 0"):
         progress_mode()
     monkeypatch.setenv("GEODIV_PROGRESS", "log")
     monkeypatch.setenv("GEODIV_PROGRESS_INTERVAL", "soon")
-    with pytest.raises(ValueError, match="GEODIV_PROGRESS_INTERVAL='soon'"):
+    with pytest.raises(ConfigError, match="GEODIV_PROGRESS_INTERVAL='soon'"):
         progress(total=3)
     monkeypatch.setenv("GEODIV_PROGRESS_INTERVAL", "0")
     capfd.readouterr()

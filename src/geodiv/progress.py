@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from geodiv.errors import ConfigError
+
 T = TypeVar("T")
 # No tqdm monitor thread: a process without stray threads can fork its shard workers (geodiv.data.parallel).
 tqdm.monitor_interval = 0
@@ -38,7 +40,7 @@ def progress_mode() -> str:
         return "bar" if sys.stderr.isatty() else "log"
     mode = _MODES.get(flag.strip().lower())
     if mode is None:
-        raise ValueError(f"GEODIV_PROGRESS={flag!r}: use bar, log or 0")
+        raise ConfigError(f"GEODIV_PROGRESS={flag!r}: use bar, log or 0")
     return mode
 
 
@@ -49,7 +51,7 @@ def _log_interval() -> float:
     except ValueError:
         interval = -1.0
     if not interval >= 0:
-        raise ValueError(f"GEODIV_PROGRESS_INTERVAL={raw!r}: give the seconds between progress lines, e.g. 60")
+        raise ConfigError(f"GEODIV_PROGRESS_INTERVAL={raw!r}: give the seconds between progress lines, e.g. 60")
     return interval
 
 
