@@ -56,17 +56,26 @@ def test_profiles_validate_and_unknown_profile_is_refused():
 def test_shipped_study_configs_validate_and_finer_tokens_is_one_group_at_patch_4():
     # every study config in configs/study loads; the finer-tokens study (issue 12's next CPU measurement) puts all
     # ten bands in one group at patch 4 for its pretrained models and its zero-pretraining encoder alike, and only
-    # asks about scene, on a test split four times the standard-cpu profile's
+    # asks about scene, on a test split four times the one of the three-group standard-cpu study it grew from
     folder = Path(__file__).resolve().parents[2] / "configs" / "study"
     configs = {p.stem: load_study_config(p) for p in sorted(folder.glob("*.yaml"))}
-    assert {"designs", "finer_tokens", "real_data"} <= set(configs)
-    fine, cpu = configs["finer_tokens"], load_study_config(profile="standard-cpu")
+    assert {"designs", "finer_tokens", "real_data", "standard_cpu_three_groups"} <= set(configs)
+    fine, three = configs["finer_tokens"], configs["standard_cpu_three_groups"]
     preset, overrides, bands = encoder_overrides(fine)
     assert (preset, overrides["patch_size"], overrides["channel_groups"]) == ("tiny", 4, [list(range(10))])
-    assert len(bands) == 10 and encoder_overrides(cpu)[1]["channel_groups"] != overrides["channel_groups"]
-    assert [d.name for d in fine.datasets] == [d.name for d in cpu.datasets]
-    scene = {t.name: t for t in cpu.tasks}["scene"]
+    assert len(bands) == 10 and encoder_overrides(three)[1]["channel_groups"] != overrides["channel_groups"]
+    assert [d.name for d in fine.datasets] == [d.name for d in three.datasets]
+    scene = {t.name: t for t in three.tasks}["scene"]
     assert [(t.name, t.n_train, t.n_test) for t in fine.tasks] == [("scene", scene.n_train, 4 * scene.n_test)]
+    # the standard-cpu profile is the three-group study's design with the finer-tokens encoder and scene's larger
+    # test split, at fewer epochs (15 instead of 26) to fit its two hours
+    cpu = load_study_config(profile="standard-cpu")
+    assert encoder_overrides(cpu)[:2] == (preset, overrides)
+    assert [(t.name, t.n_train, t.n_val) for t in cpu.tasks] == [(t.name, t.n_train, t.n_val) for t in three.tasks]
+    assert {t.name: t.n_test for t in cpu.tasks}["scene"] == 4 * scene.n_test
+    assert cpu.data == three.data and cpu.evaluation == three.evaluation
+    assert (cpu.pretrain["optim"]["epochs"], cpu.pretrain["optim"]["batch_size"]) == (15, 8)
+    assert cpu.pretrain["optim"]["blr"] == fine.pretrain["optim"]["blr"]
 
 
 def test_bad_study_config_names_the_field(tmp_path):
