@@ -1,16 +1,18 @@
 """The study runner end to end on a micro configuration: plan, cache, resume, aggregates, report."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from geodiv.errors import ConfigError
+from geodiv.errors import ConfigError, DataError
 from geodiv.study import run_study
 from geodiv.study.cache import StepCache, step_key
 from geodiv.study.config import StudyConfig, load_study_config, paper_datasets
-from geodiv.study.plan import cached_steps, encoder_overrides, format_plan, plan_study
+from geodiv.study.plan import cached_steps, encoder_overrides, format_plan, plan_study, pretrain_config
 
 from .conftest import micro_study
 
@@ -277,3 +279,34 @@ def test_eta_calibrates_each_cost_class_on_its_own(tmp_path):
     assert _eta(pending, seen) == 10.0 * 50 + 10.0 + 100.0
     seen["pretrain"] = [150.0, 100.0]
     assert _eta(pending, seen) == 10.0 * 50 + 10.0 + 100.0 * 1.5
+
+
+def test_torchrun_pretraining_command_log_dir_and_failures(tmp_path, monkeypatch):
+    # a study with several processes per pretraining launches torchrun: one command per (dataset, seed), its port
+    # offset by the step's, torchrun's log folder inside the model's folder (not a torchelastic_* folder in /tmp),
+    # and a failed or empty run is an error that says how to resume
+    from geodiv.study import runner
+
+    cfg = micro_study(launcher={"nnodes": 1, "nproc_per_node": 2})
+    out_dir = tmp_path / "model"
+    out_dir.mkdir()
+    conf = pretrain_config(cfg, tmp_path / "set", out_dir, 0)
+    calls = []
+
+    def torchrun_exits_with(status):
+        def run(cmd, check):
+            calls.append(cmd)
+            return subprocess.CompletedProcess(cmd, status)
+        return run
+
+    monkeypatch.setattr(runner.subprocess, "run", torchrun_exits_with(3))
+    with pytest.raises(DataError, match="failed with exit status 3; rerun the study to resume"):
+        runner._torchrun_pretrain(cfg, conf, out_dir, port_offset=2)
+    (cmd,) = calls
+    assert "--nproc_per_node=2" in cmd and f"--master_port={cfg.launcher.master_port + 2}" in cmd
+    assert f"--log-dir={out_dir / 'torchrun'}" in cmd
+    assert cmd[-3:] == ["pretrain", str(out_dir / "pretrain.yaml"), "--resume"]
+    assert yaml.safe_load((out_dir / "pretrain.yaml").read_text())["out_dir"] == str(out_dir)
+    monkeypatch.setattr(runner.subprocess, "run", torchrun_exits_with(0))
+    with pytest.raises(DataError, match="wrote no checkpoint"):
+        runner._torchrun_pretrain(cfg, conf, out_dir)

@@ -239,7 +239,10 @@ def _torchrun_pretrain(cfg: StudyConfig, conf: dict[str, Any], out_dir: Path, po
     torchrun = shutil.which("torchrun") or "torchrun"
     cmd = [torchrun, f"--nnodes={launcher.nnodes}", f"--nproc_per_node={launcher.nproc_per_node}",
            f"--node_rank={launcher.node_rank}", f"--master_addr={launcher.master_addr}",
-           f"--master_port={launcher.master_port + port_offset}", "-m", "geodiv", "pretrain", str(config_path), "--resume"]
+           f"--master_port={launcher.master_port + port_offset}",
+           # torchrun's own per-run folder goes beside the model, not into a torchelastic_* folder left in /tmp
+           f"--log-dir={out_dir / 'torchrun'}",
+           "-m", "geodiv", "pretrain", str(config_path), "--resume"]
     log("launching: " + " ".join(cmd))
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0:
