@@ -107,7 +107,11 @@ def main() -> None:
     pre = raw["pretrain"]
     pre.setdefault("model", {}).update(preset=a.preset, patch_size=a.patch_size, mask_ratio=a.mask_ratio,
                         mask_mode=a.mask_mode, norm_pix_loss=a.norm_pix_loss)
-    if a.one_group:  # the zero-pretraining encoder follows (study.plan.encoder_overrides)
+    # the grouping is the flag's, never the profile's (the standard-cpu profile has one group since 2026-11-29; the
+    # measurements in docs/study.md that name it without --one-group used SatMAE's three); the zero-pretraining
+    # encoder follows (study.plan.encoder_overrides)
+    pre["model"].pop("channel_groups", None)
+    if a.one_group:
         from geodiv.bands import SATMAE_BANDS
 
         pre["model"]["channel_groups"] = [list(range(len(pre.get("data", {}).get("bands") or SATMAE_BANDS)))]

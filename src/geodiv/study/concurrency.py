@@ -25,9 +25,10 @@ from geodiv.study.plan import Step
 
 #: How a step's time grows when ``--jobs N`` leaves it ``cores // N`` threads instead of all cores: by
 #: ``(cores / threads) ** THREADS_EXPONENT``. Measured on the reference machine (2026-11-28): the quick study's
-#: steps took 1,269 s with ``--jobs 2`` (one thread per step) against 852 s with one job, 1.49x; the standard-cpu
-#: study's 10,686 s with ``--jobs 2`` against 7,121 s estimated for one job (``plan``'s refitted rates), 1.50x. So
-#: 1.5 = 2 ** 0.585. The standard-cpu study's wall clock, 89.3 min, was half of its sum (the two jobs stayed busy).
+#: steps took 1,269 s with ``--jobs 2`` (one thread per step) against 852 s with one job, 1.49x; the three-group
+#: standard-cpu study's (configs/study/standard_cpu_three_groups.yaml) 10,686 s with ``--jobs 2`` against 7,121 s
+#: estimated for one job (``plan``'s refitted rates), 1.50x. So 1.5 = 2 ** 0.585. Its wall clock, 89.3 min, was
+#: half of its sum (the two jobs stayed busy).
 THREADS_EXPONENT = 0.585
 #: Step kinds that run on a GPU when the node has some.
 GPU_KINDS = ("pretrain", "evaluate")
