@@ -123,6 +123,8 @@ def _losses(**ratios):
 def test_reconstruction_sentence_says_which_runs_follow_the_input():
     none = checks.reconstruction_sentence(_losses(global_=1.11, europe=1.27))
     assert "no pretraining dataset's MAE beats" in none and "1.11 to 1.27" in none
+    assert "test encoders that learned little" in none and "standard-cpu profile" in none  # where to look instead
+    assert "learned little" not in checks.reconstruction_sentence(_losses(global_=0.52, europe=1.04))
     some = checks.reconstruction_sentence(_losses(global_=0.52, europe=1.04, asia=0.98))
     assert "2 of 3 pretraining datasets beat" in some and "below 1: asia, global_" in some and "0.52 to 1.04" in some
     every = checks.reconstruction_sentence(_losses(global_=0.52, europe=0.61))

@@ -358,7 +358,9 @@ def reconstruction_sentence(losses: Mapping[str, list[dict]]) -> str:
     if not below:
         return (head + f"no pretraining dataset's MAE beats predicting each masked patch as the mean of the visible "
                 f"patches ({span}): at this budget the reconstructions do not follow the input beyond its mean "
-                "colour (docs/study.md, 'Quick pretraining recipe').")
+                "colour (docs/study.md, 'Quick pretraining recipe'), so the task verdicts above test encoders that "
+                "learned little; the standard-cpu profile is the CPU budget where they learn (docs/study.md, "
+                "'Profiles').")
     return (head + f"{len(below)} of {len(ratios)} pretraining datasets beat the mean of the visible patches "
             f"({span}; below 1: {', '.join(below)}).")
 
