@@ -38,8 +38,9 @@ SIM_SETUP_S = 2.3
 TASK_PATCH_COST = 2.2
 #: - Pretraining (tiny): 32 sample-steps/s plus 0.026 s per optimiser step: the quick recipe (3 epochs of 768
 #:   samples at 64 px) took 49.7 s at batch 4 and 36.6 s at batch 32 in one process with 2 threads, and 47 s per set
-#:   inside the one-job quick study. Check: the three-group standard-cpu study's pretrainings (26 epochs of 2,048 at batch 32,
-#:   beside another job) took 1,118-1,224 s; this gives 782 s x the 1.5 slowdown of `concurrency` = 1,174 s.
+#:   inside the one-job quick study. Check: the three-group standard-cpu study's pretrainings (26 epochs of 2,048
+#:   at batch 32, beside another job) took 1,118-1,224 s; this gives 782 s x the 1.5 slowdown of `concurrency` =
+#:   1,174 s.
 TRAIN_SAMPLES_PER_S_TINY = 32.0
 TRAIN_STEP_S = 0.026
 #: - Evaluation, from the same one-job run (36 first frozen-feature steps, 36 later ones, 9 fine-tunings): the first
@@ -47,8 +48,8 @@ TRAIN_STEP_S = 0.026
 #:   cached features: 0.34 of that (the linear probe's C grid and its per-continent heads); fine-tuning: 20
 #:   sample-steps/s (every token and the whole encoder's backward pass), plus one feature pass for the probe
 #:   initialisation of the head; a segmentation linear probe: 3,300 (patch token x grid value) fits/s on its
-#:   train + val tokens, fitted to the three-group standard-cpu study's nine (the quick profile has none): 414 s with
-#:   `--jobs 2`, i.e. 276 s before the 1.5 slowdown of `concurrency`, where 12,800/s (timed under load and
+#:   train + val tokens, fitted to the three-group standard-cpu study's nine (the quick profile has none): 414 s
+#:   with `--jobs 2`, i.e. 276 s before the 1.5 slowdown of `concurrency`, where 12,800/s (timed under load and
 #:   rescaled) had given 83 s.
 FORWARD_SAMPLES_PER_S_TINY = 49.0
 LATER_PROTOCOL_SHARE = 0.34
