@@ -154,6 +154,11 @@ def test_cli_study_refuses_zero_jobs(tmp_path, capsys):
     assert main(["study", "--profile", "quick", "--out", str(tmp_path / "s"), "--jobs", "0"]) == 2
     assert "--jobs must be an integer >= 1" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_concurrent_steps_refuse_a_study_over_several_nodes(tmp_path):
+    # a study launched on several nodes needs every node to start the same step at the same time: --jobs > 1 is
+    # refused before anything is written
     from geodiv.study import run_study
 
     from .conftest import micro_study
