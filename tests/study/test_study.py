@@ -70,13 +70,13 @@ def test_shipped_study_configs_validate_and_finer_tokens_is_one_group_at_patch_4
     scene = {t.name: t for t in three.tasks}["scene"]
     assert [(t.name, t.n_train, t.n_test) for t in fine.tasks] == [("scene", scene.n_train, 4 * scene.n_test)]
     # the standard-cpu profile is the three-group study's design with the finer-tokens encoder and scene's larger
-    # test split, at fewer epochs (15 instead of 26) to fit its two hours
+    # test split, at fewer epochs (20 instead of 26) to fit its two hours
     cpu = load_study_config(profile="standard-cpu")
     assert encoder_overrides(cpu)[:2] == (preset, overrides)
     assert [(t.name, t.n_train, t.n_val) for t in cpu.tasks] == [(t.name, t.n_train, t.n_val) for t in three.tasks]
     assert {t.name: t.n_test for t in cpu.tasks}["scene"] == 4 * scene.n_test
     assert cpu.data == three.data and cpu.evaluation == three.evaluation
-    assert (cpu.pretrain["optim"]["epochs"], cpu.pretrain["optim"]["batch_size"]) == (15, 8)
+    assert (cpu.pretrain["optim"]["epochs"], cpu.pretrain["optim"]["batch_size"]) == (20, 8)
     assert cpu.pretrain["optim"]["blr"] == fine.pretrain["optim"]["blr"]
 
 
