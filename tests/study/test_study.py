@@ -61,7 +61,7 @@ def test_shipped_study_configs_validate_and_finer_tokens_is_one_group_at_patch_4
     # asks about scene, on a test split four times the one of the three-group standard-cpu study it grew from
     folder = Path(__file__).resolve().parents[2] / "configs" / "study"
     configs = {p.stem: load_study_config(p) for p in sorted(folder.glob("*.yaml"))}
-    assert {"designs", "finer_tokens", "real_data", "standard_cpu_three_groups"} <= set(configs)
+    assert {"designs", "finer_tokens", "real_data", "standard_cpu_15_epochs", "standard_cpu_three_groups"} <= set(configs)
     fine, three = configs["finer_tokens"], configs["standard_cpu_three_groups"]
     preset, overrides, bands = encoder_overrides(fine)
     assert (preset, overrides["patch_size"], overrides["channel_groups"]) == ("tiny", 4, [list(range(10))])
@@ -78,6 +78,11 @@ def test_shipped_study_configs_validate_and_finer_tokens_is_one_group_at_patch_4
     assert cpu.data == three.data and cpu.evaluation == three.evaluation
     assert (cpu.pretrain["optim"]["epochs"], cpu.pretrain["optim"]["batch_size"]) == (20, 8)
     assert cpu.pretrain["optim"]["blr"] == fine.pretrain["optim"]["blr"]
+    # the profile's first run, at 15 epochs, stays reproducible: the same study in every field but epochs and name
+    first = configs["standard_cpu_15_epochs"]
+    assert first.pretrain["optim"]["epochs"] == 15
+    first.pretrain["optim"]["epochs"] = 20
+    assert first.model_dump(exclude={"name"}) == cpu.model_dump(exclude={"name"})
 
 
 def test_bad_study_config_names_the_field(tmp_path):
