@@ -63,6 +63,17 @@ def read_yaml(path: str | os.PathLike[str]) -> Any:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
 
 
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` merged into ``base`` (in place, and returned): mappings merge key by key; any other value in ``top``,
+    lists included, replaces the one in ``base``."""
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def load_config(model: type[M], path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> M:
     """Read YAML ``path`` into ``model``; ``overrides`` (dotted keys) win over the file."""
     data = read_yaml(path)

@@ -126,3 +126,35 @@ def test_records_carry_the_predicted_class_share(tiny_config):
     records = evaluate("random", SyntheticTask(), "knn", config=tiny_config)
     shares = {r["max_class_share"] for r in records if r["region"] == "global"}
     assert len(shares) == 1 and 1 / 3 <= shares.pop() < 0.9  # three classes, predicted about equally
+
+
+def test_segmentation_linear_probe_fits_on_at_most_max_tokens(tiny_config, monkeypatch):
+    # The per-token probe fits on a seeded uniform sample of at most linear.max_tokens labelled tokens of train and
+    # of validation (the same sample for every encoder); the test split is still scored on every pixel.
+    from geodiv.evaluate import runner
+
+    task = SyntheticTask("segmentation", n=(20, 6, 8))
+    fits = []
+    real = runner.fit_linear_probe
+    monkeypatch.setattr(runner, "fit_linear_probe",
+                        lambda tx, ty, vx, vy, **kw: fits.append((tx, vx)) or real(tx, ty, vx, vy, **kw))
+
+    def run(max_tokens, seed=0):
+        fits.clear()
+        cfg = {**tiny_config, "linear": {"max_tokens": max_tokens}}
+        records = evaluate("random", task, "linear", config=cfg, seed=seed)
+        (tx, vx), = fits
+        return records, np.unique(tx, axis=0).shape[0], np.unique(vx, axis=0).shape[0], tx
+
+    full, n_train, n_val, tx_full = run(None)
+    assert (n_train, n_val) == (80, 24)  # every token of 20 train and 6 val patches, 4 tokens each
+    capped, k_train, k_val, tx = run(20)
+    assert (k_train, k_val) == (20, 20)
+    assert {tuple(row) for row in tx} <= {tuple(row) for row in tx_full}  # a sample of the same tokens
+    again, _, _, tx_again = run(20)
+    assert np.array_equal(tx, tx_again) and again == capped  # seeded: same sample, same numbers
+    _, _, _, tx_other = run(20, seed=1)
+    assert not np.array_equal(np.unique(tx, axis=0), np.unique(tx_other, axis=0))
+    glob = [r for r in capped if r["region"] == "global" and r["metric"] == "miou"]
+    assert glob and glob[0]["n"] == 8 and glob[0]["value"] > 0.5  # scored on every test patch
+    assert run(n_train)[0] == full  # a cap at or above the token count changes nothing

@@ -75,13 +75,44 @@ def test_shipped_study_configs_validate_and_finer_tokens_is_one_group_at_patch_4
     assert encoder_overrides(cpu)[:2] == (preset, overrides)
     assert [(t.name, t.n_train, t.n_val) for t in cpu.tasks] == [(t.name, t.n_train, t.n_val) for t in three.tasks]
     assert {t.name: t.n_test for t in cpu.tasks}["scene"] == 4 * scene.n_test
-    assert cpu.data == three.data and cpu.evaluation == three.evaluation
+    assert cpu.data == three.data
     assert (cpu.pretrain["optim"]["epochs"], cpu.pretrain["optim"]["batch_size"]) == (20, 8)
     assert cpu.pretrain["optim"]["blr"] == fine.pretrain["optim"]["blr"]
-    # the profile's first run, at 15 epochs, stays reproducible: the same study in every field but epochs and name
+    # the profile's earlier runs stay reproducible: the three-group study and the 15-epoch run fitted the foresttype
+    # probe on every token, the profile caps it; otherwise the 15-epoch run is the profile in all but epochs and name
+    evaluations = [c.evaluation.model_dump() for c in (cpu, three)]
+    caps = [e["options"]["linear"].pop("max_tokens") for e in evaluations]
+    assert caps == [16384, None] and evaluations[0] == evaluations[1]
     first, now = (c.model_dump(exclude={"name"}) for c in (configs["standard_cpu_15_epochs"], cpu))
     assert (first["pretrain"]["optim"].pop("epochs"), now["pretrain"]["optim"].pop("epochs")) == (15, 20)
+    assert (first["evaluation"]["options"]["linear"].pop("max_tokens"),
+            now["evaluation"]["options"]["linear"].pop("max_tokens")) == (None, 16384)
     assert first == now
+
+
+def test_a_study_config_extends_a_profile(tmp_path):
+    # mappings merge into the profile's key by key, lists and other values replace the profile's
+    quick = load_study_config(profile="quick")
+    path = tmp_path / "variant.yaml"
+    path.write_text("extends: quick\nname: variant\npretrain: {optim: {epochs: 3}}\nseeds: [4, 5]\n"
+                    "evaluation: {options: {linear: {max_tokens: 100}}}\n")
+    variant = load_study_config(path)
+    assert (variant.name, variant.seeds, variant.pretrain["optim"]["epochs"]) == ("variant", [4, 5], 3)
+    assert variant.evaluation.options["linear"]["max_tokens"] == 100
+    assert variant.evaluation.options["linear"]["c_grid"] == quick.evaluation.options["linear"]["c_grid"]
+    got, want = variant.model_dump(exclude={"name", "seeds"}), quick.model_dump(exclude={"name", "seeds"})
+    got["pretrain"]["optim"].pop("epochs"), want["pretrain"]["optim"].pop("epochs")
+    got["evaluation"]["options"]["linear"].pop("max_tokens")
+    assert got == want
+    for text, message in (("extends: nope\n", "extends: unknown study profile 'nope'; known profiles: .*standard-cpu"),
+                          ("extends: [quick]\n", "extends must name a study profile"),
+                          ("extends: quick\npretrain: {optim: {epochs: 3}}\nbogus: 1\n",
+                           r"variant.yaml \(extends profile 'quick'\).*\n.*bogus: unknown field")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_study_config(path)
+    with pytest.raises(ConfigError, match=r"--profile .*standard-cpu"):
+        load_study_config()
 
 
 def test_bad_study_config_names_the_field(tmp_path):

@@ -215,10 +215,17 @@ class _FrozenFeatureHeads:
         return f.reshape(-1, f.shape[-1]).astype(np.float32)
 
     def expanded(self, split: str, idx: np.ndarray):
-        # (token, class) rows weighted by the class's pixel fraction in the token's patch.
+        """(token, class) rows weighted by the class's pixel fraction in the token's patch; with
+        ``linear.max_tokens``, from at most that many of the split's labelled tokens, drawn uniformly without
+        replacement (seeded by the evaluation seed and the split, so every encoder fits on the same tokens)."""
         frac = self.fractions[split][idx].reshape(-1, self.n_classes)
-        tok, cls = np.nonzero(frac > 0)
-        return self.tokens_of(split, idx)[tok], cls, frac[tok, cls]
+        tokens = np.flatnonzero(frac.sum(1) > 0)  # tokens without labelled pixels give no rows
+        limit = self.cfg.linear.max_tokens
+        if limit is not None and tokens.size > limit:
+            rng = np.random.default_rng((self.seed, ("train", "val").index(split)))
+            tokens = np.sort(rng.choice(tokens, size=limit, replace=False))
+        tok, cls = np.nonzero(frac[tokens] > 0)
+        return self.tokens_of(split, idx)[tokens[tok]], cls, frac[tokens[tok], cls]
 
     def knn_all(self) -> None:
         # Every head's training set is a subset of train + val: one neighbour search serves them all.

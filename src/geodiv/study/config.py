@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from geodiv.config import StrictModel, load_config
+from geodiv.config import StrictModel, deep_merge, load_config, read_yaml, validate_config
 from geodiv.errors import ConfigError
 from geodiv.geo import CONTINENTS
 
@@ -141,16 +141,37 @@ class StudyConfig(StrictModel):
 PROFILES_DIR = Path(__file__).parent / "profiles"
 
 
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
 def profile_path(profile: str) -> Path:
     path = PROFILES_DIR / f"{profile}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise ConfigError(f"unknown study profile {profile!r}; known profiles: {', '.join(known)}")
+        raise ConfigError(f"unknown study profile {profile!r}; known profiles: {', '.join(profile_names())}")
     return path
 
 
 def load_study_config(config: str | os.PathLike[str] | None = None, profile: str | None = None) -> StudyConfig:
+    """A study from a profile name or a YAML file. A file with ``extends: <profile>`` holds only what differs
+    from that profile: its mappings merge into the profile's key by key, its other values (lists included)
+    replace the profile's, so a variant of a profile states its differences and follows the rest."""
     if (config is None) == (profile is None):
         raise ConfigError("a study needs exactly one of a study config file (STUDY.yaml) or a profile name "
-                          "(--profile quick|gpu|standard|paper)")
-    return load_config(StudyConfig, config if config is not None else profile_path(profile))
+                          f"(--profile {'|'.join(profile_names())})")
+    if profile is not None:
+        return load_config(StudyConfig, profile_path(profile))
+    data = read_yaml(config)
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {config} must hold a mapping at the top level, not {type(data).__name__}")
+    if "extends" not in data:
+        return validate_config(StudyConfig, data, str(config))
+    parent = data.pop("extends")
+    if not isinstance(parent, str):
+        raise ConfigError(f"config file {config}: extends must name a study profile "
+                          f"({', '.join(profile_names())}), not {parent!r}")
+    try:
+        base = read_yaml(profile_path(parent))
+    except ConfigError as err:
+        raise ConfigError(f"config file {config}: extends: {err}") from None
+    return validate_config(StudyConfig, deep_merge(base, data), f"{config} (extends profile {parent!r})")

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from geodiv.bands import SATMAE_BANDS, SATMAE_GROUPS, canonical_band
-from geodiv.config import StrictModel, load_config
+from geodiv.config import StrictModel, deep_merge, load_config
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -181,7 +181,7 @@ class PretrainConfig(StrictModel):
             name = data["preset"]
             if name not in RECIPE_PRESETS:
                 return data  # the Literal check reports the unknown name
-            data = _deep_merge(copy.deepcopy(RECIPE_PRESETS[name]), data)
+            data = deep_merge(copy.deepcopy(RECIPE_PRESETS[name]), data)
         return data
 
     @model_validator(mode="after")
@@ -208,15 +208,6 @@ class PretrainConfig(StrictModel):
             f"model.channel_groups is required for bands {self.data.bands} (SatMAE's default groups only "
             "fit its 10 bands); give groups as lists of indices into data.bands, e.g. [[0, 1, 2], [3, 4]]"
         )
-
-
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = _deep_merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def load_pretrain_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> PretrainConfig:
