@@ -41,6 +41,17 @@ def test_first_estimates_come_from_the_measured_unit_costs(tmp_path, monkeypatch
     # the first ETA of a run is the sum of these estimates (no cost class observed yet)
     steps = plan_study(study, tmp_path)
     assert _eta(steps, {}) == pytest.approx(sum(est.values()))
+    # linear.max_tokens caps each split of every head: at 100 tokens the global head fits 100 + 100 rather than
+    # 24 x 16 + 12 x 16 tokens, and each continent head min(64, 100) + min(32, 100)
+    linear_fits = est[("evaluate", "global s0 / foresttype / linear")] - features * plan.LATER_PROTOCOL_SHARE
+    study.evaluation.options["linear"]["max_tokens"] = 100
+    capped = estimates()[("evaluate", "global s0 / foresttype / linear")] - features * plan.LATER_PROTOCOL_SHARE
+    assert capped == pytest.approx(linear_fits * (200 + 6 * 96) / (2 * 36 * tokens))
+    study.evaluation.by_region = False  # the global head alone: half the uncapped rows
+    del study.evaluation.options["linear"]["max_tokens"]
+    alone = estimates()[("evaluate", "global s0 / foresttype / linear")] - features * plan.LATER_PROTOCOL_SHARE
+    assert alone == pytest.approx(linear_fits / 2)
+    study.evaluation.by_region = True
     # and it moves with the constants: a per-step overhead twice as large adds 3 steps' worth per pretraining
     monkeypatch.setattr(plan, "TRAIN_STEP_S", 2 * plan.TRAIN_STEP_S)
     assert estimates()[("pretrain", "global seed 0")] == pytest.approx(

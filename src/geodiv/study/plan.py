@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from geodiv.bands import S2_BANDS
-from geodiv.evaluate.config import DEFAULT_C_GRID
+from geodiv.evaluate.config import DEFAULT_C_GRID, LinearConfig
 from geodiv.models.presets import MODEL_SIZES
 from geodiv.study.cache import StepCache, step_key
-from geodiv.study.config import StudyConfig, TaskSection
+from geodiv.study.config import PAPER_CONTINENTS, StudyConfig, TaskSection
 
 ZERO = "zero-pretraining"
 #: Dataset name of the spectral-statistics baseline's rows (``geodiv.evaluate.baseline``).
@@ -48,7 +48,7 @@ TRAIN_STEP_S = 0.026
 #:   cached features: 0.34 of that (the linear probe's C grid and its per-continent heads); fine-tuning: 20
 #:   sample-steps/s (every token and the whole encoder's backward pass), plus one feature pass for the probe
 #:   initialisation of the head; a segmentation linear probe: 3,300 (patch token x grid value) fits/s on its
-#:   train + val tokens, fitted to the three-group standard-cpu study's nine (the quick profile has none): 414 s
+#:   global head's train + val tokens (its continent heads fitting as many again; `_probe_token_rows`), fitted to the three-group standard-cpu study's nine (the quick profile has none): 414 s
 #:   with `--jobs 2`, i.e. 276 s before the 1.5 slowdown of `concurrency`, where 12,800/s (timed under load and
 #:   rescaled) had given 83 s.
 FORWARD_SAMPLES_PER_S_TINY = 49.0
@@ -298,6 +298,24 @@ def _task_steps(cfg: StudyConfig, out: Path, dataset_keys: dict[str, str]) -> tu
     return steps, task_keys
 
 
+def _probe_token_rows(cfg: StudyConfig, task: TaskSection, tokens: int) -> float:
+    """The patch tokens a segmentation linear step fits its heads on: the global head's train and validation
+    tokens, each split capped at ``linear.max_tokens``, plus, with ``by_region``, one head per continent on a sixth
+    of them (capped alike). LINEAR_TOKEN_FITS_PER_S was measured on steps whose continent heads together fitted as
+    many tokens as the uncapped global head, hence the factor 2 where it is used."""
+    cap = cfg.evaluation.options.get("linear", {}).get("max_tokens", LinearConfig().max_tokens)
+
+    def capped(n: float) -> float:
+        return n if cap is None else min(n, cap)
+
+    splits = (task.n_train * tokens, task.n_val * tokens)
+    rows = sum(capped(n) for n in splits)
+    if cfg.evaluation.by_region:
+        regions = len(PAPER_CONTINENTS)
+        rows += regions * sum(capped(n / regions) for n in splits)
+    return rows
+
+
 def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, int], str],
                       task_keys: dict[str, str]) -> list[Step]:
     """Every model (and baseline) on every task under each of its protocols."""
@@ -334,7 +352,7 @@ def _evaluation_steps(cfg: StudyConfig, out: Path, model_keys: dict[tuple[str, i
                 if seg and protocol == "knn":
                     est += 2.0 * (task.n_train + task.n_val) * tokens * task.n_test * tokens * width / KNN_FLOPS_PER_S
                 if seg and protocol == "linear":
-                    est += (task.n_train + task.n_val) * tokens * (len(c_grid) + 1) / LINEAR_TOKEN_FITS_PER_S
+                    est += _probe_token_rows(cfg, task, tokens) * (len(c_grid) + 1) / (2 * LINEAR_TOKEN_FITS_PER_S)
                 key = step_key("evaluate", inputs)
                 steps.append(Step("evaluate", f"{dataset} s{seed} / {task.name} / {protocol}", key, est, inputs,
                                   {"json": str(out / "evaluations" / f"{dataset}-s{seed}__{task.name}__{protocol}-{key[:8]}.json"),
