@@ -9,6 +9,12 @@
   shared by all heads, top-k in torch (``knn_predict_many``). Baseline: the previous code, one search per head
   (the head's memory, a numpy product, a single-threaded ``argpartition``). The exponent of time in n is fitted
   over the sizes (1 = linear: at a fixed test set, exhaustive kNN is linear in the training patches).
+- linear probe on segmentation: the global head of the per-token linear probe (``geodiv evaluate``'s code: C from
+  the standard-cpu grid 0.01 ... 10 on validation tokens, refit on train + val) on n training patches of 64
+  tokens, fitted on at most ``linear.max_tokens`` = 16,384 tokens per split (the standard-cpu profile's value)
+  against every token (baseline). Token features are class centres mixed by each token's pixel class fractions plus
+  noise, so weakly regularised fits run long, as on encoder features. The cap bounds the time; the accuracy row
+  says what it costs.
 """
 
 from __future__ import annotations
@@ -128,5 +134,65 @@ def _knn_rows(quick: bool) -> list[dict]:
     return rows
 
 
+def _segmentation_split(n: int, rng: np.random.Generator, centres: np.ndarray):
+    """n 32-px masks (classes on a 5 x 5 grid, so tokens straddle class borders) and their 8 x 8 token features."""
+    import torch
+
+    from geodiv.evaluate.segmentation import patch_fractions
+
+    coarse = torch.from_numpy(rng.integers(0, CLASSES, (n, 1, 5, 5)).astype(np.float32))
+    masks = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="nearest")[:, 0].numpy().astype(np.int64)
+    frac = patch_fractions(masks, 8, CLASSES)  # (n, 64, K)
+    feats = frac @ centres + rng.normal(0, 2.0, (n, TOKENS, DIM))
+    return masks, feats.astype(np.float32)
+
+
+def _segmentation_linear_rows(quick: bool) -> list[dict]:
+    from types import SimpleNamespace
+
+    from geodiv.evaluate.config import EvalConfig
+    from geodiv.evaluate.regions import GLOBAL, HeadSpec
+    from geodiv.evaluate.runner import _FrozenFeatureHeads
+
+    sizes, cap, n_test = ((20, 40), 640, 10) if quick else ((250, 500, 1000), 16_384, 100)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (CLASSES, DIM))
+    test_masks, test_feats = _segmentation_split(n_test, rng, centres)
+    rows, accuracy = [], {}
+    for n in sizes:
+        (tr_masks, tr_feats), (va_masks, va_feats) = (_segmentation_split(m, rng, centres) for m in (n, n // 4))
+        tables = {s: _Split(m) for s, m in (("train", tr_masks), ("val", va_masks), ("test", test_masks))}
+        times = {}
+        for limit in (cap, None):
+            cfg = EvalConfig(linear={"c_grid": [0.01, 0.1, 1.0, 10.0], "max_tokens": limit})
+            heads = _FrozenFeatureHeads(SimpleNamespace(type="segmentation"), tables,
+                                        {"train": tr_feats, "val": va_feats, "test": test_feats}, cfg, CLASSES, 0,
+                                        [])
+            t = time.perf_counter()
+            (_, pred), = heads.linear_head(HeadSpec(GLOBAL, np.arange(n), np.arange(n // 4)))
+            times[limit] = time.perf_counter() - t
+            accuracy[limit] = float((pred == test_masks).mean())
+        rows.append({"benchmark": f"linear probe segmentation, {n} training patches, global head",
+                     "value": round(times[cap], 2), "unit": "s (wall)", "baseline": round(times[None], 2),
+                     "ratio": round(times[None] / times[cap], 2), "target": "-",
+                     "note": f"{n * TOKENS:,} + {n // 4 * TOKENS:,} train + val tokens, at most {cap:,} each "
+                             f"(baseline: all), d={DIM}, {CLASSES} classes, 4 C values + refit, 1 thread"})
+    rows.append({"benchmark": f"linear probe segmentation, {sizes[-1]} training patches: pixel accuracy",
+                 "value": round(accuracy[cap], 3), "unit": "accuracy", "baseline": round(accuracy[None], 3),
+                 "ratio": round(accuracy[cap] / accuracy[None], 3), "target": "-",
+                 "note": f"{n_test} test patches scored on every pixel; capped at {cap:,} tokens vs every token"})
+    return rows
+
+
+class _Split:
+    """A split table as ``_FrozenFeatureHeads`` reads one: its labels (masks) and its length."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
 def run(quick: bool = False) -> list[dict]:
-    return _build_rows(quick) + _knn_rows(quick)
+    return _build_rows(quick) + _knn_rows(quick) + _segmentation_linear_rows(quick)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -164,3 +167,37 @@ def test_geotiff_and_fmow_builds_in_parallel(tmp_path, source):
     assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
     assert (tmp_path / "two" / ".progress" / "parts").is_dir()  # made by the process pool's workers
     assert not (tmp_path / "one" / ".progress" / "parts").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("initializer", ["die_with_parent", "_one_thread"])
+def test_pool_workers_end_when_the_process_that_started_them_is_killed(tmp_path, initializer):
+    # A study or build killed by a signal must not leave a worker running its step on: the parent starts a worker
+    # on a 60-s task and is SIGKILLed (no cleanup runs); its worker must be gone within seconds.
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from geodiv.data.parallel import {initializer}
+pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer={initializer},
+                           initargs=(os.getpid(),))
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 60)
+time.sleep(60)
+"""], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # stderr: the killed parent's leak warnings
+    worker = int(parent.stdout.readline())
+    assert _alive(worker)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for a reaper)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")

@@ -39,8 +39,25 @@ def check_parallel(workers: int, scheduler: str | None) -> None:
         )
 
 
-def _one_thread() -> None:
+def die_with_parent(parent: int) -> None:
+    """Pool worker initializer: the kernel ends this worker (SIGTERM) when ``parent``, the process that started it,
+    dies (Linux ``PR_SET_PDEATHSIG``). Otherwise a build or study stopped with SIGTERM or SIGKILL leaves its workers
+    running their task to the end (a pretraining step: many minutes), still writing into its output folder beside
+    a rerun. Elsewhere a no-op: a worker then stops when it next reads from its broken pipe."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _one_thread(parent: int) -> None:
     from threadpoolctl import threadpool_limits
+
+    die_with_parent(parent)
 
     for var in _THREAD_VARS:
         os.environ[var] = "1"
@@ -64,7 +81,8 @@ def shard_executor(workers: int = 1, scheduler: str | None = None) -> Iterator[E
             yield None
             return
         ctx = multiprocessing.get_context(_start_method())
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_one_thread,
+                                 initargs=(os.getpid(),)) as pool:
             yield pool
         return
     try:

@@ -355,6 +355,7 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from geodiv.data.parallel import die_with_parent
     from geodiv.study import concurrency
 
     gpus = concurrency.visible_gpus()
@@ -374,7 +375,9 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
     # With GPUs each step gets a fresh process: CUDA_VISIBLE_DEVICES is fixed once CUDA starts. Without, `jobs`
     # processes serve every step, so each imports torch and geodiv once instead of once per step (seconds each, on
     # the quick study's ~100 short steps). Steps seed themselves and read their log prefix at call time.
-    shared = None if gpus else ProcessPoolExecutor(max_workers=jobs, mp_context=ctx)
+    # Workers end with the study (die_with_parent): a study stopped by a signal leaves no step running on.
+    pool_kw = {"mp_context": ctx, "initializer": die_with_parent, "initargs": (os.getpid(),)}
+    shared = None if gpus else ProcessPoolExecutor(max_workers=jobs, **pool_kw)
 
     # The ETA: the steps left, scheduled as run_concurrently starts them, each taking its estimate rescaled by what
     # its cost class took so far in this run (before any, by the --jobs slowdown of concurrency.concurrent_step_factor).
@@ -397,7 +400,7 @@ def _run_concurrent(cfg: StudyConfig, steps: list[Step], cache: StepCache, out: 
                HELD_ENV: os.path.realpath(out)}  # the study holds its folder's lock for its steps
         if shared is not None:
             return shared.submit(_step_process, cfg, i, steps, env, threads)
-        pools[i] = ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+        pools[i] = ProcessPoolExecutor(max_workers=1, **pool_kw)
         return pools[i].submit(_step_process, cfg, i, steps, env, threads)
 
     def finished(i: int, step: Step, result: tuple[dict, float]) -> None:
