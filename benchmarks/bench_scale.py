@@ -149,6 +149,14 @@ def _segmentation_split(n: int, rng: np.random.Generator, centres: np.ndarray):
     return masks, feats.astype(np.float32)
 
 
+def _split_table(masks: np.ndarray):
+    """The evaluation's split table for unlocated samples with these masks."""
+    from geodiv.evaluate.feature_cache import SplitTable
+
+    n = len(masks)
+    return SplitTable(np.arange(n).astype(str), masks, np.full(n, np.nan), np.full(n, np.nan), np.full(n, ""))
+
+
 def _segmentation_linear_rows(quick: bool) -> list[dict]:
     from types import SimpleNamespace
 
@@ -163,7 +171,7 @@ def _segmentation_linear_rows(quick: bool) -> list[dict]:
     rows, accuracy = [], {}
     for n in sizes:
         (tr_masks, tr_feats), (va_masks, va_feats) = (_segmentation_split(m, rng, centres) for m in (n, n // 4))
-        tables = {s: _Split(m) for s, m in (("train", tr_masks), ("val", va_masks), ("test", test_masks))}
+        tables = {s: _split_table(m) for s, m in (("train", tr_masks), ("val", va_masks), ("test", test_masks))}
         times = {}
         for limit in (cap, None):
             cfg = EvalConfig(linear={"c_grid": [0.01, 0.1, 1.0, 10.0], "max_tokens": limit})
@@ -184,16 +192,6 @@ def _segmentation_linear_rows(quick: bool) -> list[dict]:
                  "ratio": round(accuracy[cap] / accuracy[None], 3), "target": "-",
                  "note": f"{n_test} test patches scored on every pixel; capped at {cap:,} tokens vs every token"})
     return rows
-
-
-class _Split:
-    """A split table as ``_FrozenFeatureHeads`` reads one: its labels (masks) and its length."""
-
-    def __init__(self, labels: np.ndarray) -> None:
-        self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 def run(quick: bool = False) -> list[dict]:

@@ -74,11 +74,17 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def load_config(model: type[M], path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> M:
-    """Read YAML ``path`` into ``model``; ``overrides`` (dotted keys) win over the file."""
+def read_mapping(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``read_yaml`` for a config file, which must hold a mapping at the top level."""
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level, not {type(data).__name__}")
+    return data
+
+
+def load_config(model: type[M], path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> M:
+    """Read YAML ``path`` into ``model``; ``overrides`` (dotted keys) win over the file."""
+    data = read_mapping(path)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     return validate_config(model, data, str(path))

@@ -210,9 +210,11 @@ class _FrozenFeatureHeads:
         self.global_param: dict[str, float] = {}
         self.knn_results: dict[int, dict[int, np.ndarray]] = {}
 
-    def tokens_of(self, split: str, idx: np.ndarray) -> np.ndarray:
+    def tokens_of(self, split: str, idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The patch tokens of samples ``idx`` as float32 rows (only ``rows`` of them, when given)."""
         f = self.feats[split][idx]
-        return f.reshape(-1, f.shape[-1]).astype(np.float32)
+        f = f.reshape(-1, f.shape[-1])
+        return (f if rows is None else f[rows]).astype(np.float32)
 
     def expanded(self, split: str, idx: np.ndarray):
         """(token, class) rows weighted by the class's pixel fraction in the token's patch; with
@@ -225,7 +227,7 @@ class _FrozenFeatureHeads:
             rng = np.random.default_rng((self.seed, ("train", "val").index(split)))
             tokens = np.sort(rng.choice(tokens, size=limit, replace=False))
         tok, cls = np.nonzero(frac[tokens] > 0)
-        return self.tokens_of(split, idx)[tokens[tok]], cls, frac[tokens[tok], cls]
+        return self.tokens_of(split, idx, tokens[tok]), cls, frac[tokens[tok], cls]
 
     def knn_all(self) -> None:
         # Every head's training set is a subset of train + val: one neighbour search serves them all.

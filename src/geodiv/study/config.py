@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from geodiv.config import StrictModel, deep_merge, load_config, read_yaml, validate_config
+from geodiv.config import StrictModel, deep_merge, load_config, read_mapping, validate_config
 from geodiv.errors import ConfigError
 from geodiv.geo import CONTINENTS
 
@@ -161,9 +161,7 @@ def load_study_config(config: str | os.PathLike[str] | None = None, profile: str
                           f"(--profile {'|'.join(profile_names())})")
     if profile is not None:
         return load_config(StudyConfig, profile_path(profile))
-    data = read_yaml(config)
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {config} must hold a mapping at the top level, not {type(data).__name__}")
+    data = read_mapping(config)
     if "extends" not in data:
         return validate_config(StudyConfig, data, str(config))
     parent = data.pop("extends")
@@ -171,7 +169,7 @@ def load_study_config(config: str | os.PathLike[str] | None = None, profile: str
         raise ConfigError(f"config file {config}: extends must name a study profile "
                           f"({', '.join(profile_names())}), not {parent!r}")
     try:
-        base = read_yaml(profile_path(parent))
+        base = read_mapping(profile_path(parent))
     except ConfigError as err:
         raise ConfigError(f"config file {config}: extends: {err}") from None
     return validate_config(StudyConfig, deep_merge(base, data), f"{config} (extends profile {parent!r})")

@@ -48,9 +48,9 @@ TRAIN_STEP_S = 0.026
 #:   cached features: 0.34 of that (the linear probe's C grid and its per-continent heads); fine-tuning: 20
 #:   sample-steps/s (every token and the whole encoder's backward pass), plus one feature pass for the probe
 #:   initialisation of the head; a segmentation linear probe: 3,300 (patch token x grid value) fits/s on its
-#:   global head's train + val tokens (its continent heads fitting as many again; `_probe_token_rows`), fitted to the three-group standard-cpu study's nine (the quick profile has none): 414 s
-#:   with `--jobs 2`, i.e. 276 s before the 1.5 slowdown of `concurrency`, where 12,800/s (timed under load and
-#:   rescaled) had given 83 s.
+#:   global head's train + val tokens (its continent heads fitting as many again; `_probe_token_rows`), fitted to
+#:   the three-group standard-cpu study's nine (the quick profile has none): 414 s with `--jobs 2`, i.e. 276 s
+#:   before the 1.5 slowdown of `concurrency`, where 12,800/s (timed under load and rescaled) had given 83 s.
 FORWARD_SAMPLES_PER_S_TINY = 49.0
 LATER_PROTOCOL_SHARE = 0.34
 LINEAR_TOKEN_FITS_PER_S = 3_300.0
