@@ -12,7 +12,7 @@ from pathlib import Path
 import geodiv
 
 STAGES = ["geo", "simearth", "data", "diversity", "models", "train", "evaluate", "study", "report"]
-FOUNDATION = {"errors", "atomic", "progress", "bands", "config"}
+FOUNDATION = {"errors", "atomic", "progress", "bands", "config", "machine"}
 PACKAGE = Path(geodiv.__file__).parent
 
 #: Import edges (importer -> imported) known to close a circle, each with the issue that removes it. Keep this to

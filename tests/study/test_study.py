@@ -184,6 +184,7 @@ def test_micro_study_runs_resumes_and_aggregates(tmp_path, micro, monkeypatch):
     assert meta["tasks"]["landcover"]["metric"] == "accuracy" and meta["tasks"]["treecover"]["metric"] == "r2"
     assert set(meta["sample_points"]) == {"one-hot-europe", "one-hot-africa", "global"}
     assert meta["jobs"] == 1  # steps in turn, with every core's threads
+    assert meta["machine"]["torch_cpu_capability"] and meta["machine"]["cores"] >= 1  # geodiv.machine
     # the held-out reconstruction check of every pretraining, on one held-out set away from all pretraining samples
     losses = meta["reconstruction_losses"]
     assert set(losses) == {"one-hot-europe", "one-hot-africa", "global"}

@@ -11,6 +11,8 @@ import math
 
 import pandas as pd
 
+from geodiv.machine import machine_sentence
+
 
 def summarise(facts: dict, meta: dict) -> str:
     paras: list[str] = []
@@ -80,4 +82,6 @@ def summarise(facts: dict, meta: dict) -> str:
     if facts.get("paper_comparison"):
         paras.append("The per-dataset ordering is compared with the published one in the last section.")
     paras.append(data_note)
+    if meta.get("machine"):  # studies since 2026-11-29 record it (geodiv.machine)
+        paras.append(machine_sentence(meta["machine"]))
     return "\n\n".join(paras)

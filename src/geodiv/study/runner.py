@@ -24,6 +24,7 @@ import yaml
 from geodiv.atomic import HELD_ENV, atomic_open, folder_lock, write_json, write_text
 from geodiv.diversity import HEADLINE_MEASURES, register_scorers
 from geodiv.errors import ConfigError, DataError, InputError
+from geodiv.machine import describe_machine
 from geodiv.progress import log, progress_mode
 from geodiv.study.cache import StepCache
 from geodiv.study.config import StudyConfig, load_study_config
@@ -502,4 +503,5 @@ def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float, jobs
         "timings": timings,
         "jobs": jobs,  # of the run that wrote this; steps ran with cores // jobs threads (summation order)
         "python": sys.version.split()[0],
+        "machine": describe_machine(),  # CPU kind and kernel path: numbers repeat only on the same kind
     }
