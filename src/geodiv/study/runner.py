@@ -503,5 +503,7 @@ def study_meta(cfg: StudyConfig, steps: list[Step], out: Path, wall: float, jobs
         "timings": timings,
         "jobs": jobs,  # of the run that wrote this; steps ran with cores // jobs threads (summation order)
         "python": sys.version.split()[0],
-        "machine": describe_machine(),  # CPU kind and kernel path: numbers repeat only on the same kind
+        # Of the run that wrote this, like "jobs": steps cached by an earlier run on another machine are not told
+        # apart. CPU numbers repeat to the bit only on the same kind of CPU (geodiv.machine).
+        "machine": describe_machine(),
     }
