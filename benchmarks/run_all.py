@@ -30,14 +30,9 @@ def machine() -> str:
     import numpy as np
     import torch
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from geodiv.machine import cpu_model
+
+    cpu = cpu_model()
     mem = ""
     try:
         kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1])
